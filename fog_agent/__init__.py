@@ -1,0 +1,1 @@
+"""fog_agent: DMO-SAPO trained inside fog's learned environments (see the project README)."""

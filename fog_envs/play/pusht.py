@@ -1,0 +1,101 @@
+"""A scripted Push-T play policy: approach the T, push it from varied sides, wander, with noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely.geometry as sg
+
+from fog_envs.real.pusht import MAX_TARGET_DELTA
+from fog_envs.real.pusht_reward import GOAL_POSE, tee_polygon
+
+
+@dataclass(frozen=True)
+class PushTPlayConfig:
+    """Probabilities and magnitudes of the play behaviours."""
+
+    p_goal_directed: float = 0.4  #: chance a push is aimed to move the block towards the goal
+    p_wander: float = 0.1  #: chance the next segment is a random wander instead of a push
+    push_steps: tuple[int, int] = (4, 16)  #: length range of one push, in steps
+    wander_steps: tuple[int, int] = (3, 12)
+    standoff: float = 28.0  #: pixels between the contact point and the approach waypoint
+    noise: float = 0.15  #: std of Gaussian action noise (normalised units)
+    speed: tuple[float, float] = (0.5, 1.0)  #: range of the per-segment speed scale
+
+
+class PushTPlayPolicy:
+    """Contact-rich exploration for ``RealPushT-v0`` (implements :class:`fog_envs.play.base.PlayPolicy`)."""
+
+    def __init__(self, config: PushTPlayConfig = PushTPlayConfig()) -> None:
+        self.config = config
+        self._rng = np.random.default_rng(0)
+        self._mode = "approach"
+        self._steps_left = 0
+        self._waypoint = np.zeros(2)
+        self._push_dir = np.zeros(2)
+        self._speed = 1.0
+
+    def reset(self, info: dict[str, Any], rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._plan(np.asarray(info["state"], dtype=np.float64))
+
+    def _plan(self, state: np.ndarray) -> None:
+        """Choose the next segment: an approach-then-push, or a wander."""
+        cfg, rng = self.config, self._rng
+        self._speed = rng.uniform(*cfg.speed)
+        if rng.random() < cfg.p_wander:
+            self._mode = "wander"
+            self._steps_left = int(rng.integers(*cfg.wander_steps))
+            self._push_dir = rng.normal(size=2)
+            return
+        block = state[2:5]
+        outline = tee_polygon(block)
+        centre = np.array(outline.centroid.coords[0])
+        boundary = outline.boundary
+        candidates = [np.array(boundary.interpolate(rng.random(), normalized=True).coords[0]) for _ in range(8)]
+        normals = [(p - centre) / (np.linalg.norm(p - centre) + 1e-6) for p in candidates]
+        if rng.random() < cfg.p_goal_directed:
+            away_from_goal = centre - GOAL_POSE[:2]
+            away_from_goal /= np.linalg.norm(away_from_goal) + 1e-6
+            idx = int(np.argmax([n @ away_from_goal for n in normals]))
+        else:
+            idx = int(rng.integers(len(candidates)))
+        contact, normal = candidates[idx], normals[idx]
+        angle = rng.uniform(-0.5, 0.5)
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        self._push_dir = rot @ (-normal)
+        self._waypoint = contact + normal * cfg.standoff
+        self._mode = "approach"
+        self._steps_left = 40  # give up on an approach that takes too long
+
+    def __call__(self, info: dict[str, Any]) -> np.ndarray:
+        state = np.asarray(info["state"], dtype=np.float64)
+        agent = state[:2]
+        cfg = self.config
+        if self._steps_left <= 0:
+            if self._mode == "approach":
+                self._mode = "push"
+                self._steps_left = int(self._rng.integers(*cfg.push_steps))
+            else:
+                self._plan(state)
+        self._steps_left -= 1
+        if self._mode == "approach":
+            delta = self._waypoint - agent
+            if np.linalg.norm(delta) < 8.0:
+                self._steps_left = 0
+            # Go around the block rather than through it when the straight line would hit it.
+            line = sg.LineString([agent, self._waypoint])
+            outline = tee_polygon(state[2:5])
+            if line.length > 1e-6 and line.intersects(outline.buffer(18.0)) and np.linalg.norm(delta) > 40.0:
+                side = np.array([-delta[1], delta[0]]) / (np.linalg.norm(delta) + 1e-6)
+                delta = delta + side * 60.0
+            action = delta / MAX_TARGET_DELTA
+        else:
+            action = self._push_dir / (np.linalg.norm(self._push_dir) + 1e-6)
+        norm = np.linalg.norm(action)
+        if norm > 1.0:
+            action = action / norm
+        action = action * self._speed + self._rng.normal(scale=cfg.noise, size=2)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)

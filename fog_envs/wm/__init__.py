@@ -1,0 +1,1 @@
+"""World models: latent autoencoder, EDM diffusion (global), RSSM (local), reward model, bundles."""

@@ -1,0 +1,140 @@
+"""The five world-model training stages: their batch samplers and losses.
+
+Data convention (the play-dataset rows, see ``fog_envs.data.format``): row t holds the frame o_t, the
+action a_t taken after it, the reward r_t received for a_t and the true state at o_t. So within one
+episode the transition is (o_t, a_t) -> o_{t+1} with reward r_t, and ``rewards[t]`` labels frame t+1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fog_envs.wm.autoencoder import FrameAutoencoder
+from fog_envs.wm.edm import EDMConfig, edm_training_loss
+from fog_envs.wm.heads import RewardModel
+from fog_envs.wm.probe import StateProbe
+from fog_envs.wm.rssm import RSSM
+
+
+def valid_window_starts(episode_ends: np.ndarray, length: int) -> np.ndarray:
+    """All start rows ``i`` such that rows ``i .. i+length-1`` lie in one episode."""
+    starts = np.concatenate([[0], episode_ends[:-1]])
+    out = [np.arange(s, e - length + 1) for s, e in zip(starts, episode_ends) if e - s >= length]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def episode_ids(episode_ends: np.ndarray) -> np.ndarray:
+    """The episode index of every row."""
+    return np.repeat(np.arange(len(episode_ends)), np.diff(np.concatenate([[0], episode_ends])))
+
+
+@dataclass
+class PlayArrays:
+    """A play dataset held in memory (plus latents once the autoencoder is trained)."""
+
+    frames: np.ndarray  # (N, H, W, 3) uint8
+    actions: np.ndarray  # (N, A) float32
+    rewards: np.ndarray  # (N,) float32
+    is_success: np.ndarray  # (N,) bool
+    state: np.ndarray  # (N, S) float64
+    episode_ends: np.ndarray  # (E,) int64
+    aux: np.ndarray  # (N, K) float32: task aux targets of each row's state
+    probe: np.ndarray  # (N, P) float32: probe targets of each row's state
+    latents: torch.Tensor | None = None  # (N, C, h, w) float32
+
+    @property
+    def next_rows(self) -> np.ndarray:
+        """Rows t whose successor t+1 is in the same episode (so r_t labels frame t+1)."""
+        return valid_window_starts(self.episode_ends, 2)
+
+
+# --- autoencoder --------------------------------------------------------------------------------------
+
+def autoencoder_batch(data: PlayArrays, rng: np.random.Generator, batch: int) -> dict[str, torch.Tensor]:
+    idx = np.sort(rng.integers(0, len(data.frames), size=batch))
+    return {"frames": torch.from_numpy(data.frames[idx])}
+
+
+def autoencoder_loss(model: FrameAutoencoder, batch: dict[str, torch.Tensor]):
+    return model.loss(batch["frames"])
+
+
+@torch.no_grad()
+def encode_all(model: FrameAutoencoder, frames: np.ndarray, device: torch.device, bf16: bool,
+               batch: int = 512) -> torch.Tensor:
+    """Scaled latents of every frame, float32 on the CPU."""
+    from fog_envs.runtime import autocast
+
+    model.eval()
+    out = []
+    for i in range(0, len(frames), batch):
+        with autocast(device, bf16):
+            out.append(model.encode(torch.from_numpy(frames[i:i + batch]).to(device)).float().cpu())
+    return torch.cat(out)
+
+
+# --- denoiser -----------------------------------------------------------------------------------------
+
+def denoiser_batch(data: PlayArrays, context_len: int, rng: np.random.Generator, batch: int,
+                   starts: np.ndarray) -> dict[str, torch.Tensor]:
+    """Context latents z_{t-L+1..t}, actions a_{t-L+1..t} and the target z_{t+1}."""
+    s = rng.choice(starts, size=batch)
+    rows = s[:, None] + np.arange(context_len + 1)[None]
+    lat = data.latents[torch.from_numpy(rows)]
+    return {"context": lat[:, :-1], "target": lat[:, -1],
+            "actions": torch.from_numpy(data.actions[rows[:, :-1]])}
+
+
+def make_denoiser_loss(edm: EDMConfig):
+    def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        return edm_training_loss(model, batch["target"], batch["context"], batch["actions"], edm, None)
+    return loss
+
+
+# --- reward model -------------------------------------------------------------------------------------
+
+def reward_batch(data: PlayArrays, rng: np.random.Generator, batch: int, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    """The next frame's latent and the labels of the transition into it."""
+    t = rng.choice(rows, size=batch)
+    return {"latent": data.latents[torch.from_numpy(t + 1)],
+            "reward": torch.from_numpy(data.rewards[t]),
+            "success": torch.from_numpy(data.is_success[t].astype(np.float32)),
+            "aux": torch.from_numpy(data.aux[t + 1])}
+
+
+def reward_loss(model: RewardModel, batch: dict[str, torch.Tensor]):
+    return model.loss(batch["latent"], batch["reward"], batch["success"], batch["aux"])
+
+
+# --- RSSM ---------------------------------------------------------------------------------------------
+
+def rssm_batch(data: PlayArrays, seq_len: int, rng: np.random.Generator, batch: int,
+               starts: np.ndarray) -> dict[str, torch.Tensor]:
+    """Sequences of ``seq_len`` rows from one episode; the last row's reward has no next frame, so masked."""
+    s = rng.choice(starts, size=batch)
+    rows = s[:, None] + np.arange(seq_len)[None]
+    is_first = np.zeros((batch, seq_len), dtype=bool)
+    is_first[:, 0] = True
+    mask = np.ones((batch, seq_len), dtype=bool)
+    return {"latents": data.latents[torch.from_numpy(rows)],
+            "actions": torch.from_numpy(data.actions[rows]),
+            "rewards": torch.from_numpy(data.rewards[rows]),
+            "is_first": torch.from_numpy(is_first), "mask": torch.from_numpy(mask)}
+
+
+def rssm_loss(model: RSSM, batch: dict[str, torch.Tensor]):
+    return model.loss(batch["latents"], batch["actions"], batch["rewards"], batch["is_first"], batch["mask"])
+
+
+# --- state probe --------------------------------------------------------------------------------------
+
+def probe_batch(data: PlayArrays, rng: np.random.Generator, batch: int) -> dict[str, torch.Tensor]:
+    idx = np.sort(rng.integers(0, len(data.frames), size=batch))
+    return {"frames": torch.from_numpy(data.frames[idx]), "targets": torch.from_numpy(data.probe[idx])}
+
+
+def probe_loss(model: StateProbe, batch: dict[str, torch.Tensor]):
+    return model.loss(batch["frames"], batch["targets"])

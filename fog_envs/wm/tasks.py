@@ -1,0 +1,103 @@
+"""Per-task facts the world models need: ids, action sizes, auxiliary targets and state-probe targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+def _pusht_aux(state: np.ndarray) -> np.ndarray:
+    """Push-T auxiliary reward-model target: the coverage of each state, shape (N, 1)."""
+    from fog_envs.real.pusht_reward import coverage
+
+    return np.array([[coverage(s[2:5])] for s in state], dtype=np.float32).reshape(-1, 1)
+
+
+def _pusht_probe_targets(state: np.ndarray) -> np.ndarray:
+    """``[agent_x, agent_y, block_x, block_y] / 512`` and ``cos, sin`` of the block angle."""
+    s = np.asarray(state, dtype=np.float64)
+    return np.concatenate([s[:, :4] / 512.0, np.cos(s[:, 4:5]), np.sin(s[:, 4:5])], axis=1).astype(np.float32)
+
+
+def _pusht_probe_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample errors in the workspace's units: pixels (of 512) and degrees."""
+    ang = lambda t: np.arctan2(t[:, 5], t[:, 4])  # noqa: E731
+    d_ang = np.abs((ang(pred) - ang(true) + np.pi) % (2 * np.pi) - np.pi)
+    return {
+        "agent_px": np.linalg.norm(pred[:, 0:2] - true[:, 0:2], axis=1) * 512.0,
+        "block_px": np.linalg.norm(pred[:, 2:4] - true[:, 2:4], axis=1) * 512.0,
+        "block_deg": np.degrees(d_ang),
+    }
+
+
+def _cube_aux(state: np.ndarray) -> np.ndarray:
+    """Cube auxiliary target: the cube-to-goal distance in metres, shape (N, 1)."""
+    from fog_envs.real.cube import GOAL_CENTER
+
+    s = np.asarray(state, dtype=np.float64)
+    return np.linalg.norm(s[:, 3:5] - np.asarray(GOAL_CENTER)[:2], axis=1, keepdims=True).astype(np.float32)
+
+
+def _cube_probe_targets(state: np.ndarray) -> np.ndarray:
+    """Robot x, y (m), cos/sin yaw; cube x, y (m), cos/sin of 4·yaw (a cube looks the same every 90°)."""
+    s = np.asarray(state, dtype=np.float64)
+    return np.concatenate([s[:, 0:2], np.cos(s[:, 2:3]), np.sin(s[:, 2:3]), s[:, 3:5],
+                           np.cos(4 * s[:, 5:6]), np.sin(4 * s[:, 5:6])], axis=1).astype(np.float32)
+
+
+def _cube_probe_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndarray]:
+    yaw = lambda t: np.arctan2(t[:, 3], t[:, 2])  # noqa: E731
+    d_yaw = np.abs((yaw(pred) - yaw(true) + np.pi) % (2 * np.pi) - np.pi)
+    return {
+        "robot_m": np.linalg.norm(pred[:, 0:2] - true[:, 0:2], axis=1),
+        "robot_deg": np.degrees(d_yaw),
+        "cube_m": np.linalg.norm(pred[:, 4:6] - true[:, 4:6], axis=1),
+    }
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything task-specific that world-model training, envs and evaluation need."""
+
+    name: str
+    real_env_id: str
+    wm_env_id: str
+    action_dim: int
+    control_hz: int
+    max_episode_steps: int
+    num_aux: int
+    aux_targets: Callable[[np.ndarray], np.ndarray]
+    probe_targets: Callable[[np.ndarray], np.ndarray]
+    probe_errors: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
+    aux_names: tuple[str, ...] = ()
+    state_dim: int = 5
+
+    @property
+    def probe_dim(self) -> int:
+        """Length of the state probe's target vector."""
+        return int(self.probe_targets(np.zeros((1, self.state_dim))).shape[1])
+
+
+TASKS: dict[str, TaskSpec] = {
+    "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
+                      _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5),
+    "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
+                     _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6),
+}
+
+
+def get_task(name: str) -> TaskSpec:
+    """The task spec for ``"pusht"`` or ``"cube"``; ``ValueError`` naming the known tasks otherwise."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def task_for_env_id(env_id: str) -> TaskSpec:
+    """The task whose reference system is ``env_id``."""
+    for spec in TASKS.values():
+        if env_id in (spec.real_env_id, spec.wm_env_id):
+            return spec
+    raise ValueError(f"no world-model task for env id {env_id!r}")

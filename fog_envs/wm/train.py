@@ -1,0 +1,203 @@
+"""Train one task's world model (autoencoder -> latents -> denoiser, reward model, RSSM, probe) and bundle it.
+
+Every stage checkpoints and resumes (see :mod:`fog_envs.wm.trainer`); ``progress.json`` in the run
+directory records finished stages, so rerunning the same command after a kill continues where it stopped.
+Runs under ``torchrun --nproc_per_node=N`` with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from fog_envs.runtime import resolve_device, use_bf16
+from fog_envs.wm import stages as st
+from fog_envs.wm.distributed import DistContext, init_distributed, shutdown_distributed
+from fog_envs.wm.model import WorldModel
+from fog_envs.wm.presets import STAGES, Preset, make_preset, scale_steps
+from fog_envs.wm.tasks import get_task
+from fog_envs.wm.trainer import train_stage
+
+
+@dataclass(frozen=True)
+class WMTrainConfig:
+    """Train a world model for one task from a play dataset."""
+
+    task: str = "pusht"
+    """'pusht' or 'cube'"""
+    data: str = "datasets/pusht_play.h5"
+    """play dataset (HDF5, see datasets/README.md)"""
+    out: str = "runs/wm_pusht"
+    """run directory: checkpoints, TensorBoard logs, and the bundle in out/bundle"""
+    preset: str = "cpu"
+    """'debug' (tests), 'cpu' (this 2-core machine) or 'gpu'"""
+    steps_scale: float = 1.0
+    """multiply every stage's step count (e.g. 0.1 for a quick look)"""
+    seed: int = 0
+    device: str = "auto"
+    bf16: str = "auto"
+    """'auto' (on CPUs with bf16 instructions and CUDA devices that support it), 'true' or 'false'"""
+    threads: int = 0
+    """torch CPU threads (0: all cores)"""
+    stop_after: int | None = None
+    """stop (as if killed) after this many optimisation steps in this call; for tests"""
+
+
+def load_play_arrays(path: str | os.PathLike, task: str) -> st.PlayArrays:
+    """Read a play dataset fully into memory and compute the task's auxiliary and probe targets."""
+    from fog_envs.data.format import open_dataset
+
+    spec = get_task(task)
+    with open_dataset(path) as f:
+        env_id = f.attrs["env_id"]
+        if env_id != spec.real_env_id:
+            raise ValueError(f"dataset {path} was collected on {env_id}, but task {task!r} needs {spec.real_env_id}")
+        arrays = {k: f[k][()] for k in ("frames", "actions", "rewards", "is_success", "state", "episode_ends")}
+    state = arrays["state"]
+    return st.PlayArrays(
+        frames=arrays["frames"], actions=arrays["actions"].astype(np.float32),
+        rewards=arrays["rewards"].astype(np.float32), is_success=arrays["is_success"].astype(bool),
+        state=state, episode_ends=arrays["episode_ends"].astype(np.int64),
+        aux=spec.aux_targets(state), probe=spec.probe_targets(state),
+    )
+
+
+def _read_progress(out: Path) -> dict[str, Any]:
+    path = out / "progress.json"
+    return json.loads(path.read_text()) if path.exists() else {"done": {}, "wall_s": 0.0}
+
+
+def _write_progress(out: Path, progress: dict[str, Any]) -> None:
+    tmp = out / "progress.json.tmp"
+    tmp.write_text(json.dumps(progress, indent=2))
+    os.replace(tmp, out / "progress.json")
+
+
+def start_windows(data: st.PlayArrays, context_len: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` real windows of ``context_len`` latents and actions (the last action zeroed: the policy's)."""
+    starts = st.valid_window_starts(data.episode_ends, context_len + 1)
+    rng = np.random.default_rng([seed, 7])
+    chosen = np.sort(rng.choice(starts, size=min(count, len(starts)), replace=False))
+    rows = chosen[:, None] + np.arange(context_len)[None]
+    actions = torch.from_numpy(data.actions[rows].copy())
+    actions[:, -1] = 0.0
+    return data.latents[torch.from_numpy(rows)], actions
+
+
+def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
+                      log_fn: Callable[[str, dict[str, float], int], None] | None = None) -> Path:
+    """Run (or resume) every stage, then write the bundle to ``<out>/bundle``; return its path."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    ctx: DistContext = init_distributed(device)
+    bf16 = use_bf16(ctx.device, {"true": True, "false": False}.get(str(cfg.bf16).lower(), "auto"))
+    preset: Preset = scale_steps(make_preset(cfg.preset, cfg.task), cfg.steps_scale)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoints"
+    progress = _read_progress(out)
+    if ctx.is_main:
+        (out / "config.json").write_text(json.dumps({"train": cfg.__dict__, "model": preset.model.to_dict(),
+                                                     "stages": {k: v.__dict__ for k, v in preset.stages.items()}},
+                                                    indent=2, default=str))
+    data = load_play_arrays(cfg.data, cfg.task)
+    torch.manual_seed(cfg.seed)
+    model = WorldModel(preset.model).to(ctx.device)
+    writer = None
+    if ctx.is_main and log_fn is None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tb"))
+        log_fn = lambda stage, m, step: [writer.add_scalar(k, v, step) for k, v in m.items()]  # noqa: E731
+    t_start = time.perf_counter()
+    steps_left = cfg.stop_after
+
+    def run(name: str, module: torch.nn.Module, loss_fn, sampler) -> None:
+        nonlocal steps_left
+        scfg = preset.stages[name]
+        bar = None
+        if progress_bar and ctx.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=scfg.steps, desc=f"{cfg.task}/{name}", dynamic_ncols=True)
+
+        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
+            if bar is not None:
+                bar.n = step
+                bar.set_postfix(loss=f"{metrics.get(f'{name}/loss', float('nan')):.4f}", refresh=False)
+                bar.update(0)
+
+        try:
+            metrics = train_stage(name, module, loss_fn, sampler, scfg, ckpt, cfg.seed, ctx, bf16, log_fn, on_step,
+                                  preset.checkpoint_every, steps_left)
+        finally:
+            if bar is not None:
+                bar.close()
+        if steps_left is not None:
+            steps_left -= scfg.steps  # only reached when the stage finished within the budget
+        progress["done"][name] = {k: v for k, v in metrics.items() if np.isfinite(v)}
+
+    # 1. autoencoder, then the latents every other stage reads
+    if "autoencoder" not in progress["done"]:
+        run("autoencoder", model.autoencoder, st.autoencoder_loss, lambda r, b: st.autoencoder_batch(data, r, b))
+        fit = data.frames[np.random.default_rng([cfg.seed, 3]).choice(len(data.frames), size=min(4096, len(data.frames)),
+                                                                         replace=False)]
+        model.autoencoder.fit_latent_scaling(torch.from_numpy(fit).to(ctx.device))
+        if ctx.is_main:
+            torch.save(model.autoencoder.state_dict(), ckpt / "autoencoder_final.pt")
+            _write_progress(out, progress)
+        ctx.barrier()
+    else:
+        model.autoencoder.load_state_dict(torch.load(ckpt / "autoencoder_final.pt", map_location=ctx.device))
+    data.latents = st.encode_all(model.autoencoder, data.frames, ctx.device, bf16)
+
+    L = preset.model.denoiser.context_len
+    den_starts = st.valid_window_starts(data.episode_ends, L + 1)
+    rssm_starts = st.valid_window_starts(data.episode_ends, preset.rssm_seq_len)
+    next_rows = data.next_rows
+    jobs = {
+        "denoiser": (model.denoiser, st.make_denoiser_loss(preset.model.edm),
+                     lambda r, b: st.denoiser_batch(data, L, r, b, den_starts)),
+        "reward": (model.reward, st.reward_loss, lambda r, b: st.reward_batch(data, r, b, next_rows)),
+        "rssm": (model.rssm, st.rssm_loss, lambda r, b: st.rssm_batch(data, preset.rssm_seq_len, r, b, rssm_starts)),
+        "probe": (model.probe, st.probe_loss, lambda r, b: st.probe_batch(data, r, b)),
+    }
+    for name, (module, loss_fn, sampler) in jobs.items():
+        if name in progress["done"]:
+            module.load_state_dict(torch.load(ckpt / f"{name}_final.pt", map_location=ctx.device))
+            continue
+        run(name, module, loss_fn, sampler)
+        if ctx.is_main:
+            torch.save(module.state_dict(), ckpt / f"{name}_final.pt")
+            progress["wall_s"] = progress.get("wall_s", 0.0) + time.perf_counter() - t_start
+            t_start = time.perf_counter()
+            _write_progress(out, progress)
+        ctx.barrier()
+
+    model.set_start_windows(*start_windows(data, L, preset.num_start_windows, cfg.seed))
+    bundle = out / "bundle"
+    if ctx.is_main:
+        from fog_envs.data.format import dataset_fingerprint
+
+        card = {
+            "task": cfg.task, "dataset": str(cfg.data), "dataset_fingerprint": dataset_fingerprint(cfg.data),
+            "dataset_frames": int(len(data.frames)), "dataset_episodes": int(len(data.episode_ends)),
+            "preset": cfg.preset, "steps": {k: preset.stages[k].steps for k in STAGES},
+            "wall_time_s": round(progress.get("wall_s", 0.0) + time.perf_counter() - t_start, 1),
+            "final_metrics": progress["done"], "bf16": bf16, "world_size": ctx.world_size,
+            "fidelity": None,
+        }
+        model.save(bundle, card)
+        if writer is not None:
+            writer.close()
+    ctx.barrier()
+    shutdown_distributed(ctx)
+    return bundle

@@ -1,0 +1,163 @@
+"""Contracts of the RealPushT-v0 reference system and its reward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import gymnasium as gym
+from gymnasium.utils.env_checker import check_env
+
+import fog_envs  # noqa: F401
+from fog_envs.play import make_play_policy
+from fog_envs.real import pusht_reward
+from fog_envs.real.pusht import MAX_TARGET_DELTA
+
+
+@pytest.fixture
+def env():
+    e = gym.make("RealPushT-v0")
+    yield e
+    e.close()
+
+
+def test_check_env_and_spaces(env):
+    check_env(env.unwrapped, skip_render_check=False)
+    assert env.observation_space == gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    assert env.action_space == gym.spaces.Box(-1, 1, (2,), np.float32)
+    assert env.spec.max_episode_steps == 300
+    assert env.metadata["render_fps"] == 10
+
+
+def _rollout(env, seed: int, actions: np.ndarray):
+    obs, info = env.reset(seed=seed)
+    frames, states = [obs], [info["state"]]
+    for a in actions:
+        obs, _, _, _, info = env.step(a)
+        frames.append(obs)
+        states.append(info["state"])
+    return np.stack(frames), np.stack(states)
+
+
+def test_seeded_rollouts_are_bit_exact(env):
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(30, 2)).astype(np.float32)
+    f1, s1 = _rollout(env, 7, actions)
+    f2, s2 = _rollout(env, 7, actions)
+    assert f1.tobytes() == f2.tobytes()
+    assert s1.tobytes() == s2.tobytes()
+    _, s3 = _rollout(env, 8, actions[:1])
+    assert not np.array_equal(s1[0], s3[0])
+
+
+def test_coverage_matches_gym_pusht_on_random_states(env):
+    for seed in range(10):
+        env.reset(seed=seed)
+        inner = env.unwrapped
+        block_pose = np.array([*inner.block.position, inner.block.angle])
+        assert pusht_reward.coverage(block_pose) == pytest.approx(inner._get_coverage(), abs=1e-9)
+
+
+def test_reward_on_hand_built_states():
+    on_goal = np.array([100.0, 100.0, *pusht_reward.GOAL_POSE])
+    rew, cov = pusht_reward.reward(on_goal)
+    assert cov == pytest.approx(1.0)
+    terms = pusht_reward.reward_terms(on_goal)
+    assert terms["pose_term"] == pytest.approx(1.0)
+    # agent far from the block: approach term is small but the rest is maximal
+    assert rew == pytest.approx(0.6 + 0.3 + 0.1 * terms["approach_term"])
+    far = np.array([256.0, 256.0, 60.0, 60.0, 0.0])
+    rew_far, cov_far = pusht_reward.reward(far)
+    assert cov_far == 0.0
+    assert rew_far < 0.35
+    # the agent touching the block maximises the approach term
+    touching = np.array([256.0, 256.0 - 15.0, 256.0, 256.0, 0.0])  # disk tangent to the T's top edge
+    assert pusht_reward.reward_terms(touching)["approach_term"] == pytest.approx(1.0)
+
+
+def test_reset_to_goal_state_reports_success(env):
+    _, info = env.reset(seed=0, options={"reset_to_state": [100.0, 100.0, *pusht_reward.GOAL_POSE]})
+    assert info["coverage"] == pytest.approx(1.0, abs=1e-6)
+    assert info["is_success"] is True
+    _, info = env.reset(seed=0, options={"reset_to_state": [100.0, 100.0, 60.0, 400.0, 0.0]})
+    assert info["coverage"] == 0.0 and info["is_success"] is False
+
+
+def test_action_scaling_moves_agent_towards_target(env):
+    env.reset(seed=0, options={"reset_to_state": [256.0, 400.0, 100.0, 100.0, 0.0]})
+    start = env.unwrapped.true_state()[:2]
+    for _ in range(10):
+        _, _, _, _, info = env.step(np.array([1.0, 0.0], dtype=np.float32))
+    moved = info["state"][:2] - start
+    assert moved[0] > 5 * 10 and moved[0] <= 10 * MAX_TARGET_DELTA
+    assert abs(moved[1]) < 1.0
+    # a zero action keeps the agent (nearly) where it is once it has stopped
+    for _ in range(20):
+        env.step(np.zeros(2, dtype=np.float32))
+    before = env.unwrapped.true_state()[:2]
+    env.step(np.zeros(2, dtype=np.float32))
+    assert np.linalg.norm(env.unwrapped.true_state()[:2] - before) < 1.0
+
+
+@pytest.mark.parametrize(
+    "action, kind, words",
+    [
+        (np.zeros(3, dtype=np.float32), ValueError, "shape"),
+        (np.array([np.nan, 0.0], dtype=np.float32), ValueError, "NaN"),
+        (np.array([np.inf, 0.0], dtype=np.float32), ValueError, "NaN or inf"),
+        (np.array([1.5, 0.0], dtype=np.float32), ValueError, "outside the action space"),
+        (np.array(["a", "b"]), TypeError, "numeric"),
+    ],
+)
+def test_bad_actions_raise_clear_errors(env, action, kind, words):
+    env.reset(seed=0)
+    with pytest.raises(kind, match=words):
+        env.step(action)
+
+
+def test_step_before_reset_raises():
+    from fog_envs.real.pusht import RealPushTEnv
+
+    with pytest.raises(RuntimeError, match="reset"):
+        RealPushTEnv().step(np.zeros(2, dtype=np.float32))
+
+
+def test_terminate_on_success_option():
+    e = gym.make("RealPushT-v0", terminate_on_success=True)
+    e.reset(seed=0, options={"reset_to_state": [100.0, 100.0, *pusht_reward.GOAL_POSE]})
+    _, _, terminated, truncated, info = e.step(np.zeros(2, dtype=np.float32))
+    assert info["is_success"] and terminated and not truncated
+
+
+def test_time_limit_truncates_at_300(env):
+    env.reset(seed=1)
+    for t in range(300):
+        _, _, terminated, truncated, _ = env.step(np.zeros(2, dtype=np.float32))
+        assert not terminated
+    assert truncated and t == 299
+
+
+def test_play_policy_moves_the_block(env):
+    moved, steps = 0, 0
+    for ep in range(2):
+        _, info = env.reset(seed=ep)
+        policy = make_play_policy("RealPushT-v0")
+        policy.reset(info, np.random.default_rng(ep))
+        prev = info["state"]
+        for _ in range(100):
+            action = policy(info)
+            assert action.shape == (2,) and action.dtype == np.float32 and np.all(np.abs(action) <= 1)
+            _, _, _, _, info = env.step(action)
+            moved += np.linalg.norm(info["state"][2:4] - prev[2:4]) > 0.5
+            steps += 1
+            prev = info["state"]
+    assert moved / steps > 0.2
+
+
+def test_record_video_headless(tmp_path):
+    e = gym.wrappers.RecordVideo(gym.make("RealPushT-v0"), str(tmp_path), episode_trigger=lambda i: True,
+                                 disable_logger=True)
+    e.reset(seed=0)
+    for _ in range(12):
+        e.step(e.action_space.sample())
+    e.close()
+    videos = list(tmp_path.glob("*.mp4"))
+    assert videos and videos[0].stat().st_size > 0
