@@ -1,0 +1,1 @@
+"""Learned environments: world models as Gymnasium envs, batched envs and a differentiable step."""

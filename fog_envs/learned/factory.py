@@ -1,0 +1,34 @@
+"""Build the backend behind a learned env id: the toy model, or a world-model bundle."""
+
+from __future__ import annotations
+
+from fog_envs.learned.backend import Backend
+
+OBS_TYPES = ("pixels", "latent")
+FORWARD_MODELS = ("diffusion", "rssm")
+#: task -> shipped bundle name
+SHIPPED_BUNDLES = {"pusht": "pusht", "cube": "cube"}
+
+
+def make_backend(task: str, num_envs: int, world_model: str | None = None, forward_model: str = "diffusion",
+                 denoising_steps: int | None = None, device: str = "cpu") -> Backend:
+    """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies."""
+    if forward_model not in FORWARD_MODELS:
+        raise ValueError(f"unknown forward_model {forward_model!r}; choose one of {FORWARD_MODELS}")
+    if task == "toy":
+        from fog_envs.learned.toy import ToyBackend
+
+        return ToyBackend(num_envs, device=device)
+    from fog_envs.learned.wm_backend import WorldModelBackend
+    from fog_envs.wm.bundle import BundleError
+    from fog_envs.wm.model import WorldModel
+    from fog_envs.runtime import resolve_device
+
+    if task not in SHIPPED_BUNDLES:
+        raise ValueError(f"unknown task {task!r}; choose one of {['toy', *SHIPPED_BUNDLES]}")
+    dev = resolve_device(device)
+    model = WorldModel.load(world_model if world_model is not None else SHIPPED_BUNDLES[task], map_location=dev)
+    if model.config.task != task:
+        raise BundleError(f"world model {world_model!r} was trained for task {model.config.task!r}, "
+                          f"not {task!r}")
+    return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps)
