@@ -8,7 +8,12 @@ Importing this package registers every environment id with Gymnasium::
     env = gym.make("RealPushT-v0")
 """
 
-from fog_envs.registration import register_envs
+import os
+
+# Headless MuJoCo rendering must be chosen before mujoco is first imported (RealPushCube-v0).
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from fog_envs.registration import register_envs  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -53,5 +53,11 @@ class Backend(Protocol):
     def local_reward(self, state: torch.Tensor) -> torch.Tensor:
         """The local surrogate's reward of arriving in ``state``; differentiable."""
 
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """A copy of the backend's per-env state (for checkpoints)."""
+
+    def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
+        """Restore a :meth:`snapshot`."""
+
     def render_obs(self, obs_type: str) -> np.ndarray:
         """The current observation of every env as numpy: ``"pixels"`` (N, H, W, 3) uint8 or ``"latent"``."""

@@ -107,6 +107,22 @@ class DifferentiableEnv:
         self._x = x_next
         return x_next, reward, terminated, truncated, extras
 
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of every env (backend state, step counters, generators) for exact resumption."""
+        self._require_reset()
+        return {"backend": self.backend.snapshot(), "elapsed": self.clock.elapsed.copy(),
+                "generators": [g.get_state() for g in self.clock.generators],
+                "seed_rng": self.clock.seed_rng_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`get_state` snapshot (the graph starts anew from the restored states)."""
+        self.backend.restore(state["backend"])
+        self.clock.elapsed[:] = state["elapsed"]
+        for g, s in zip(self.clock.generators, state["generators"]):
+            g.set_state(s)
+        self.clock.set_seed_rng_state(state["seed_rng"])
+        self.resync()
+
     def resync(self) -> None:
         """Take the backend's current state as the env's state (after resets done outside ``step``)."""
         self._x = self.backend.state()

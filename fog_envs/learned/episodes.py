@@ -27,6 +27,12 @@ class EpisodeClock:
         for g, s in zip(self.generators, seeds):
             g.manual_seed(int(s))
 
+    def seed_rng_state(self) -> dict:
+        return self._seed_rng.bit_generator.state
+
+    def set_seed_rng_state(self, state: dict) -> None:
+        self._seed_rng.bit_generator.state = state
+
     def restart(self, ids: np.ndarray) -> None:
         """Zero the step counters of envs ``ids``."""
         self.elapsed[ids] = 0

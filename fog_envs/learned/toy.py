@@ -93,6 +93,12 @@ class ToyBackend:
     def local_reward(self, state: torch.Tensor) -> torch.Tensor:
         return toy_reward(state)
 
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {"x": self._x.clone()}
+
+    def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
+        self._x = snapshot["x"].to(self.device, self.dtype).clone()
+
     def render_obs(self, obs_type: str) -> np.ndarray:
         if obs_type == "latent":
             return self._x.detach().cpu().numpy().astype(np.float32)

@@ -107,6 +107,23 @@ class LearnedVectorEnv(VectorEnv):
             obs = self.backend.render_obs(self.obs_type)
         return obs, reward, terminated, truncated, infos
 
+    @property
+    def reference_env_id(self) -> str | None:
+        """The reference system this learned env stands for (``None`` for the toy)."""
+        return getattr(self.backend, "reference_env_id", None)
+
+    def make_observer(self):
+        """A filter that turns the reference system's frames into this env's latent observations."""
+        make = getattr(self.backend, "make_observer", None)
+        if make is None:
+            raise NotImplementedError(f"{self.env_name} has no reference system to observe")
+        return make()
+
+    def refresh_local_model(self, steps: int) -> dict[str, float]:
+        """Train the local surrogate for ``steps`` gradient steps on recent imagined + real data, if it can."""
+        refresh = getattr(self.backend, "refresh_local_model", None)
+        return refresh(steps) if refresh is not None and steps > 0 else {}
+
     def render(self) -> np.ndarray | None:
         """The current pixel frames of every env, (N, H, W, 3) uint8."""
         if self.render_mode is None:

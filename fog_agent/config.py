@@ -1,0 +1,53 @@
+"""DMO-SAPO hyperparameters and named presets (sources: research/papers.md §2.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class SAPOConfig:
+    """Everything the DMO-SAPO learner needs; defaults follow SAPO / DeMO-SAPO (papers.md §2.4)."""
+
+    num_envs: int = 64
+    """N parallel imagined envs"""
+    horizon: int = 16
+    """H, the short back-propagation horizon (DMO default 16)"""
+    iterations: int = 500
+    gamma: float = 0.99
+    lam: float = 0.95
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    actor_lr: float = 5e-4
+    critic_lr: float = 5e-4
+    final_lr: float = 1e-5
+    """both learning rates decay linearly to this"""
+    betas: tuple[float, float] = (0.7, 0.95)
+    weight_decay: float = 0.01
+    actor_grad_clip: float = 0.5
+    critic_grad_clip: float = 0.5
+    critic_iterations: int = 16
+    critic_minibatches: int = 4
+    alpha_init: float = 1.0
+    alpha_lr: float = 5e-3
+    target_entropy_scale: float = 0.5
+    """H̄ = -target_entropy_scale · |A|"""
+    episode_steps: int = 64
+    """imagined episode length before re-spawning from a real window"""
+    local_refresh_steps: int = 0
+    """RSSM refresh gradient steps per iteration (0: off)"""
+
+
+def make_preset(name: str) -> SAPOConfig:
+    """``debug`` (tests), ``cpu`` (~30 min here, the README's main job), ``cpu-long``, ``gpu`` (paper scale)."""
+    base = SAPOConfig()
+    presets = {
+        "debug": replace(base, num_envs=4, horizon=4, iterations=2, actor_hidden=(16,), critic_hidden=(16,),
+                         critic_iterations=2, critic_minibatches=2, episode_steps=6),
+        "cpu": replace(base, num_envs=64, horizon=16, iterations=600, local_refresh_steps=8),
+        "cpu-long": replace(base, num_envs=64, horizon=16, iterations=3000, local_refresh_steps=8),
+        "gpu": replace(base, num_envs=256, horizon=16, iterations=2000, local_refresh_steps=32),
+    }
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
+    return presets[name]

@@ -1,0 +1,71 @@
+"""Run-directory plumbing shared by the agent's CLIs: atomic JSON/torch writes, metric logs, curves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_jsonl(path: Path, max_iteration: int) -> None:
+    """Drop rows logged after ``max_iteration`` (rows written after the last checkpoint of a killed run)."""
+    rows = [r for r in read_jsonl(path) if r.get("iteration", 0) <= max_iteration]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def plot_learning_curve(metrics_path: Path, evals_path: Path, out_png: Path, title: str) -> None:
+    """Reward against imagined steps and wall time, plus zero-shot success at evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, evals = read_jsonl(metrics_path), read_jsonl(evals_path)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    if rows:
+        steps = [r["train/imagined_steps"] for r in rows]
+        axes[0].plot(steps, [r["train/reward"] for r in rows])
+        axes[1].plot([r["time/wall_s"] / 60 for r in rows], [r["train/reward"] for r in rows])
+    axes[0].set(xlabel="imagined steps", ylabel="mean reward per step (learned env)")
+    axes[1].set(xlabel="wall time (min)", ylabel="mean reward per step (learned env)")
+    if evals:
+        axes[2].plot([e["imagined_steps"] for e in evals], [e["success_rate"] for e in evals], "o-", label="success")
+        if evals[0].get("mean_max_coverage") is not None:
+            axes[2].plot([e["imagined_steps"] for e in evals], [e["mean_max_coverage"] for e in evals], "s-",
+                         label="mean max coverage")
+        axes[2].legend()
+    axes[2].set(xlabel="imagined steps", ylabel="zero-shot on reference system", ylim=(0, 1.05))
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = out_png.with_name(out_png.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out_png)

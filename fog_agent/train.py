@@ -1,0 +1,185 @@
+"""Train DMO-SAPO inside a learned env, evaluate zero-shot on the reference system, write a report.
+
+Run directory layout (``--run-dir``)::
+
+    config.json          resolved configuration
+    tb/                  TensorBoard scalars (train/*, time/*, eval/*)
+    metrics.jsonl        one row per iteration (reward, imagined steps, wall time, ...)
+    evals.jsonl          one row per zero-shot evaluation
+    checkpoints/latest.pt  agent + optimisers + RNG + imagined-env state: rerun the command to resume
+    eval.json, videos/, learning_curve.png   the final report
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import fog_envs  # noqa: F401  (registers the env ids)
+from fog_agent.config import SAPOConfig, make_preset
+from fog_agent.controller import FogController
+from fog_agent.run_io import (append_jsonl, atomic_torch_save, atomic_write_json, plot_learning_curve,
+                              truncate_jsonl)
+from fog_agent.sapo import DMOSAPO
+from fog_envs.evaluation import evaluate
+
+
+@dataclass(frozen=True)
+class AgentTrainConfig:
+    """Train the FoG agent (DMO-SAPO) in a learned env."""
+
+    env_id: str = "WMPushT-v0"
+    """learned env id (WMPushT-v0, WMPushCube-v0, WMToy-v0)"""
+    preset: str = "cpu"
+    """debug | cpu | cpu-long | gpu"""
+    run_dir: str = "runs/fog_pusht"
+    seed: int = 0
+    device: str = "cpu"
+    world_model: str | None = None
+    """bundle name or path (default: the env's shipped bundle)"""
+    forward_model: str = "diffusion"
+    """'diffusion' (FoG) or 'rssm' (the 'no diffusion' ablation)"""
+    gradient_model: str = "rssm"
+    """'rssm' (FoG's decoupled gradient) or 'diffusion' (ablation: back-propagate through the sampler)"""
+    denoising_steps: int | None = None
+    iterations: int | None = None
+    """override the preset's iteration count"""
+    eval_env_id: str | None = "auto"
+    """reference system for zero-shot evaluation ('auto': the learned env's; None: skip)"""
+    eval_every: int = 100
+    """iterations between zero-shot evaluations"""
+    eval_episodes: int = 10
+    final_eval_episodes: int = 50
+    video_episodes: int = 3
+    checkpoint_every: int = 10
+    threads: int = 0
+    stop_after: int | None = None
+    """stop (as if killed) after this many iterations in this call; for tests"""
+
+
+def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:
+    sapo = make_preset(cfg.preset)
+    return replace(sapo, iterations=cfg.iterations) if cfg.iterations is not None else sapo
+
+
+def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
+    kwargs: dict[str, Any] = {"obs_type": "latent", "forward_model": cfg.forward_model, "device": cfg.device}
+    if cfg.world_model is not None:
+        kwargs["world_model"] = cfg.world_model
+    if cfg.denoising_steps is not None:
+        kwargs["denoising_steps"] = cfg.denoising_steps
+    if cfg.gradient_model != "rssm":
+        kwargs["gradient_model"] = cfg.gradient_model
+    return gym.make_vec(cfg.env_id, num_envs=sapo.num_envs, vectorization_mode="vector_entry_point",
+                        max_episode_steps=sapo.episode_steps, **kwargs).unwrapped
+
+
+def eval_env_for(cfg: AgentTrainConfig, envs) -> str | None:
+    if cfg.eval_env_id != "auto":
+        return cfg.eval_env_id
+    return getattr(envs, "reference_env_id", None)
+
+
+def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the agent; returns the final evaluation (or the last metrics if no evaluation)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    sapo = resolve_sapo_config(cfg)
+    run = Path(cfg.run_dir)
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    envs = make_envs(cfg, sapo)
+    diff = envs.diff
+    agent = DMOSAPO(diff.state_dim, diff.action_dim, sapo, seed=cfg.seed, device=cfg.device)
+    ckpt_path = run / "checkpoints" / "latest.pt"
+    wall_offset = 0.0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        agent.restore(ckpt["agent"])
+        diff.set_state(ckpt["env"])
+        wall_offset = ckpt["wall_s"]
+        truncate_jsonl(run / "metrics.jsonl", agent.iteration_count)
+        truncate_jsonl(run / "evals.jsonl", agent.iteration_count)
+    else:
+        diff.reset(seed=cfg.seed)
+        atomic_write_json(run / "config.json", {"train": asdict(cfg), "sapo": asdict(sapo)})
+    eval_env_id = eval_env_for(cfg, envs)
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run / "tb"))
+    refresh = (lambda: envs.refresh_local_model(sapo.local_refresh_steps)) if sapo.local_refresh_steps else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sapo.iterations, initial=agent.iteration_count, desc=f"DMO-SAPO {cfg.env_id}",
+                   dynamic_ncols=True)
+    t0 = time.perf_counter()
+    done_here = 0
+
+    def zero_shot(episodes: int, video_dir: Path | None) -> dict[str, Any]:
+        result = evaluate(lambda: FogController(agent, envs.make_observer()), eval_env_id, episodes=episodes,
+                          seed=100_000, video_dir=video_dir, video_episodes=cfg.video_episodes if video_dir else 0)
+        row = {"iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
+               "wall_s": wall_offset + time.perf_counter() - t0, **asdict(result)}
+        append_jsonl(run / "evals.jsonl", row)
+        for k in ("success_rate", "mean_return", "mean_max_coverage"):
+            if row.get(k) is not None:
+                writer.add_scalar(f"eval/{k}", row[k], agent.imagined_steps)
+        return row
+
+    while agent.iteration_count < sapo.iterations:
+        t_it = time.perf_counter()
+        metrics = agent.iteration(diff, refresh)
+        done_here += 1
+        wall = wall_offset + time.perf_counter() - t0
+        metrics.update({"time/wall_s": wall, "iteration": agent.iteration_count,
+                        "time/imagined_steps_per_s": sapo.num_envs * sapo.horizon / (time.perf_counter() - t_it)})
+        append_jsonl(run / "metrics.jsonl", metrics)
+        for k, v in metrics.items():
+            if k != "iteration":
+                writer.add_scalar(k, v, agent.imagined_steps)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['train/reward']:.3f}",
+                            steps_s=f"{metrics['time/imagined_steps_per_s']:.0f}", refresh=False)
+        if eval_env_id and cfg.eval_every and agent.iteration_count % cfg.eval_every == 0 \
+                and agent.iteration_count < sapo.iterations:
+            zero_shot(cfg.eval_episodes, None)
+        if agent.iteration_count % cfg.checkpoint_every == 0 or agent.iteration_count == sapo.iterations \
+                or (cfg.stop_after is not None and done_here >= cfg.stop_after):
+            atomic_torch_save({"agent": agent.checkpoint(), "env": diff.get_state(), "wall_s": wall,
+                               "obs_dim": diff.state_dim, "action_dim": diff.action_dim, "sapo": asdict(sapo),
+                               "env_id": cfg.env_id, "world_model": cfg.world_model}, ckpt_path)
+        if cfg.stop_after is not None and done_here >= cfg.stop_after and agent.iteration_count < sapo.iterations:
+            break
+    if bar is not None:
+        bar.close()
+    writer.flush()
+    final: dict[str, Any] = {"iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps}
+    if agent.iteration_count >= sapo.iterations:
+        if eval_env_id:
+            final = zero_shot(cfg.final_eval_episodes, run / "videos")
+            atomic_write_json(run / "eval.json", final)
+        plot_learning_curve(run / "metrics.jsonl", run / "evals.jsonl", run / "learning_curve.png",
+                            f"DMO-SAPO on {cfg.env_id}")
+    writer.close()
+    return final
+
+
+def main() -> None:
+    import tyro
+
+    cfg = tyro.cli(AgentTrainConfig)
+    result = train_agent(cfg)
+    keys = ("success_rate", "mean_max_coverage", "mean_return", "imagined_steps")
+    print({k: result[k] for k in keys if k in result})
+
+
+if __name__ == "__main__":
+    main()
