@@ -31,12 +31,14 @@ def _true_state(info: dict[str, Any], env_id: str) -> np.ndarray:
 def run_episode(env: gym.Env, policy: PlayPolicy, seed: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Play one episode until ``terminated`` or ``truncated``; returns the dataset arrays of its rows.
 
+    A policy may choose the episode's start through an optional ``reset_options(rng) -> dict | None``.
     Row t: ``frames[t]`` = o_t, ``state[t]`` = ``info["state"]`` at o_t, ``actions[t]`` = a_t = policy(info_t),
     and ``rewards/terminated/truncated/is_success[t]`` from ``env.step(a_t)``. The final observation (after
     the last action) is not stored. The env must end episodes itself (e.g. a ``TimeLimit``).
     """
     env_id = env.spec.id if env.spec is not None else type(env).__name__
-    obs, info = env.reset(seed=seed)
+    reset_options = getattr(policy, "reset_options", None)
+    obs, info = env.reset(seed=seed, options=reset_options(rng) if reset_options is not None else None)
     policy.reset(info, rng)
     frames, states, actions, rewards, terminated, truncated, success = [], [], [], [], [], [], []
     while True:

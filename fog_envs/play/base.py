@@ -16,6 +16,9 @@ class PlayPolicy(Protocol):
     ``reset`` so that a collection is reproducible from its seed.
     """
 
+    # Optional: ``reset_options(rng) -> dict | None`` picks the options of ``env.reset`` (e.g. a start state),
+    # the way a person arranges the scene before playing.
+
     def reset(self, info: dict[str, Any], rng: np.random.Generator) -> None:
         """Start a new episode; ``info`` is the dict returned by ``env.reset``."""
 

@@ -23,6 +23,9 @@ class PushTPlayConfig:
     standoff: float = 28.0  #: pixels between the contact point and the approach waypoint
     noise: float = 0.15  #: std of Gaussian action noise (normalised units)
     speed: tuple[float, float] = (0.5, 1.0)  #: range of the per-segment speed scale
+    p_near_goal: float = 0.25  #: chance an episode starts with the block near the goal (like a demo's end)
+    near_goal_pos_std: float = 6.0  #: px
+    near_goal_angle_std: float = 0.08  #: rad
 
 
 class PushTPlayPolicy:
@@ -36,10 +39,32 @@ class PushTPlayPolicy:
         self._waypoint = np.zeros(2)
         self._push_dir = np.zeros(2)
         self._speed = 1.0
+        self._near_goal = False
+
+    def reset_options(self, rng: np.random.Generator) -> dict[str, Any] | None:
+        """With probability ``p_near_goal``, start with the block near the goal and the agent clear of it."""
+        cfg = self.config
+        self._near_goal = rng.random() < cfg.p_near_goal
+        if not self._near_goal:
+            return None
+        spread = rng.uniform(0.0, 1.0) ** 2  # mostly near-perfect placements, some rough ones
+        block = GOAL_POSE + spread * np.array([*rng.normal(0, cfg.near_goal_pos_std, 2),
+                                               rng.normal(0, cfg.near_goal_angle_std)])
+        outline = tee_polygon(block)
+        for _ in range(100):
+            agent = rng.uniform(50, 462, 2)
+            if outline.distance(sg.Point(*agent)) > 25.0:
+                break
+        return {"reset_to_state": [agent[0], agent[1], block[0], block[1], block[2]]}
 
     def reset(self, info: dict[str, Any], rng: np.random.Generator) -> None:
         self._rng = rng
         self._plan(np.asarray(info["state"], dtype=np.float64))
+        if self._near_goal:  # look around a while before disturbing the placed block
+            self._mode = "wander"
+            self._steps_left = int(rng.integers(0, 60))
+            self._push_dir = rng.normal(size=2)
+            self._near_goal = False
 
     def _plan(self, state: np.ndarray) -> None:
         """Choose the next segment: an approach-then-push, or a wander."""
