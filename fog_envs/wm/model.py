@@ -12,9 +12,10 @@ from fog_envs.wm.autoencoder import FrameAutoencoder
 from fog_envs.wm.bundle import WorldModelConfig, load_state, read_bundle, split_prefix, write_bundle
 from fog_envs.wm.denoiser import LatentDenoiser
 from fog_envs.wm.edm import euler_sample
+from fog_envs.learned.diff import straight_through
 from fog_envs.wm.heads import RewardModel
 from fog_envs.wm.probe import StateProbe
-from fog_envs.wm.rssm import RSSM
+from fog_envs.wm.rssm import RSSM, RSSMState
 from fog_envs.wm.tasks import TaskSpec, get_task
 
 
@@ -59,6 +60,84 @@ class WorldModel(nn.Module):
                     num_steps: int | None = None) -> torch.Tensor:
         """Sample z_{t+1} given latents z_{t-L+1..t} (B, L, C, h, w) and actions a_{t-L+1..t} (B, L, A)."""
         return euler_sample(self.denoiser, context, actions, self.config.edm, generator, num_steps=num_steps)
+
+    @torch.no_grad()
+    def next_latent_fixed(self, context: torch.Tensor, actions: torch.Tensor, noise: torch.Tensor,
+                          context_noise: torch.Tensor, num_steps: int | None = None) -> torch.Tensor:
+        """:meth:`next_latent` with its random draws given (per-env generators, finite differences)."""
+        return euler_sample(self.denoiser, context, actions, self.config.edm, None, num_steps=num_steps,
+                            noise=noise, context_noise=context_noise)
+
+    # --- the local model on flat states x = [deter, stoch] -------------------------------------------
+    @property
+    def local_state_dim(self) -> int:
+        return self.config.rssm.deter + self.config.rssm.stoch
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.config.rssm.deter
+        return x[..., :d], x[..., d:]
+
+    def local_step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The RSSM's one-step prediction ``[GRU(deter, stoch, a), mean p(stoch | deter')]`` (differentiable)."""
+        deter, stoch = self._split(x)
+        deter_next = self.rssm.next_deter(deter, stoch, action)
+        return torch.cat([deter_next, self.rssm.prior(deter_next)[0].to(deter_next.dtype)], -1)
+
+    def local_reward(self, x: torch.Tensor) -> torch.Tensor:
+        """The RSSM reward head at local states ``x`` (differentiable)."""
+        return self.rssm.reward(x)
+
+    def filter_step(self, x: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """The RSSM posterior (mean) after ``action`` and the next latent frame ``latent``."""
+        deter, stoch = self._split(x)
+        deter_next = self.rssm.next_deter(deter, stoch, action)
+        mean, _ = self.rssm.posterior(deter_next, self.rssm.embed(latent))
+        return torch.cat([deter_next, mean.to(deter_next.dtype)], -1)
+
+    def filter_window(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Filter real windows (B, T, C, h, w) with ``actions[:, t]`` taken after frame t; state at the last frame."""
+        first = torch.zeros(latents.shape[:2], dtype=torch.bool, device=latents.device)
+        posts, _ = self.rssm.observe(latents, actions, first, sample=False)
+        return torch.cat([posts.deter[:, -1], posts.mean[:, -1]], -1)
+
+    def decode_local(self, x: torch.Tensor) -> torch.Tensor:
+        """The RSSM decoder's latent frame for local states ``x``."""
+        return self.rssm.decode(x)
+
+    @torch.no_grad()
+    def rssm_open_loop(self, context: torch.Tensor, context_actions: torch.Tensor,
+                       future_actions: torch.Tensor) -> torch.Tensor:
+        """The "no diffusion" forward model: filter the context, then dream ``future_actions`` (B, H, A) with
+        the RSSM prior mean; returns the decoded latent frames (B, H, C, h, w)."""
+        x = self.filter_window(context, context_actions)
+        out = []
+        for k in range(future_actions.shape[1]):
+            x = self.local_step(x, future_actions[:, k])
+            out.append(self.decode_local(x))
+        return torch.stack(out, 1)
+
+    def surrogate_action_gradient(self, context: torch.Tensor, context_actions: torch.Tensor,
+                                  future_actions: torch.Tensor, noise: torch.Tensor,
+                                  context_noise: torch.Tensor) -> torch.Tensor:
+        """FoG's gradient of the H-step global-reward return w.r.t. ``future_actions`` (B, H, A): values from
+        the diffusion model (with the given noise), Jacobians from the RSSM at those values."""
+        with torch.no_grad():
+            x = self.filter_window(context, context_actions)
+        acts = future_actions.detach().clone().requires_grad_(True)
+        ctx, ctx_act = context, context_actions.clone()
+        total = torch.zeros(acts.shape[0], device=acts.device)
+        for k in range(acts.shape[1]):
+            ctx_act = torch.cat([ctx_act[:, :-1], acts[:, k:k + 1].detach()], 1) if k == 0 else \
+                torch.cat([ctx_act[:, 1:], acts[:, k:k + 1].detach()], 1)
+            z = self.next_latent_fixed(ctx, ctx_act, noise[k], context_noise[k])
+            with torch.no_grad():
+                x_star = self.filter_step(x, acts[:, k], z)
+                r_star = self.reward(z)["reward"]
+            x = straight_through(self.local_step(x, acts[:, k]), x_star)
+            total = total + straight_through(self.local_reward(x), r_star)
+            ctx = torch.cat([ctx[:, 1:], z[:, None]], 1)
+        (grad,) = torch.autograd.grad(total.sum(), acts)
+        return grad
 
     def save(self, path: str | os.PathLike, card: dict[str, Any] | None = None) -> None:
         """Write this model as a bundle directory."""

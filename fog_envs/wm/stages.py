@@ -8,6 +8,7 @@ episode the transition is (o_t, a_t) -> o_{t+1} with reward r_t, and ``rewards[t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,7 +17,9 @@ from fog_envs.wm.autoencoder import FrameAutoencoder
 from fog_envs.wm.edm import EDMConfig, edm_training_loss
 from fog_envs.wm.heads import RewardModel
 from fog_envs.wm.probe import StateProbe
-from fog_envs.wm.rssm import RSSM
+
+if TYPE_CHECKING:
+    from fog_envs.wm.rssm import RSSM
 
 
 def valid_window_starts(episode_ends: np.ndarray, length: int) -> np.ndarray:
@@ -125,7 +128,7 @@ def rssm_batch(data: PlayArrays, seq_len: int, rng: np.random.Generator, batch: 
             "is_first": torch.from_numpy(is_first), "mask": torch.from_numpy(mask)}
 
 
-def rssm_loss(model: RSSM, batch: dict[str, torch.Tensor]):
+def rssm_loss(model: "RSSM", batch: dict[str, torch.Tensor]):
     return model.loss(batch["latents"], batch["actions"], batch["rewards"], batch["is_first"], batch["mask"])
 
 

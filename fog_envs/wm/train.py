@@ -20,7 +20,7 @@ import torch
 from fog_envs.runtime import resolve_device, use_bf16
 from fog_envs.wm import stages as st
 from fog_envs.wm.distributed import DistContext, init_distributed, shutdown_distributed
-from fog_envs.wm.model import WorldModel
+from fog_envs.wm.autoencoder import FrameAutoencoder
 from fog_envs.wm.presets import STAGES, Preset, make_preset, scale_steps
 from fog_envs.wm.tasks import get_task
 from fog_envs.wm.trainer import train_stage
@@ -48,6 +48,8 @@ class WMTrainConfig:
     """torch CPU threads (0: all cores)"""
     stop_after: int | None = None
     """stop (as if killed) after this many optimisation steps in this call; for tests"""
+    progress: bool = True
+    """show progress bars"""
 
 
 def load_play_arrays(path: str | os.PathLike, task: str) -> st.PlayArrays:
@@ -110,7 +112,7 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
                                                     indent=2, default=str))
     data = load_play_arrays(cfg.data, cfg.task)
     torch.manual_seed(cfg.seed)
-    model = WorldModel(preset.model).to(ctx.device)
+    autoencoder = FrameAutoencoder(preset.model.autoencoder).to(ctx.device)
     writer = None
     if ctx.is_main and log_fn is None:
         from torch.utils.tensorboard import SummaryWriter
@@ -147,17 +149,23 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
 
     # 1. autoencoder, then the latents every other stage reads
     if "autoencoder" not in progress["done"]:
-        run("autoencoder", model.autoencoder, st.autoencoder_loss, lambda r, b: st.autoencoder_batch(data, r, b))
+        run("autoencoder", autoencoder, st.autoencoder_loss, lambda r, b: st.autoencoder_batch(data, r, b))
         fit = data.frames[np.random.default_rng([cfg.seed, 3]).choice(len(data.frames), size=min(4096, len(data.frames)),
                                                                          replace=False)]
-        model.autoencoder.fit_latent_scaling(torch.from_numpy(fit).to(ctx.device))
+        autoencoder.fit_latent_scaling(torch.from_numpy(fit).to(ctx.device))
         if ctx.is_main:
-            torch.save(model.autoencoder.state_dict(), ckpt / "autoencoder_final.pt")
+            torch.save(autoencoder.state_dict(), ckpt / "autoencoder_final.pt")
             _write_progress(out, progress)
         ctx.barrier()
     else:
-        model.autoencoder.load_state_dict(torch.load(ckpt / "autoencoder_final.pt", map_location=ctx.device))
-    data.latents = st.encode_all(model.autoencoder, data.frames, ctx.device, bf16)
+        autoencoder.load_state_dict(torch.load(ckpt / "autoencoder_final.pt", map_location=ctx.device))
+    data.latents = st.encode_all(autoencoder, data.frames, ctx.device, bf16)
+
+    from fog_envs.wm.model import WorldModel  # the other stages need the full model
+
+    torch.manual_seed(cfg.seed + 1)
+    model = WorldModel(preset.model).to(ctx.device)
+    model.autoencoder.load_state_dict(autoencoder.state_dict())
 
     L = preset.model.denoiser.context_len
     den_starts = st.valid_window_starts(data.episode_ends, L + 1)

@@ -1,0 +1,130 @@
+"""The world-model backend of ``WMPushT-v0`` / ``WMPushCube-v0``.
+
+Global step (no gradient): the EDM denoiser samples the next latent frame from the last L latents and
+actions (``forward_model="diffusion"``), the reward model reads it, and the RSSM posterior filters it into
+the next local state ``x = [deter, stoch]``. With ``forward_model="rssm"`` (the "no diffusion" ablation) the
+RSSM prior dreams the next state and its decoder the next latent frame.
+
+Local step (differentiable): the RSSM prior mean ``[GRU(deter, stoch, a), mean p(stoch | deter')]`` and the
+RSSM reward head; :class:`fog_envs.learned.diff.DifferentiableEnv` evaluates both at the global states.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fog_envs.learned.backend import GlobalStep
+from fog_envs.wm.model import WorldModel
+
+
+class WorldModelBackend:
+    """``num_envs`` imagined episodes of one :class:`~fog_envs.wm.model.WorldModel` (see the module doc)."""
+
+    obs_size = 64
+
+    def __init__(self, model: WorldModel, num_envs: int, forward_model: str = "diffusion",
+                 denoising_steps: int | None = None) -> None:
+        if len(model.start_latents) == 0:
+            raise ValueError("the world model has no real start windows (start_latents is empty)")
+        self.model = model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.num_envs = num_envs
+        self.forward_model = forward_model
+        self.denoising_steps = denoising_steps
+        self.device = model.start_latents.device
+        self.action_dim = model.task.action_dim
+        self.state_dim = model.local_state_dim
+        self.control_hz = model.task.control_hz
+        self.reference_env_id = model.task.real_env_id
+        L, (c, h, w) = model.context_len, model.latent_shape
+        self.ctx = torch.zeros(num_envs, L, c, h, w, device=self.device)
+        self.ctx_act = torch.zeros(num_envs, L, self.action_dim, device=self.device)
+        self.x = torch.zeros(num_envs, self.state_dim, device=self.device)
+
+    # --- episode starts --------------------------------------------------------------------------------
+    def reset(self, env_ids: torch.Tensor, generators: list[torch.Generator]) -> None:
+        ids = env_ids.tolist()
+        n_start = len(self.model.start_latents)
+        picks = [int(torch.randint(n_start, (1,), generator=generators[i])) for i in ids]
+        lat = self.model.start_latents[picks].float()
+        act = self.model.start_actions[picks].float()
+        idx = torch.as_tensor(ids, device=self.device)
+        self.ctx[idx] = lat
+        self.ctx_act[idx] = act
+        with torch.no_grad():
+            self.x[idx] = self.model.filter_window(lat, act)
+
+    def state(self) -> torch.Tensor:
+        return self.x.clone()
+
+    # --- the two faces -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def global_step(self, action: torch.Tensor, generators: list[torch.Generator]) -> GlobalStep:
+        action = action.to(self.device, torch.float32)
+        self.ctx_act[:, -1] = action
+        if self.forward_model == "diffusion":
+            noise = torch.stack([torch.randn(self.ctx.shape[2:], generator=g) for g in generators]).to(self.device)
+            ctx_noise = torch.stack([torch.randn(self.ctx.shape[1:], generator=g) for g in generators]).to(self.device)
+            z = self.model.next_latent_fixed(self.ctx, self.ctx_act, noise, ctx_noise, self.denoising_steps)
+            x_next = self.model.filter_step(self.x, action, z)
+        else:
+            x_next = self.model.local_step(self.x, action)
+            z = self.model.decode_local(x_next)
+        out = self.model.reward(z)
+        self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], dim=1)
+        self.ctx_act = torch.cat([self.ctx_act[:, 1:], torch.zeros_like(self.ctx_act[:, :1])], dim=1)
+        self.x = x_next
+        aux = {name: out["aux"][:, k] for k, name in enumerate(self.model.task.aux_names)}
+        return GlobalStep(x_next.clone(), out["reward"], torch.sigmoid(out["success_logit"]) > 0.5, aux)
+
+    def local_step(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.model.local_step(state, action)
+
+    def local_reward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.model.local_reward(state)
+
+    # --- observations, checkpoints, deployment --------------------------------------------------------
+    @torch.no_grad()
+    def render_obs(self, obs_type: str) -> np.ndarray:
+        if obs_type == "latent":
+            return self.x.float().cpu().numpy().copy()  # never a view of the live state
+        return self.model.autoencoder.decode(self.ctx[:, -1]).cpu().numpy()
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {"ctx": self.ctx.clone(), "ctx_act": self.ctx_act.clone(), "x": self.x.clone()}
+
+    def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
+        self.ctx = snapshot["ctx"].to(self.device).clone()
+        self.ctx_act = snapshot["ctx_act"].to(self.device).clone()
+        self.x = snapshot["x"].to(self.device).clone()
+
+    def make_observer(self) -> "LatentObserver":
+        return LatentObserver(self.model)
+
+
+class LatentObserver:
+    """Deployment filter: the RSSM posterior over real frames (encoded by the autoencoder)."""
+
+    def __init__(self, model: WorldModel) -> None:
+        self.model = model
+        self.device = model.start_latents.device
+        self.x: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def _encode(self, obs: np.ndarray) -> torch.Tensor:
+        return self.model.autoencoder.encode(torch.as_tensor(np.asarray(obs), device=self.device)[None])
+
+    @torch.no_grad()
+    def reset(self, obs: np.ndarray) -> torch.Tensor:
+        z = self._encode(obs)
+        a = torch.zeros(1, 1, self.model.task.action_dim, device=self.device)
+        self.x = self.model.filter_window(z[:, None], a)
+        return self.x[0]
+
+    @torch.no_grad()
+    def update(self, action: np.ndarray, obs: np.ndarray) -> torch.Tensor:
+        a = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.device)[None]
+        self.x = self.model.filter_step(self.x, a, self._encode(obs))
+        return self.x[0]

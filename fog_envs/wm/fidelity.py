@@ -1,0 +1,143 @@
+"""Fidelity of a world model on held-out real episodes: open-loop error of the diffusion model and of the
+RSSM alone, read in pixels, rewards and physical state (through the state probe), plus gradient quality.
+
+Open loop from real context: the model sees L real frames and the real actions, then predicts
+``max(horizons)`` frames ahead feeding back its own outputs; errors are reported at each horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fog_envs.wm.model import WorldModel
+from fog_envs.wm.stages import PlayArrays, valid_window_starts
+
+
+@dataclass(frozen=True)
+class FidelityConfig:
+    """What to measure and on how many windows."""
+
+    horizons: tuple[int, ...] = (1, 4, 16)
+    num_windows: int = 64
+    batch: int = 32
+    seed: int = 0
+    denoising_steps: int | None = None
+    grad_horizon: int = 4
+    grad_windows: int = 8
+    fd_eps: float = 0.05
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) / 255.0) ** 2
+    mse = mse.reshape(mse.shape[0], -1).mean(1)
+    return 10 * np.log10(1.0 / np.maximum(mse, 1e-10))
+
+
+def _windows(data: PlayArrays, context_len: int, horizon: int, cfg: FidelityConfig) -> np.ndarray:
+    starts = valid_window_starts(data.episode_ends, context_len + horizon)
+    if len(starts) == 0:
+        raise ValueError(f"no held-out window of {context_len + horizon} frames (episodes too short)")
+    rng = np.random.default_rng(cfg.seed)
+    return np.sort(rng.choice(starts, size=min(cfg.num_windows, len(starts)), replace=False))
+
+
+@torch.no_grad()
+def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, dict]:
+    """Errors of the diffusion model (``"diffusion"``) and of the RSSM alone (``"rssm"``) at each horizon,
+    and the floors set by the autoencoder and the probe on real frames (``"real"``)."""
+    spec = model.task
+    L, H = model.context_len, max(cfg.horizons)
+    starts = _windows(data, L, H, cfg)
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    per: dict[str, dict[int, dict[str, list]]] = {m: {h: {} for h in cfg.horizons} for m in ("diffusion", "rssm", "real")}
+
+    def add(kind: str, h: int, name: str, values: np.ndarray) -> None:
+        per[kind][h].setdefault(name, []).extend(np.asarray(values, dtype=np.float64).tolist())
+
+    for i in range(0, len(starts), cfg.batch):
+        s = starts[i:i + cfg.batch]
+        rows = s[:, None] + np.arange(L + H)[None]
+        frames = torch.from_numpy(data.frames[rows]).to(device)
+        actions = torch.from_numpy(data.actions[rows]).to(device)
+        latents = model.autoencoder.encode(frames)
+        ctx, ctx_act = latents[:, :L], actions[:, :L]
+        diff_lat, ctx_lat = [], ctx
+        for k in range(H):
+            z = model.next_latent(ctx_lat, actions[:, k:k + L], gen, cfg.denoising_steps)
+            diff_lat.append(z)
+            ctx_lat = torch.cat([ctx_lat[:, 1:], z[:, None]], dim=1)
+        diff_lat = torch.stack(diff_lat, 1)
+        rssm_lat = model.rssm_open_loop(ctx, ctx_act, actions[:, L - 1:L - 1 + H])
+        for h in cfg.horizons:
+            t = rows[:, L + h - 1]
+            real = data.frames[t]
+            true_probe = data.probe[t]
+            add("real", h, "ae_psnr", _psnr(model.autoencoder.decode(latents[:, L + h - 1]).cpu().numpy(), real))
+            probe_real = model.probe(torch.from_numpy(real).to(device)).cpu().numpy()
+            for name, err in spec.probe_errors(probe_real, true_probe).items():
+                add("real", h, f"probe_{name}", err)
+            for kind, lat in (("diffusion", diff_lat), ("rssm", rssm_lat)):
+                z = lat[:, h - 1]
+                img = model.autoencoder.decode(z)
+                pred = img.cpu().numpy()
+                add(kind, h, "psnr", _psnr(pred, real))
+                add(kind, h, "frame_mse", (((pred.astype(np.float64) - real) / 255.0) ** 2).reshape(len(s), -1).mean(1))
+                rew = model.reward(z)["reward"].cpu().numpy()
+                add(kind, h, "reward_abs_err", np.abs(rew - data.rewards[t - 1]))
+                probe = model.probe(img).cpu().numpy()
+                for name, err in spec.probe_errors(probe, true_probe).items():
+                    add(kind, h, f"probe_{name}", err)
+    out: dict[str, dict] = {}
+    for kind, by_h in per.items():
+        out[kind] = {str(h): {f"{k}_{stat}": float(fn(v)) for k, v in m.items()
+                              for stat, fn in (("median", np.median), ("mean", np.mean))}
+                     for h, m in by_h.items()}
+    out["windows"] = int(len(starts))
+    return out
+
+
+def gradient_cosine(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, float]:
+    """Cosine between the RSSM-surrogate gradient of an H-step return w.r.t. the actions and a central
+    finite-difference estimate through the diffusion model with fixed noise (same start windows)."""
+    L, H = model.context_len, cfg.grad_horizon
+    starts = _windows(data, L, H, FidelityConfig(num_windows=cfg.grad_windows, seed=cfg.seed + 1))
+    device = next(model.parameters()).device
+    rows = starts[:, None] + np.arange(L + H)[None]
+    frames = torch.from_numpy(data.frames[rows]).to(device)
+    actions = torch.from_numpy(data.actions[rows]).to(device).float()
+    b, a_dim = len(starts), actions.shape[-1]
+    with torch.no_grad():
+        ctx = model.autoencoder.encode(frames[:, :L])
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    noise = torch.randn((H, b) + tuple(ctx.shape[2:]), generator=gen, device=device)
+    ctx_noise = torch.randn((H,) + tuple(ctx.shape), generator=gen, device=device)
+
+    def diffusion_return(future: torch.Tensor) -> torch.Tensor:
+        """Sum of global rewards over H steps for actions ``future`` (B', H, A); ``B' = k·B`` repeats."""
+        reps = future.shape[0] // b
+        c = ctx.repeat(reps, 1, 1, 1, 1)
+        acts = actions[:, :L].repeat(reps, 1, 1).clone()
+        total = torch.zeros(future.shape[0], device=device)
+        for k in range(H):
+            acts = torch.cat([acts[:, 1:], future[:, k:k + 1]], 1) if k else torch.cat([acts[:, :-1], future[:, :1]], 1)
+            z = model.next_latent_fixed(c, acts, noise[k].repeat(reps, 1, 1, 1), ctx_noise[k].repeat(reps, 1, 1, 1, 1))
+            total = total + model.reward(z)["reward"]
+            c = torch.cat([c[:, 1:], z[:, None]], 1)
+        return total
+
+    future = actions[:, L - 1:L - 1 + H].clone()
+    with torch.no_grad():
+        dims = H * a_dim
+        eye = torch.eye(dims, device=device).reshape(dims, H, a_dim)
+        plus = (future[None] + cfg.fd_eps * eye[:, None]).reshape(-1, H, a_dim)
+        minus = (future[None] - cfg.fd_eps * eye[:, None]).reshape(-1, H, a_dim)
+        fd = (diffusion_return(plus) - diffusion_return(minus)).reshape(dims, b) / (2 * cfg.fd_eps)
+        fd = fd.T  # (B, H·A)
+    surrogate = model.surrogate_action_gradient(ctx, actions[:, :L], future, noise, ctx_noise)  # (B, H, A)
+    cos = torch.nn.functional.cosine_similarity(surrogate.reshape(b, -1), fd, dim=1)
+    return {"grad_cosine_mean": float(cos.mean()), "grad_cosine_median": float(cos.median()),
+            "grad_windows": int(b), "grad_horizon": int(H)}
