@@ -51,6 +51,11 @@ class RSSMState:
     std: torch.Tensor
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision (autocast) tensors in float32; float32/float64 left as they are."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(i, h), nn.LayerNorm(h), nn.SiLU(), nn.Linear(h, o))
 
@@ -92,7 +97,7 @@ class RSSM(nn.Module):
         return RSSMState(torch.zeros(batch, cfg.deter, device=dev), z, z, torch.ones_like(z))
 
     def _gaussian(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, std = raw.float().chunk(2, dim=-1)
+        mean, std = _full(raw).chunk(2, dim=-1)
         return mean, F.softplus(std) + self.config.min_std
 
     def next_deter(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -174,7 +179,7 @@ class RSSM(nn.Module):
         return out.reshape(*lead, *out.shape[-3:])
 
     def reward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.reward_head(features).squeeze(-1).float()
+        return _full(self.reward_head(features).squeeze(-1))
 
     # --- training --------------------------------------------------------------------------------------
     def loss(self, latents: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, is_first: torch.Tensor,
