@@ -88,11 +88,7 @@ class DifferentiableEnv:
             raise ValueError(f"action must have shape {(self.num_envs, self.action_dim)}, got {tuple(action.shape)}")
         if not torch.isfinite(action).all():
             raise ValueError("action contains NaN or inf")
-        x_hat = self.backend.local_step(self._x, action)
-        out = self.backend.global_step(action.detach(), self.clock.generators)
-        x_next = straight_through(x_hat, out.next_state)
-        r_hat = self.backend.local_reward(x_next)
-        reward = straight_through(r_hat, out.reward)
+        x_next, reward, out = self._transition(action)
         truncated = torch.from_numpy(self.clock.tick())
         terminated = out.is_success.cpu() & self.terminate_on_success
         done = terminated | truncated
@@ -102,10 +98,22 @@ class DifferentiableEnv:
             ids = torch.nonzero(done).flatten()
             self.backend.reset(ids, self.clock.generators)
             self.clock.restart(ids.numpy())
+            self._on_reset(done)
             fresh = self.backend.state().to(x_next.dtype)
             x_next = torch.where(done.to(x_next.device)[:, None], fresh, x_next)
         self._x = x_next
         return x_next, reward, terminated, truncated, extras
+
+    def _transition(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, GlobalStep]:
+        """Next state and reward: global values, local (surrogate) gradients."""
+        x_hat = self.backend.local_step(self._x, action)
+        out = self.backend.global_step(action.detach(), self.clock.generators)
+        x_next = straight_through(x_hat, out.next_state)
+        reward = straight_through(self.backend.local_reward(x_next), out.reward)
+        return x_next, reward, out
+
+    def _on_reset(self, done: torch.Tensor) -> None:
+        """Hook for subclasses that keep more differentiable state than ``x``."""
 
     def get_state(self) -> dict[str, Any]:
         """A snapshot of every env (backend state, step counters, generators) for exact resumption."""

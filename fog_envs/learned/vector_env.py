@@ -40,6 +40,7 @@ class LearnedVectorEnv(VectorEnv):
         render_mode: str | None = None,
         terminate_on_success: bool = False,
         autoreset: bool = True,
+        gradient_model: str = "rssm",
         backend: Backend | None = None,
     ) -> None:
         if obs_type not in OBS_TYPES:
@@ -57,7 +58,14 @@ class LearnedVectorEnv(VectorEnv):
         self.autoreset = autoreset
         self.env_name = f"learned env ({task})"
         self.metadata = {**self.metadata, "render_fps": getattr(self.backend, "control_hz", 10)}
-        self.diff = DifferentiableEnv(self.backend, max_episode_steps, terminate_on_success)
+        if gradient_model == "rssm":
+            self.diff = DifferentiableEnv(self.backend, max_episode_steps, terminate_on_success)
+        elif gradient_model == "diffusion":
+            from fog_envs.learned.diffusion_bptt import DiffusionBPTTEnv
+
+            self.diff = DiffusionBPTTEnv(self.backend, max_episode_steps, terminate_on_success)
+        else:
+            raise ValueError(f"unknown gradient_model {gradient_model!r}; choose 'rssm' or 'diffusion'")
         a = self.backend.action_dim
         self.single_action_space = spaces.Box(-1.0, 1.0, shape=(a,), dtype=np.float32)
         if obs_type == "pixels":

@@ -1,0 +1,104 @@
+"""World-model fidelity against speed on held-out real episodes (a seed the training never saw).
+
+    python benchmarks/bench_fidelity.py --bundle runs/wm_pusht/bundle --heldout datasets/pusht_heldout.h5 \
+        [--nfe 1 2 3] [--write-card]
+
+For each number of denoising steps (NFE): imagined-step throughput of the global model at batch 64, and
+open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors) of the diffusion model next to
+the RSSM-alone forward model; plus the cosine between FoG's surrogate gradient and a finite-difference
+gradient through the diffusion model. Prints a table, writes ``benchmarks/results/fidelity_<task>.json``,
+and with ``--write-card`` stores the figures at the default NFE in the bundle's card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fog_envs.wm.fidelity import FidelityConfig, gradient_cosine, open_loop  # noqa: E402
+from fog_envs.wm.model import WorldModel  # noqa: E402
+from fog_envs.wm.train import load_play_arrays  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@torch.no_grad()
+def global_steps_per_s(model: WorldModel, nfe: int, batch: int = 64, repeats: int = 10) -> float:
+    """Imagined steps/s of the global step (denoiser sampling + reward model + RSSM filter), bf16 autocast."""
+    from fog_envs.runtime import autocast, use_bf16
+
+    dev = next(model.parameters()).device
+    ctx = model.start_latents[:batch].float().repeat((batch + len(model.start_latents) - 1) // len(model.start_latents), 1, 1, 1, 1)[:batch]
+    act = torch.zeros(batch, model.context_len, model.task.action_dim, device=dev)
+    x = torch.zeros(batch, model.local_state_dim, device=dev)
+    with autocast(dev, use_bf16(dev)):
+        for i in range(repeats + 2):
+            if i == 2:
+                t0 = time.perf_counter()
+            z = model.next_latent(ctx, act, None, nfe)
+            model.reward(z)
+            model.filter_step(x, act[:, -1], z)
+    return batch * repeats / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--heldout", required=True)
+    parser.add_argument("--nfe", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--windows", type=int, default=64)
+    parser.add_argument("--write-card", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model = WorldModel.load(args.bundle)
+    data = load_play_arrays(args.heldout, model.config.task)
+    rows = []
+    for nfe in args.nfe:
+        fid = open_loop(model, data, FidelityConfig(num_windows=args.windows, denoising_steps=nfe))
+        rows.append({"nfe": nfe, "global_steps_per_s": global_steps_per_s(model, nfe), "open_loop": fid})
+    grad = gradient_cosine(model, data, FidelityConfig())
+    probe_keys = [k for k in rows[0]["open_loop"]["diffusion"]["16"] if k.startswith("probe_") and k.endswith("median")]
+    print(f"task {model.config.task}: {rows[0]['open_loop']['windows']} held-out windows")
+    head = ["model", "NFE", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
+    print(" | ".join(f"{h:>10}" for h in head))
+    for r in rows:
+        for kind in ("diffusion", "rssm", "real"):
+            if kind != "diffusion" and r is not rows[0]:
+                continue
+            for h, m in r["open_loop"][kind].items():
+                vals = [m.get("psnr_median", m.get("ae_psnr_median")), m.get("reward_abs_err_median", float("nan"))]
+                vals += [m.get(k, float("nan")) for k in probe_keys]
+                sps = r["global_steps_per_s"] if kind == "diffusion" else float("nan")
+                print(" | ".join(f"{v:>10}" for v in [kind, r["nfe"] if kind == "diffusion" else "-", f"{sps:.0f}", h])
+                      + " | " + " | ".join(f"{v:>10.3f}" for v in vals))
+    print(f"gradient cosine (surrogate vs finite differences through diffusion, H={grad['grad_horizon']}): "
+          f"mean {grad['grad_cosine_mean']:.3f}, median {grad['grad_cosine_median']:.3f}")
+    out = {"bundle": args.bundle, "heldout": args.heldout, "task": model.config.task, "rows": rows, "gradient": grad,
+           "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"fidelity_{model.config.task}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=2))
+    os.replace(tmp, path)
+    if args.write_card:
+        default = next((r for r in rows if r["nfe"] == model.config.edm.num_steps), rows[0])
+        card_path = Path(args.bundle) / "card.json"
+        card = json.loads(card_path.read_text())
+        card["fidelity"] = {"heldout": args.heldout, "nfe": default["nfe"],
+                            "global_steps_per_s_batch64": default["global_steps_per_s"],
+                            "open_loop": default["open_loop"], "gradient": grad}
+        tmp = card_path.with_name("card.json.tmp")
+        tmp.write_text(json.dumps(card, indent=2))
+        os.replace(tmp, card_path)
+
+
+if __name__ == "__main__":
+    main()

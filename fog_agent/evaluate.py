@@ -1,0 +1,79 @@
+"""``fog-eval``: zero-shot evaluation of a trained DMO-SAPO agent on a reference system.
+
+    fog-eval --run-dir runs/fog_pusht --env-id RealPushT-v0 --episodes 50 --seed 100000
+
+The RSSM of the agent's world model filters the real frames, the actor acts deterministically (tanh μ).
+Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+import fog_envs  # noqa: F401
+from fog_agent.config import SAPOConfig
+from fog_agent.controller import FogController
+from fog_agent.run_io import atomic_write_json, plot_learning_curve
+from fog_agent.sapo import DMOSAPO
+from fog_envs.evaluation import evaluate
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluate a run directory (or one checkpoint file) on a reference system."""
+
+    run_dir: str = "runs/fog_pusht"
+    checkpoint: str | None = None
+    """a checkpoint file (default: <run-dir>/checkpoints/latest.pt)"""
+    env_id: str | None = None
+    """reference system (default: the one the learned env stands for)"""
+    episodes: int = 50
+    seed: int = 100_000
+    video_episodes: int = 3
+
+
+def load_agent(checkpoint: Path) -> tuple[DMOSAPO, dict[str, Any]]:
+    """Rebuild the agent stored in a training checkpoint."""
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no agent checkpoint at {checkpoint}")
+    ckpt = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    sapo = SAPOConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["sapo"].items()})
+    agent = DMOSAPO(ckpt["obs_dim"], ckpt["action_dim"], sapo)
+    agent.restore(ckpt["agent"])
+    return agent, ckpt
+
+
+def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
+    run = Path(cfg.run_dir)
+    agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else run / "checkpoints" / "latest.pt")
+    kwargs = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
+    envs = gym.make_vec(ckpt["env_id"], num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
+                        **kwargs).unwrapped
+    env_id = cfg.env_id or envs.reference_env_id
+    if env_id is None:
+        raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
+    result = evaluate(lambda: FogController(agent, envs.make_observer()), env_id, episodes=cfg.episodes,
+                      seed=cfg.seed, video_dir=run / "videos", video_episodes=cfg.video_episodes)
+    out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps, **asdict(result)}
+    atomic_write_json(run / f"eval_{env_id}.json", out)
+    if (run / "metrics.jsonl").exists():
+        plot_learning_curve(run / "metrics.jsonl", run / "evals.jsonl", run / "learning_curve.png",
+                            f"DMO-SAPO on {ckpt['env_id']}")
+    return out
+
+
+def main() -> None:
+    import tyro
+
+    result = run_evaluation(tyro.cli(EvalConfig))
+    keys = ("env_id", "episodes", "success_rate", "mean_max_coverage", "mean_return", "imagined_steps")
+    print({k: result[k] for k in keys})
+
+
+if __name__ == "__main__":
+    main()
