@@ -50,6 +50,8 @@ class AgentTrainConfig:
     denoising_steps: int | None = None
     iterations: int | None = None
     """override the preset's iteration count"""
+    local_refresh_steps: int | None = None
+    """override the preset's RSSM refresh steps per iteration (0: off)"""
     eval_env_id: str | None = "auto"
     """reference system for zero-shot evaluation ('auto': the learned env's; None: skip)"""
     eval_every: int = 100
@@ -65,7 +67,11 @@ class AgentTrainConfig:
 
 def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:
     sapo = make_preset(cfg.preset)
-    return replace(sapo, iterations=cfg.iterations) if cfg.iterations is not None else sapo
+    if cfg.iterations is not None:
+        sapo = replace(sapo, iterations=cfg.iterations)
+    if cfg.local_refresh_steps is not None:
+        sapo = replace(sapo, local_refresh_steps=cfg.local_refresh_steps)
+    return sapo
 
 
 def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):

@@ -172,3 +172,40 @@ def test_agent_debug_run_on_a_bundle_and_zero_shot_eval(debug_bundle, tmp_path):
     assert 0.0 <= result["success_rate"] <= 1.0 and result["mean_max_coverage"] is not None
     assert (run / "eval_RealPushT-v0.json").exists() and list((run / "videos").glob("*.mp4"))
     assert (run / "learning_curve.png").exists()
+
+
+def test_local_model_refresh_changes_the_rssm(debug_bundle):
+    envs = gym.make_vec("WMPushT-v0", num_envs=2, vectorization_mode="vector_entry_point", obs_type="latent",
+                        world_model=str(debug_bundle))
+    vec = envs.unwrapped
+    vec.reset(seed=0)
+    assert vec.refresh_local_model(2) == {}  # nothing imagined yet
+    for _ in range(20):
+        vec.step(np.zeros((2, 2), np.float32))
+    before = {k: v.clone() for k, v in vec.backend.model.rssm.state_dict().items()}
+    metrics = vec.refresh_local_model(2)
+    assert np.isfinite(metrics["refresh/rssm_loss"])
+    after = vec.backend.model.rssm.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert not any(p.requires_grad for p in vec.backend.model.rssm.parameters())
+
+
+def test_agent_resume_with_refresh_on_a_bundle_is_exact(debug_bundle, tmp_path):
+    from dataclasses import replace
+
+    from fog_agent.train import AgentTrainConfig, train_agent
+
+    common = AgentTrainConfig(env_id="WMPushT-v0", preset="debug", world_model=str(debug_bundle), iterations=4,
+                              local_refresh_steps=1, eval_env_id=None, checkpoint_every=100)
+    train_agent(replace(common, run_dir=str(tmp_path / "a")), progress=False)
+    train_agent(replace(common, run_dir=str(tmp_path / "b"), stop_after=2), progress=False)
+    train_agent(replace(common, run_dir=str(tmp_path / "b")), progress=False)
+    a = torch.load(tmp_path / "a" / "checkpoints" / "latest.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "checkpoints" / "latest.pt", weights_only=False)
+    for k, v in a["agent"]["model"].items():
+        assert torch.equal(v, b["agent"]["model"][k]), k
+    refreshed = a["env"]["backend"]["rssm"]
+    for k, v in refreshed.items():
+        assert torch.equal(v, b["env"]["backend"]["rssm"][k]), k
+    original = WorldModel.load(debug_bundle).rssm.state_dict()
+    assert any(not torch.equal(original[k], refreshed[k]) for k in original)  # the refresh did train

@@ -27,8 +27,8 @@ from fog_envs.learned.episodes import EpisodeClock
 
 
 def straight_through(surrogate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """``value`` in the forward pass, the gradient of ``surrogate`` in the backward pass."""
-    return surrogate + (value.to(surrogate.dtype) - surrogate).detach()
+    """``value`` in the forward pass (bit-exactly), the gradient of ``surrogate`` in the backward pass."""
+    return value.detach().to(surrogate.dtype) + (surrogate - surrogate.detach())
 
 
 class DifferentiableEnv:

@@ -11,11 +11,24 @@ RSSM reward head; :class:`fog_envs.learned.diff.DifferentiableEnv` evaluates bot
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from fog_envs.learned.backend import GlobalStep
 from fog_envs.wm.model import WorldModel
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    """Online refresh of the RSSM on the policy's imagined rollouts (plus real windows)."""
+
+    history: int = 64  #: imagined steps kept per env
+    seq_len: int = 16
+    batch: int = 16
+    lr: float = 1e-4
 
 
 class WorldModelBackend:
@@ -24,7 +37,7 @@ class WorldModelBackend:
     obs_size = 64
 
     def __init__(self, model: WorldModel, num_envs: int, forward_model: str = "diffusion",
-                 denoising_steps: int | None = None) -> None:
+                 denoising_steps: int | None = None, refresh: RefreshConfig | None = None) -> None:
         if len(model.start_latents) == 0:
             raise ValueError("the world model has no real start windows (start_latents is empty)")
         self.model = model.eval()
@@ -42,6 +55,12 @@ class WorldModelBackend:
         self.ctx = torch.zeros(num_envs, L, c, h, w, device=self.device)
         self.ctx_act = torch.zeros(num_envs, L, self.action_dim, device=self.device)
         self.x = torch.zeros(num_envs, self.state_dim, device=self.device)
+        self.refresh_config = refresh if refresh is not None else RefreshConfig()
+        self._history: deque[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = deque(
+            maxlen=self.refresh_config.history)
+        self._fresh = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+        self._refresh_opt: torch.optim.Optimizer | None = None
+        self._refresh_rng = torch.Generator().manual_seed(0)
 
     # --- episode starts --------------------------------------------------------------------------------
     def reset(self, env_ids: torch.Tensor, generators: list[torch.Generator]) -> None:
@@ -55,6 +74,7 @@ class WorldModelBackend:
         self.ctx_act[idx] = act
         with torch.no_grad():
             self.x[idx] = self.model.filter_window(lat, act)
+        self._fresh[idx] = True
 
     def state(self) -> torch.Tensor:
         return self.x.clone()
@@ -73,6 +93,9 @@ class WorldModelBackend:
             x_next = self.model.local_step(self.x, action)
             z = self.model.decode_local(x_next)
         out = self.model.reward(z)
+        # (frame before the step, action, reward, is_first) for the local model's online refresh
+        self._history.append((self.ctx[:, -1].clone(), action.clone(), out["reward"].clone(), self._fresh.clone()))
+        self._fresh[:] = False
         self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], dim=1)
         self.ctx_act = torch.cat([self.ctx_act[:, 1:], torch.zeros_like(self.ctx_act[:, :1])], dim=1)
         self.x = x_next
@@ -92,13 +115,69 @@ class WorldModelBackend:
             return self.x.float().cpu().numpy().copy()  # never a view of the live state
         return self.model.autoencoder.decode(self.ctx[:, -1]).cpu().numpy()
 
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        return {"ctx": self.ctx.clone(), "ctx_act": self.ctx_act.clone(), "x": self.x.clone()}
+    def snapshot(self) -> dict:
+        """Per-env state plus what the online refresh changed (RSSM weights, optimiser, history)."""
+        return {"ctx": self.ctx.clone(), "ctx_act": self.ctx_act.clone(), "x": self.x.clone(),
+                "fresh": self._fresh.clone(), "history": list(self._history),
+                "rssm": {k: v.clone() for k, v in self.model.rssm.state_dict().items()},
+                "refresh_opt": self._refresh_opt.state_dict() if self._refresh_opt is not None else None,
+                "refresh_rng": self._refresh_rng.get_state()}
 
-    def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
+    def restore(self, snapshot: dict) -> None:
         self.ctx = snapshot["ctx"].to(self.device).clone()
         self.ctx_act = snapshot["ctx_act"].to(self.device).clone()
         self.x = snapshot["x"].to(self.device).clone()
+        if "rssm" in snapshot:
+            self._fresh = snapshot["fresh"].clone()
+            self._history.clear()
+            self._history.extend(snapshot["history"])
+            self.model.rssm.load_state_dict(snapshot["rssm"])
+            self._refresh_rng.set_state(snapshot["refresh_rng"])
+            if snapshot["refresh_opt"] is not None:
+                self._refresh_opt = torch.optim.Adam(self.model.rssm.parameters(), lr=self.refresh_config.lr)
+                self._refresh_opt.load_state_dict(snapshot["refresh_opt"])
+
+    def refresh_local_model(self, steps: int) -> dict[str, float]:
+        """``steps`` RSSM updates on recent imagined sequences of the current policy, mixed with the real
+        start windows shipped with the model (reconstruction + KL there; their rewards are unknown)."""
+        cfg = self.refresh_config
+        if len(self._history) < 2:
+            return {}
+        seq_len = min(cfg.seq_len, len(self._history))
+        rssm = self.model.rssm
+        if self._refresh_opt is None:
+            self._refresh_opt = torch.optim.Adam(rssm.parameters(), lr=cfg.lr)
+        hist = list(self._history)
+        lat = torch.stack([h[0] for h in hist], 1)  # (N, K, C, h, w)
+        act, rew, first = (torch.stack([h[i] for h in hist], 1) for i in (1, 2, 3))
+        k = lat.shape[1]
+        losses = []
+        rssm.train()
+        for p in rssm.parameters():
+            p.requires_grad_(True)
+        for _ in range(steps):
+            env = torch.randint(self.num_envs, (cfg.batch,), generator=self._refresh_rng)
+            start = torch.randint(k - seq_len + 1, (cfg.batch,), generator=self._refresh_rng)
+            rows = start[:, None] + torch.arange(seq_len)[None]
+            mask = torch.ones(cfg.batch, seq_len, dtype=torch.bool)
+            loss, _ = rssm.loss(lat[env[:, None], rows], act[env[:, None], rows], rew[env[:, None], rows],
+                                first[env[:, None], rows], mask, generator=self._refresh_rng)
+            real = torch.randint(len(self.model.start_latents), (cfg.batch,), generator=self._refresh_rng)
+            r_lat = self.model.start_latents[real].float()
+            r_act = self.model.start_actions[real].float()
+            r_mask = torch.ones(r_lat.shape[:2], dtype=torch.bool)
+            real_loss, _ = rssm.loss(r_lat, r_act, torch.zeros(r_lat.shape[:2]), torch.zeros_like(r_mask), r_mask,
+                                     reward_mask=torch.zeros_like(r_mask), generator=self._refresh_rng)
+            total = loss + real_loss
+            self._refresh_opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(rssm.parameters(), 100.0)
+            self._refresh_opt.step()
+            losses.append(total.item())
+        for p in rssm.parameters():
+            p.requires_grad_(False)
+        rssm.eval()
+        return {"refresh/rssm_loss": sum(losses) / len(losses)}
 
     def make_observer(self) -> "LatentObserver":
         return LatentObserver(self.model)

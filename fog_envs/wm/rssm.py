@@ -183,16 +183,22 @@ class RSSM(nn.Module):
 
     # --- training --------------------------------------------------------------------------------------
     def loss(self, latents: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, is_first: torch.Tensor,
-             mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Latent reconstruction + reward regression + KL (free bits, dyn/rep balancing), masked."""
+             mask: torch.Tensor, reward_mask: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Latent reconstruction + reward regression + KL (free bits, dyn/rep balancing), masked.
+
+        ``reward_mask`` (B, T) marks the rewards that are known (default: all of them); posterior samples
+        are drawn from ``generator`` (the global RNG when None)."""
         cfg = self.config
-        posts, priors = self.observe(latents, actions, is_first, sample=True)
+        posts, priors = self.observe(latents, actions, is_first, sample=True, generator=generator)
         feat = self.features(posts)
         m = mask.float()
         denom = m.sum().clamp_min(1.0)
         recon = ((self.decode(feat).float() - latents.float()).pow(2).mean((-3, -2, -1)) * m).sum() / denom
         # rewards[t] is predicted from the state at t+1 (both inside the sequence and unmasked)
         rm = m[:, :-1] * m[:, 1:] * (~is_first[:, 1:].bool()).float()
+        if reward_mask is not None:
+            rm = rm * reward_mask[:, :-1].float()
         rew_pred = self.reward(feat[:, 1:])
         reward = ((rew_pred - rewards[:, :-1].float()).pow(2) * rm).sum() / rm.sum().clamp_min(1.0)
         dyn = gaussian_kl(posts.mean.detach(), posts.std.detach(), priors.mean, priors.std)
