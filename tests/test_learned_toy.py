@@ -169,3 +169,22 @@ def test_long_rollout_stays_finite():
         obs, rew, *_ = envs.step(rng.uniform(-1, 1, (4, 2)).astype(np.float32))
         assert np.isfinite(rew).all()
     assert obs.dtype == np.uint8
+
+
+def test_readme_example_runs():
+    runpy.run_path(str(ROOT / "examples" / "differentiable_step.py"))
+
+
+def test_hook_methods_of_the_differentiable_env():
+    envs = gym.make_vec("WMToy-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    diff = envs.unwrapped.diff
+    diff.reset(seed=0)
+    x, a = diff.obs.double(), torch.full((2, 2), 0.1, dtype=torch.float64)
+    cfg = envs.unwrapped.backend.config
+    jac = diff.jacobians(x, a)
+    jx, ja = analytic_jacobians(x[0].numpy(), cfg, cfg.damping)
+    np.testing.assert_allclose(jac["action"][0].numpy(), ja, atol=1e-12)
+    gx, ga = diff.vjp(x, a, torch.ones_like(x))
+    np.testing.assert_allclose(ga[0].numpy(), np.ones(4) @ ja, atol=1e-12)
+    _, tangent = diff.jvp(x, a, torch.zeros_like(x), torch.ones_like(a))
+    np.testing.assert_allclose(tangent[0].numpy(), ja @ np.ones(2), atol=1e-12)

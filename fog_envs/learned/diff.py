@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fog_envs.learned import hook
 from fog_envs.learned.backend import Backend, GlobalStep
 from fog_envs.learned.episodes import EpisodeClock
 
@@ -71,11 +72,37 @@ class DifferentiableEnv:
         return self._x
 
     def global_step(self, action: torch.Tensor) -> GlobalStep:
-        """The global model's step alone (no gradient, no reset handling): ``diffusion_step`` for WM envs."""
+        """The global model's step alone (no gradient, no reset handling)."""
         self._require_reset()
         out = self.backend.global_step(action.detach(), self.clock.generators)
         self._x = out.next_state
         return out
+
+    def diffusion_step(self, action: torch.Tensor) -> GlobalStep:
+        """The diffusion model's forward step (``global_step`` of a world-model env), no gradient."""
+        return self.global_step(action)
+
+    # --- the Jacobian hook (the local model alone, at any states) ---------------------------------
+    def local_step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The local model's one-step prediction (the RSSM prior mean), differentiable."""
+        return self.backend.local_step(x, action)
+
+    def local_reward(self, x: torch.Tensor) -> torch.Tensor:
+        """The local model's reward (the RSSM reward head), differentiable."""
+        return self.backend.local_reward(x)
+
+    def vjp(self, x: torch.Tensor, action: torch.Tensor, cotangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cᵀ ∂x'/∂x, cᵀ ∂x'/∂a)`` of :meth:`local_step`."""
+        return hook.step_vjp(self.backend.local_step, x, action, cotangent)
+
+    def jvp(self, x: torch.Tensor, action: torch.Tensor, tangent_x: torch.Tensor,
+            tangent_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x', ∂x'/∂x·t_x + ∂x'/∂a·t_a)`` of :meth:`local_step` (forward mode)."""
+        return hook.step_jvp(self.backend.local_step, x, action, tangent_x, tangent_a)
+
+    def jacobians(self, x: torch.Tensor, action: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Dense ``{"state": (N, X, X), "action": (N, X, A)}`` Jacobians of :meth:`local_step`."""
+        return hook.dense_jacobians(self.backend.local_step, x, action)
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Differentiable step; returns ``(obs, reward, terminated, truncated, extras)`` as tensors.
