@@ -44,7 +44,7 @@ def make_preset(name: str) -> SAPOConfig:
     presets = {
         "debug": replace(base, num_envs=4, horizon=4, iterations=2, actor_hidden=(16,), critic_hidden=(16,),
                          critic_iterations=2, critic_minibatches=2, episode_steps=6),
-        "cpu": replace(base, num_envs=64, horizon=16, iterations=600, local_refresh_steps=8),
+        "cpu": replace(base, num_envs=64, horizon=16, iterations=300, local_refresh_steps=8),
         "cpu-long": replace(base, num_envs=64, horizon=16, iterations=3000, local_refresh_steps=8),
         "gpu": replace(base, num_envs=256, horizon=16, iterations=2000, local_refresh_steps=32),
     }

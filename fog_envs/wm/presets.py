@@ -59,7 +59,7 @@ def make_preset(name: str, task: str) -> Preset:
         scale = 1 if name == "cpu" else 10
         stages = {
             "autoencoder": StageConfig(steps=3000 * scale, batch=64, lr=1e-3, warmup=100),
-            "denoiser": StageConfig(steps=6000 * scale, batch=64, lr=3e-4, warmup=200),
+            "denoiser": StageConfig(steps=20000 * scale, batch=64, lr=3e-4, warmup=200),
             "reward": StageConfig(steps=2000 * scale, batch=128, lr=1e-3, warmup=100),
             "rssm": StageConfig(steps=3000 * scale, batch=32, lr=3e-4, warmup=100, grad_clip=100.0),
             "probe": StageConfig(steps=2000 * scale, batch=64, lr=1e-3, warmup=100),

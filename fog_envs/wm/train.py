@@ -198,7 +198,9 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
         card = {
             "task": cfg.task, "dataset": str(cfg.data), "dataset_fingerprint": dataset_fingerprint(cfg.data),
             "dataset_frames": int(len(data.frames)), "dataset_episodes": int(len(data.episode_ends)),
-            "preset": cfg.preset, "steps": {k: preset.stages[k].steps for k in STAGES},
+            "preset": cfg.preset,
+            "steps": {k: int(torch.load(ckpt / f"{k}.pt", weights_only=False, map_location="cpu")["step"])
+                      for k in STAGES},
             "wall_time_s": round(progress.get("wall_s", 0.0) + time.perf_counter() - t_start, 1),
             "final_metrics": progress["done"], "bf16": bf16, "world_size": ctx.world_size,
             "fidelity": None,
