@@ -13,12 +13,16 @@ A *model* here is any callable ``model(x_in, c_noise, context_in, actions, c_noi
 Choices that go beyond the letter of DIAMOND (all configurable in :class:`EDMConfig`):
 
 * **Context-noise augmentation** (DIAMOND csgo's ``noise_previous_obs``): in training, each sample's
-  context is noised w.p. ``context_noise_prob`` with a σ_cond from the training log-normal, *capped* at
-  ``context_sigma_max`` (default 0.5 — for unit-variance latents that keeps the context informative,
-  SNR ≥ 4, so a small network does not spend capacity on nearly context-free generation; DIAMOND does
-  not cap). Other samples, and every sample at sampling time, get σ_cond = ``s_cond`` (0.005). The
-  network sees ``c_noise_cond = ln(σ_cond)/4`` and the context scaled by ``1/sqrt(σ_cond² + σ_data²)``
-  (≈ DIAMOND's ``context/σ_data`` at small σ_cond).
+  context is noised w.p. ``context_noise_prob`` (default 0.5) with a σ_cond from the training log-normal,
+  capped at ``context_sigma_max`` (default 0.2); the other samples, and every sample at sampling time,
+  get σ_cond = ``s_cond`` (0.005). The network sees ``c_noise_cond = ln(σ_cond)/4`` and the context
+  scaled by ``1/sqrt(σ_cond² + σ_data²)`` (≈ DIAMOND's ``context/σ_data`` at small σ_cond).
+  Why not DIAMOND's "always noise" (prob 1): with the log-normal capped (or not), almost no training
+  sample has a context as clean as at sampling time, so the sampler conditions the network on a noise
+  level it never saw. On real Push-T latents (1,500 training steps, held-out windows, relative MSE of
+  the next latent; copying the last latent scores 0.038) prob 1 with cap 0.5 or 0.1 gave 0.074–0.094
+  at one step, no augmentation 0.038–0.043, and prob 0.5 with cap 0.2 0.041–0.044 at one step and the
+  lowest 8-step rollout error (0.26 vs 0.29–0.37).
 * **Offset noise** (``sigma_offset_noise``, default 0): training adds a per-(sample, channel) constant
   ``σ_off·N(0,1)`` to the noisy target (and to augmented contexts), and every conditioner uses the
   effective ``σ_eff = sqrt(σ² + σ_off²)``, training and sampling alike, as DIAMOND does.
@@ -53,8 +57,8 @@ class EDMConfig:
     train_sigma_min: float = 2e-3
     train_sigma_max: float = 20.0
     # context-noise augmentation (see the module docstring)
-    context_noise_prob: float = 1.0
-    context_sigma_max: float = 0.5
+    context_noise_prob: float = 0.5
+    context_sigma_max: float = 0.2
     s_cond: float = 0.005  #: context noise at sampling time (and for non-augmented training samples)
     # sampler: Karras schedule, Euler (order 1), no churn
     sigma_min: float = 2e-3
