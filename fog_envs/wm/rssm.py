@@ -7,7 +7,12 @@ Dreamer words: ``deter`` (GRU state), ``stoch`` (Gaussian latent; smooth, so its
 Conventions: ``actions[t]`` is the action taken *after* ``latents[t]``, so the transition into
 ``latents[t]`` uses ``actions[t-1]`` (zeros at the first step and wherever ``is_first``); ``rewards[t]`` is
 the reward for ``actions[t]`` and is predicted from the features of the state at ``t+1``. The flat local
-state used by the learned envs is ``x = [deter, stoch]`` (``features``).
+state used by the learned envs is ``x = [deter, stoch]`` (``features``). In :meth:`RSSM.loss`, ``mask`` (B, T)
+is False at padded positions: their latents, actions and rewards are replaced by zeros before anything is
+computed (so padded values, NaN included, never matter) and they carry no loss; pad at the end of a sequence,
+or mark the first real step after padding with ``is_first``.
+
+The Jacobian hook on this model (local step, VJP/JVP, dense Jacobians) is in :mod:`fog_envs.learned.hook`.
 """
 
 from __future__ import annotations
@@ -89,12 +94,19 @@ class RSSM(nn.Module):
             nn.Conv2d(64, c, 3, padding=1))
         self.reward_head = _mlp(config.feature_dim, hid, 1)
 
+    @property
+    def latent_dim_features(self) -> int:
+        """Size of :meth:`features`: ``deter + stoch``."""
+        return self.config.feature_dim
+
     # --- pieces --------------------------------------------------------------------------------------
-    def initial(self, batch: int, device: torch.device | None = None) -> RSSMState:
+    def initial(self, batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> RSSMState:
+        """The all-zero start state (unit std), on the parameters' device and dtype unless given."""
         cfg = self.config
         dev = device if device is not None else self.gru.weight_hh.device
-        z = torch.zeros(batch, cfg.stoch, device=dev)
-        return RSSMState(torch.zeros(batch, cfg.deter, device=dev), z, z, torch.ones_like(z))
+        dt = dtype if dtype is not None else self.gru.weight_hh.dtype
+        z = torch.zeros(batch, cfg.stoch, device=dev, dtype=dt)
+        return RSSMState(torch.zeros(batch, cfg.deter, device=dev, dtype=dt), z, z, torch.ones_like(z))
 
     def _gaussian(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = _full(raw).chunk(2, dim=-1)
@@ -159,11 +171,12 @@ class RSSM(nn.Module):
         fields = ("deter", "stoch", "mean", "std")
         return RSSMState(*(stack(posts, f) for f in fields)), RSSMState(*(stack(priors, f) for f in fields))
 
-    def imagine(self, state: RSSMState, actions: torch.Tensor, sample: bool = False) -> RSSMState:
+    def imagine(self, state: RSSMState, actions: torch.Tensor, sample: bool = False,
+                generator: torch.Generator | None = None) -> RSSMState:
         """Roll the prior forward over ``actions`` (B, T, A); returns stacked states (B, T, ...)."""
         out = []
         for i in range(actions.shape[1]):
-            state = self.img_step(state, actions[:, i], sample=sample)
+            state = self.img_step(state, actions[:, i], sample=sample, generator=generator)
             out.append(state)
         fields = ("deter", "stoch", "mean", "std")
         return RSSMState(*(torch.stack([getattr(s, f) for s in out], 1) for f in fields))
@@ -188,8 +201,13 @@ class RSSM(nn.Module):
         """Latent reconstruction + reward regression + KL (free bits, dyn/rep balancing), masked.
 
         ``reward_mask`` (B, T) marks the rewards that are known (default: all of them); posterior samples
-        are drawn from ``generator`` (the global RNG when None)."""
+        are drawn from ``generator`` (the global RNG when None). Metrics: ``rssm/loss``, ``rssm/recon``,
+        ``rssm/reward_mse``, ``rssm/kl`` (KL(post || prior)) and ``rssm/kl_free_bits`` (clipped as in the loss)."""
         cfg = self.config
+        pad = ~mask.bool()  # padded positions: zeroed so that their values (NaN included) never matter
+        latents = latents.masked_fill(pad[..., None, None, None], 0)
+        actions = actions.masked_fill(pad[..., None], 0)
+        rewards = rewards.masked_fill(pad, 0)
         posts, priors = self.observe(latents, actions, is_first, sample=True, generator=generator)
         feat = self.features(posts)
         m = mask.float()
@@ -206,5 +224,5 @@ class RSSM(nn.Module):
         kl_dyn = (dyn.clamp_min(cfg.free_bits) * m).sum() / denom
         kl_rep = (rep.clamp_min(cfg.free_bits) * m).sum() / denom
         loss = cfg.recon_weight * recon + cfg.reward_weight * reward + cfg.kl_dyn * kl_dyn + cfg.kl_rep * kl_rep
-        return loss, {"rssm/recon": recon.item(), "rssm/reward_mse": reward.item(),
-                      "rssm/kl": ((dyn * m).sum() / denom).item()}
+        return loss, {"rssm/loss": loss.item(), "rssm/recon": recon.item(), "rssm/reward_mse": reward.item(),
+                      "rssm/kl": ((dyn * m).sum() / denom).item(), "rssm/kl_free_bits": kl_dyn.item()}
