@@ -266,8 +266,8 @@ def train_ppo(cfg: PPOConfig, on_rollout: Callable[[dict[str, Any]], None] | Non
         _check_resumable(run, cfg)
         model = ckpts.load(env, device)
         model.set_random_seed(cfg.seed + model.num_timesteps)  # fresh episodes, reproducible resumes
-        rows = truncate_jsonl(run / "metrics.jsonl", model.num_timesteps)
-        truncate_jsonl(run / "evals.jsonl", model.num_timesteps)
+        rows = truncate_jsonl(run / "metrics.jsonl", model.num_timesteps, key="imagined_steps")
+        truncate_jsonl(run / "evals.jsonl", model.num_timesteps, key="imagined_steps")
         wall_offset = max((r.get("time/wall_s", 0.0) for r in rows), default=0.0)
     else:
         model = make_model(cfg, env)

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
+# The generic run-directory helpers are the FoG agent's, so both runs are written the same way.
+from fog_agent.run_io import append_jsonl, atomic_write_json, read_jsonl, truncate_jsonl
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(row, default=str) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def truncate_jsonl(path: Path, max_steps: int, key: str = "imagined_steps") -> list[dict[str, Any]]:
-    """Drop rows logged after ``max_steps`` (written after the last checkpoint of a killed run); return the rest."""
-    rows = [r for r in read_jsonl(path) if r.get(key, 0) <= max_steps]
-    if path.exists():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
-        os.replace(tmp, path)
-    return rows
+__all__ = ["append_jsonl", "atomic_write_json", "read_jsonl", "truncate_jsonl", "plot_learning_curve"]
 
 
 def plot_learning_curve(metrics_path: Path, evals_path: Path, out_png: Path, title: str) -> None:

@@ -24,7 +24,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
     with path.open("a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(json.dumps(row, default=str) + "\n")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -33,12 +33,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def truncate_jsonl(path: Path, max_iteration: int) -> None:
-    """Drop rows logged after ``max_iteration`` (rows written after the last checkpoint of a killed run)."""
-    rows = [r for r in read_jsonl(path) if r.get("iteration", 0) <= max_iteration]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+def truncate_jsonl(path: Path, max_value: float, key: str = "iteration") -> list[dict[str, Any]]:
+    """Drop rows whose ``key`` exceeds ``max_value`` (rows written after the last checkpoint of a killed run);
+    return the rows kept."""
+    rows = [r for r in read_jsonl(path) if r.get(key, 0) <= max_value]
+    if path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+        os.replace(tmp, path)
+    return rows
 
 
 def plot_learning_curve(metrics_path: Path, evals_path: Path, out_png: Path, title: str) -> None:
