@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 # The generic run-directory helpers are the FoG agent's, so both runs are written the same way.
-from fog_agent.run_io import append_jsonl, atomic_write_json, read_jsonl, truncate_jsonl
+from fog_agent.run_io import (append_jsonl, atomic_write_json, plot_zero_shot, read_jsonl, save_figure,
+                              truncate_jsonl)
 
 __all__ = ["append_jsonl", "atomic_write_json", "read_jsonl", "truncate_jsonl", "plot_learning_curve"]
 
@@ -28,15 +28,5 @@ def plot_learning_curve(metrics_path: Path, evals_path: Path, out_png: Path, tit
     axes[0].set(xlabel="imagined steps", ylabel="episode return (learned env)")
     axes[1].set(xlabel="wall time (min)", ylabel="episode return (learned env)")
     if evals:
-        steps = [e["imagined_steps"] for e in evals]
-        axes[2].plot(steps, [e["success_rate"] for e in evals], "o-", label="success rate")
-        if evals[0].get("mean_max_coverage") is not None:
-            axes[2].plot(steps, [e["mean_max_coverage"] for e in evals], "s-", label="mean max coverage")
-        axes[2].legend()
-        axes[2].set(xlabel="imagined steps", ylabel="zero-shot on reference system", ylim=(0, 1.05))
-    fig.suptitle(title)
-    fig.tight_layout()
-    tmp = out_png.with_name(out_png.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out_png)
+        plot_zero_shot(axes[2], evals)
+    save_figure(fig, out_png, title)

@@ -59,13 +59,25 @@ def plot_learning_curve(metrics_path: Path, evals_path: Path, out_png: Path, tit
         axes[1].plot([r["time/wall_s"] / 60 for r in rows], [r["train/reward"] for r in rows])
     axes[0].set(xlabel="imagined steps", ylabel="mean reward per step (learned env)")
     axes[1].set(xlabel="wall time (min)", ylabel="mean reward per step (learned env)")
+    plot_zero_shot(axes[2], evals)
+    save_figure(fig, out_png, title)
+
+
+def plot_zero_shot(ax, evals: list[dict[str, Any]]) -> None:
+    """Zero-shot success (and Push-T mean max coverage) against imagined steps on ``ax``."""
     if evals:
-        axes[2].plot([e["imagined_steps"] for e in evals], [e["success_rate"] for e in evals], "o-", label="success")
+        steps = [e["imagined_steps"] for e in evals]
+        ax.plot(steps, [e["success_rate"] for e in evals], "o-", label="success rate")
         if evals[0].get("mean_max_coverage") is not None:
-            axes[2].plot([e["imagined_steps"] for e in evals], [e["mean_max_coverage"] for e in evals], "s-",
-                         label="mean max coverage")
-        axes[2].legend()
-    axes[2].set(xlabel="imagined steps", ylabel="zero-shot on reference system", ylim=(0, 1.05))
+            ax.plot(steps, [e["mean_max_coverage"] for e in evals], "s-", label="mean max coverage")
+        ax.legend()
+    ax.set(xlabel="imagined steps", ylabel="zero-shot on reference system", ylim=(0, 1.05))
+
+
+def save_figure(fig, out_png: Path, title: str) -> None:
+    """Title, tighten and write a matplotlib figure atomically, then close it."""
+    import matplotlib.pyplot as plt
+
     fig.suptitle(title)
     fig.tight_layout()
     tmp = out_png.with_name(out_png.stem + ".tmp.png")
