@@ -38,3 +38,33 @@ class PPOController:
         x = self._stack if self.normalize_obs is None else self.normalize_obs(self._stack)
         action, _ = self.model.predict(x, deterministic=True)
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+
+
+class LatentPPOController:
+    """Deterministic ``model.predict`` on RSSM features of the real system's frames (latent-obs policies).
+
+    ``observer`` is the learned env's deployment filter (``make_observer()``: the RSSM posterior over the
+    real frames), the same one the FoG agent is evaluated with, so both see the same kind of state.
+    """
+
+    def __init__(self, model: Any, observer: Any,
+                 normalize_obs: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.model = model
+        self.observer = observer
+        self.normalize_obs = normalize_obs
+        self._latent: np.ndarray | None = None
+        self._last_action: np.ndarray | None = None
+
+    def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
+        self._latent = self.observer.reset(obs).detach().cpu().numpy().astype(np.float32)
+        self._last_action = None
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        if self._latent is None:
+            raise RuntimeError("call reset() before act()")
+        if self._last_action is not None:
+            self._latent = self.observer.update(self._last_action, obs).detach().cpu().numpy().astype(np.float32)
+        x = self._latent if self.normalize_obs is None else self.normalize_obs(self._latent)
+        action, _ = self.model.predict(x, deterministic=True)
+        self._last_action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        return self._last_action

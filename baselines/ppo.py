@@ -29,7 +29,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 
 from baselines.callbacks import RunCallback
-from baselines.controller import PPOController
+from baselines.controller import LatentPPOController, PPOController
 from baselines.run_io import append_jsonl, atomic_write_json, plot_learning_curve, read_jsonl, truncate_jsonl
 from baselines.vec_env import make_learned_vec_env
 from fog_envs.evaluation import evaluate
@@ -176,19 +176,14 @@ def eval_env_for(cfg: PPOConfig, env: VecEnv) -> str | None:
     return env.unwrapped.get_attr("reference_env_id", [0])[0]
 
 
-def check_evaluable(cfg: PPOConfig) -> None:
-    """Raise ``NotImplementedError`` if a policy trained with ``cfg`` cannot run on the reference system."""
-    if cfg.obs_type != "pixels":
-        raise NotImplementedError(
-            "zero-shot evaluation of a latent-obs PPO policy needs an RSSM filter over the reference system's "
-            "frames, which fog_envs does not provide yet; train with obs_type='pixels' or set eval_env_id=None")
-
-
-def make_controller(model: PPO, cfg: PPOConfig, vec_norm: VecNormalize | None) -> PPOController:
-    """A zero-shot controller for the reference system (pixel policies read its frames directly)."""
-    check_evaluable(cfg)
+def make_controller(model: PPO, cfg: PPOConfig, env: VecEnv,
+                    vec_norm: VecNormalize | None) -> PPOController | LatentPPOController:
+    """A zero-shot controller for the reference system: pixel policies read its frames directly, latent
+    policies read the learned env's RSSM filter over them (as the FoG agent does)."""
     norm = vec_norm.normalize_obs if vec_norm is not None and vec_norm.norm_obs else None
-    return PPOController(model, cfg.frame_stack, norm)
+    if cfg.obs_type == "pixels":
+        return PPOController(model, cfg.frame_stack, norm)
+    return LatentPPOController(model, env.unwrapped.venv.unwrapped.make_observer(), norm)
 
 
 class Checkpoints:
@@ -255,12 +250,6 @@ def train_ppo(cfg: PPOConfig, on_rollout: Callable[[dict[str, Any]], None] | Non
     ckpts = Checkpoints(run / "checkpoints")
     env = make_env(cfg)
     eval_env_id = eval_env_for(cfg, env)
-    if eval_env_id is not None:
-        try:
-            check_evaluable(cfg)
-        except NotImplementedError:
-            env.close()
-            raise
     wall_offset = 0.0
     if ckpts.latest.exists():
         _check_resumable(run, cfg)
@@ -281,7 +270,7 @@ def train_ppo(cfg: PPOConfig, on_rollout: Callable[[dict[str, Any]], None] | Non
     vec_norm = model.get_vec_normalize_env()
 
     def zero_shot(episodes: int, video_dir: Path | None) -> dict[str, Any]:
-        result = evaluate(lambda: make_controller(model, cfg, vec_norm), eval_env_id, episodes=episodes,
+        result = evaluate(lambda: make_controller(model, cfg, env, vec_norm), eval_env_id, episodes=episodes,
                           seed=100_000, video_dir=video_dir, video_episodes=cfg.video_episodes if video_dir else 0)
         row = {"imagined_steps": model.num_timesteps, "wall_s": callback.wall_s(), **asdict(result)}
         append_jsonl(run / "evals.jsonl", row)

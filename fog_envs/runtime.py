@@ -36,6 +36,8 @@ def cpu_has_fast_bf16() -> bool:
 
 def use_bf16(device: torch.device, setting: str | bool = "auto") -> bool:
     """Resolve a ``bf16`` setting (``"auto"``, True or False) for ``device``."""
+    if not (isinstance(setting, bool) or setting == "auto"):
+        raise ValueError(f"bf16 must be 'auto', True or False, got {setting!r}")
     if setting != "auto":
         return bool(setting)
     if device.type == "cuda":

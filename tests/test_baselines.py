@@ -17,7 +17,7 @@ from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
 import fog_envs  # noqa: F401
-from baselines.controller import PPOController
+from baselines.controller import LatentPPOController, PPOController
 from baselines.ppo import PPOConfig, make_env, make_model, train_ppo
 from baselines.vec_env import LearnedVecEnv, make_learned_vec_env
 from fog_envs.learned.toy import ToyConfig, toy_step
@@ -237,9 +237,39 @@ def test_cli_pixels_run_dir_with_zero_shot_eval(tmp_path, capsys):
         assert tag in tags, tag
 
 
-def test_latent_policy_zero_shot_eval_not_implemented(tmp_path):
-    with pytest.raises(NotImplementedError, match="RSSM filter"):
-        train_ppo(tiny(tmp_path / "run", eval_env_id="RealPushT-v0"))
+def test_latent_policy_zero_shot_eval_reads_the_rssm_filter(tmp_path):
+    """A latent-obs policy trained in WMPushT-v0 (shipped bundle) runs on RealPushT-v0 through the learned
+    env's RSSM filter, like the FoG agent: the report has the reference system's figures."""
+    run = tmp_path / "run"
+    result = train_ppo(tiny(run, env_id="WMPushT-v0", total_timesteps=64, num_envs=2, n_steps=32, batch_size=32,
+                            n_epochs=1, eval_every=0, final_eval_episodes=1, video_episodes=0))
+    assert result["env_id"] == "RealPushT-v0" and result["episodes"] == 1 and result["imagined_steps"] == 64
+    assert 0.0 <= result["mean_max_coverage"] <= 1.0 and np.isfinite(result["mean_return"])
+
+
+def test_latent_controller_filters_each_frame_after_the_first_action():
+    """reset() filters the first frame; each act() after the first feeds (last action, new frame)."""
+    calls: list[tuple] = []
+
+    class Observer:
+        def reset(self, obs):
+            calls.append(("reset", float(obs)))
+            return torch.tensor([float(obs)])
+
+        def update(self, action, obs):
+            calls.append(("update", float(action[0]), float(obs)))
+            return torch.tensor([float(obs)])
+
+    class Policy:
+        def predict(self, x, deterministic):
+            assert deterministic and x.dtype == np.float32
+            return np.array([2.0 * x[0]], np.float32), None  # out of range: the controller clips
+
+    ctrl = LatentPPOController(Policy(), Observer())
+    ctrl.reset(np.float32(0.25), {})
+    assert ctrl.act(np.float32(0.25), {})[0] == 0.5
+    assert ctrl.act(np.float32(0.75), {})[0] == 1.0
+    assert calls == [("reset", 0.25), ("update", 0.5, 0.75)]
 
 
 @pytest.mark.parametrize("obs_type", ["latent", "pixels"])

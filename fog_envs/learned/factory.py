@@ -11,8 +11,12 @@ SHIPPED_BUNDLES = {"pusht": "pusht", "cube": "cube"}
 
 
 def make_backend(task: str, num_envs: int, world_model: str | None = None, forward_model: str = "diffusion",
-                 denoising_steps: int | None = None, device: str = "cpu") -> Backend:
-    """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies."""
+                 denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto") -> Backend:
+    """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
+
+    ``bf16``: run the diffusion sampler's network under bf16 autocast (``"auto"``: where the device has
+    fast bf16, see :func:`fog_envs.runtime.use_bf16`; ``False`` for bit-for-bit float32).
+    """
     if forward_model not in FORWARD_MODELS:
         raise ValueError(f"unknown forward_model {forward_model!r}; choose one of {FORWARD_MODELS}")
     if task == "toy":
@@ -22,7 +26,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     from fog_envs.learned.wm_backend import WorldModelBackend
     from fog_envs.wm.bundle import BundleError
     from fog_envs.wm.model import WorldModel
-    from fog_envs.runtime import resolve_device
+    from fog_envs.runtime import resolve_device, use_bf16
 
     if task not in SHIPPED_BUNDLES:
         raise ValueError(f"unknown task {task!r}; choose one of {['toy', *SHIPPED_BUNDLES]}")
@@ -31,4 +35,5 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if model.config.task != task:
         raise BundleError(f"world model {world_model!r} was trained for task {model.config.task!r}, "
                           f"not {task!r}")
-    return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps)
+    return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
+                             bf16=use_bf16(dev, bf16))

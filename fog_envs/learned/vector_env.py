@@ -36,6 +36,7 @@ class LearnedVectorEnv(VectorEnv):
         forward_model: str = "diffusion",
         denoising_steps: int | None = None,
         device: str = "cpu",
+        bf16: bool | str = "auto",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         terminate_on_success: bool = False,
@@ -51,7 +52,7 @@ class LearnedVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.backend = backend if backend is not None else make_backend(
             task, num_envs, world_model=world_model, forward_model=forward_model,
-            denoising_steps=denoising_steps, device=device)
+            denoising_steps=denoising_steps, device=device, bf16=bf16)
         self.num_envs = num_envs
         self.obs_type = obs_type
         self.render_mode = render_mode

@@ -37,7 +37,8 @@ class WorldModelBackend:
     obs_size = 64
 
     def __init__(self, model: WorldModel, num_envs: int, forward_model: str = "diffusion",
-                 denoising_steps: int | None = None, refresh: RefreshConfig | None = None) -> None:
+                 denoising_steps: int | None = None, refresh: RefreshConfig | None = None,
+                 bf16: bool = False) -> None:
         if len(model.start_latents) == 0:
             raise ValueError("the world model has no real start windows (start_latents is empty)")
         self.model = model.eval()
@@ -46,6 +47,8 @@ class WorldModelBackend:
         self.num_envs = num_envs
         self.forward_model = forward_model
         self.denoising_steps = denoising_steps
+        self.bf16 = bf16
+        """the denoiser's network calls run under bf16 autocast (the global step only; gradients never)"""
         self.device = model.start_latents.device
         self.action_dim = model.task.action_dim
         self.state_dim = model.local_state_dim
@@ -87,7 +90,8 @@ class WorldModelBackend:
         if self.forward_model == "diffusion":
             noise = torch.stack([torch.randn(self.ctx.shape[2:], generator=g) for g in generators]).to(self.device)
             ctx_noise = torch.stack([torch.randn(self.ctx.shape[1:], generator=g) for g in generators]).to(self.device)
-            z = self.model.next_latent_fixed(self.ctx, self.ctx_act, noise, ctx_noise, self.denoising_steps)
+            z = self.model.next_latent_fixed(self.ctx, self.ctx_act, noise, ctx_noise, self.denoising_steps,
+                                             bf16=self.bf16)
             x_next = self.model.filter_step(self.x, action, z)
         else:
             x_next = self.model.local_step(self.x, action)

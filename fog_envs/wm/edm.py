@@ -243,7 +243,7 @@ def denoise(model: DenoiserFn, x_noisy: Tensor, sigma: Tensor | float, context: 
 
 def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMConfig,
                  generator: torch.Generator | None = None, num_steps: int | None = None,
-                 noise: Tensor | None = None, context_noise: Tensor | None = None) -> Tensor:
+                 noise: Tensor | None = None, context_noise: Tensor | None = None, bf16: bool = False) -> Tensor:
     """Generate the next latent (B, C, h, w) with ``num_steps`` Euler steps (default ``cfg.num_steps``).
 
     ``context`` (B, L, C, h, w) holds clean latents, ``actions`` (B, L, A). Random draws, in order: the
@@ -251,6 +251,9 @@ def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMCo
     ``s_cond·ε'`` (if ``s_cond > 0``), both from ``generator`` (the global RNG when None); pass ``noise``
     / ``context_noise`` to fix them (e.g. for finite differences). Deterministic given those draws.
     Gradients flow if the caller enables them (wrap in ``torch.no_grad()`` otherwise).
+
+    ``bf16``: run each network call under bf16 autocast (≈2× faster convolutions on CPUs with AMX/AVX512-BF16);
+    the preconditioning and the Euler updates stay in the context's dtype.
     """
     if context.dim() != 5 or actions.dim() != 3 or context.shape[:2] != actions.shape[:2]:
         raise ValueError(f"euler_sample: expected context (B, L, C, h, w) and actions (B, L, A), got "
@@ -267,7 +270,12 @@ def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMCo
     x = eps * sigmas[0]
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
-        x0_hat = denoise(model, x, s, context, actions, cfg)
+        if bf16:
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                x0_hat = denoise(model, x, s, context, actions, cfg)
+            x0_hat = x0_hat.to(dtype)
+        else:
+            x0_hat = denoise(model, x, s, context, actions, cfg)
         # Euler step x + (s_next − s)·(x − D)/s, written so that s_next = 0 returns D exactly
         x = x0_hat if i == len(sigmas) - 2 else x0_hat + (x - x0_hat) * (s_next / s)
     return x

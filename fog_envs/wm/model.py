@@ -57,16 +57,18 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def next_latent(self, context: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None,
-                    num_steps: int | None = None) -> torch.Tensor:
+                    num_steps: int | None = None, bf16: bool = False) -> torch.Tensor:
         """Sample z_{t+1} given latents z_{t-L+1..t} (B, L, C, h, w) and actions a_{t-L+1..t} (B, L, A)."""
-        return euler_sample(self.denoiser, context, actions, self.config.edm, generator, num_steps=num_steps)
+        return euler_sample(self.denoiser, context, actions, self.config.edm, generator, num_steps=num_steps,
+                            bf16=bf16)
 
     @torch.no_grad()
     def next_latent_fixed(self, context: torch.Tensor, actions: torch.Tensor, noise: torch.Tensor,
-                          context_noise: torch.Tensor, num_steps: int | None = None) -> torch.Tensor:
+                          context_noise: torch.Tensor, num_steps: int | None = None,
+                          bf16: bool = False) -> torch.Tensor:
         """:meth:`next_latent` with its random draws given (per-env generators, finite differences)."""
         return euler_sample(self.denoiser, context, actions, self.config.edm, None, num_steps=num_steps,
-                            noise=noise, context_noise=context_noise)
+                            noise=noise, context_noise=context_noise, bf16=bf16)
 
     # --- the local model on flat states x = [deter, stoch] -------------------------------------------
     @property
