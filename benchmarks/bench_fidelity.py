@@ -1,9 +1,10 @@
 """World-model fidelity against speed on held-out real episodes (a seed the training never saw).
 
     python benchmarks/bench_fidelity.py --bundle runs/wm_pusht/bundle --heldout datasets/pusht_heldout.h5 \
-        [--nfe 1 2 3] [--write-card]
+        [--nfe 1 2 3] [--precision fp32 bf16] [--write-card]
 
-For each number of denoising steps (NFE): imagined-step throughput of the global model at batch 64, and
+For each number of denoising steps (NFE) and sampling precision (float32, or the denoiser under bf16
+autocast as the learned envs run it on CPUs with fast bf16): imagined-step throughput of the global model at batch 64, and
 open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors) of the diffusion model next to
 the RSSM-alone forward model; plus the cosine between FoG's surrogate gradient and a finite-difference
 gradient through the diffusion model. Prints a table, writes ``benchmarks/results/fidelity_<task>.json``,
@@ -31,15 +32,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @torch.no_grad()
-def global_steps_per_s(model: WorldModel, nfe: int, batch: int = 64, repeats: int = 10) -> float:
-    """Imagined steps/s of the global step (denoiser sampling + reward model + RSSM filter), bf16 autocast."""
-    from fog_envs.runtime import autocast, use_bf16
+def global_steps_per_s(model: WorldModel, nfe: int, bf16: bool, batch: int = 64, repeats: int = 10) -> float:
+    """Imagined steps/s of the global step (denoiser sampling + reward model + RSSM filter)."""
+    from fog_envs.runtime import autocast
 
     dev = next(model.parameters()).device
     ctx = model.start_latents[:batch].float().repeat((batch + len(model.start_latents) - 1) // len(model.start_latents), 1, 1, 1, 1)[:batch]
     act = torch.zeros(batch, model.context_len, model.task.action_dim, device=dev)
     x = torch.zeros(batch, model.local_state_dim, device=dev)
-    with autocast(dev, use_bf16(dev)):
+    with autocast(dev, bf16):
         for i in range(repeats + 2):
             if i == 2:
                 t0 = time.perf_counter()
@@ -55,19 +56,24 @@ def main() -> None:
     parser.add_argument("--heldout", required=True)
     parser.add_argument("--nfe", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--windows", type=int, default=64)
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--write-card", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     model = WorldModel.load(args.bundle)
     data = load_play_arrays(args.heldout, model.config.task)
     rows = []
     for nfe in args.nfe:
-        fid = open_loop(model, data, FidelityConfig(num_windows=args.windows, denoising_steps=nfe))
-        rows.append({"nfe": nfe, "global_steps_per_s": global_steps_per_s(model, nfe), "open_loop": fid})
+        for precision in args.precision:
+            bf16 = precision == "bf16"
+            fid = open_loop(model, data, FidelityConfig(num_windows=args.windows, denoising_steps=nfe, bf16=bf16))
+            rows.append({"nfe": nfe, "precision": precision, "global_steps_per_s": global_steps_per_s(model, nfe, bf16),
+                         "open_loop": fid})
     grad = gradient_cosine(model, data, FidelityConfig())
     probe_keys = [k for k in rows[0]["open_loop"]["diffusion"]["16"] if k.startswith("probe_") and k.endswith("median")]
     print(f"task {model.config.task}: {rows[0]['open_loop']['windows']} held-out windows")
-    head = ["model", "NFE", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
+    head = ["model", "NFE", "precision", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
     print(" | ".join(f"{h:>10}" for h in head))
     for r in rows:
         for kind in ("diffusion", "rssm", "real"):
@@ -77,7 +83,8 @@ def main() -> None:
                 vals = [m.get("psnr_median", m.get("ae_psnr_median")), m.get("reward_abs_err_median", float("nan"))]
                 vals += [m.get(k, float("nan")) for k in probe_keys]
                 sps = r["global_steps_per_s"] if kind == "diffusion" else float("nan")
-                print(" | ".join(f"{v:>10}" for v in [kind, r["nfe"] if kind == "diffusion" else "-", f"{sps:.0f}", h])
+                print(" | ".join(f"{v:>10}" for v in [kind, r["nfe"] if kind == "diffusion" else "-",
+                                                       r["precision"] if kind == "diffusion" else "-", f"{sps:.0f}", h])
                       + " | " + " | ".join(f"{v:>10.3f}" for v in vals))
     print(f"gradient cosine (surrogate vs finite differences through diffusion, H={grad['grad_horizon']}): "
           f"mean {grad['grad_cosine_mean']:.3f}, median {grad['grad_cosine_median']:.3f}")
@@ -89,10 +96,14 @@ def main() -> None:
     tmp.write_text(json.dumps(out, indent=2))
     os.replace(tmp, path)
     if args.write_card:
-        default = next((r for r in rows if r["nfe"] == model.config.edm.num_steps), rows[0])
+        from fog_envs.runtime import use_bf16
+
+        shipped = "bf16" if use_bf16(torch.device("cpu")) else "fp32"  # what the learned envs run here
+        default = next((r for r in rows if r["nfe"] == model.config.edm.num_steps and r["precision"] == shipped),
+                       rows[0])
         card_path = Path(args.bundle) / "card.json"
         card = json.loads(card_path.read_text())
-        card["fidelity"] = {"heldout": args.heldout, "nfe": default["nfe"],
+        card["fidelity"] = {"heldout": args.heldout, "nfe": default["nfe"], "precision": default["precision"],
                             "global_steps_per_s_batch64": default["global_steps_per_s"],
                             "open_loop": default["open_loop"], "gradient": grad}
         tmp = card_path.with_name("card.json.tmp")

@@ -3,8 +3,9 @@
     python benchmarks/bench_learned_envs.py [--pusht runs/wm_pusht/bundle] [--cube runs/wm_cube/bundle]
 
 1. Imagined steps/s of ``WMPushT-v0`` / ``WMPushCube-v0`` (``LearnedVectorEnv``, one model call per step
-   for all envs) at batch 1, 16, 64, 256, with pixel and latent observations, and ``RealPushT-v0`` /
-   ``RealPushCube-v0`` steps/s in the same run.
+   for all envs) at batch 1, 16, 64, 256, with pixel and latent observations, in float32 and with the
+   default bf16 autocast of the sampler's network and the pixel decoder (``bf16="auto"``: on where the CPU
+   has AMX/AVX512-BF16), and ``RealPushT-v0`` / ``RealPushCube-v0`` steps/s in the same run.
 2. One H=16 differentiable window at batch 64 (forward + backward of the summed reward w.r.t. the actions):
    FoG's RSSM surrogate (``DifferentiableEnv``) against back-propagating through the diffusion sampler,
    the reward model and the context. Time, and the memory the autograd graph holds for the backward pass
@@ -33,9 +34,11 @@ import fog_envs  # noqa: E402,F401
 RESULTS = Path(__file__).resolve().parent / "results" / "learned_envs.json"
 
 
-def vector_steps_per_s(env_id: str, num_envs: int, obs_type: str, bundle: str | None, steps: int) -> float:
+def vector_steps_per_s(env_id: str, num_envs: int, obs_type: str, bundle: str | None, steps: int,
+                       bf16: bool) -> float:
     kwargs = {"world_model": bundle} if bundle else {}
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", obs_type=obs_type, **kwargs)
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", obs_type=obs_type,
+                        bf16=bf16, **kwargs)
     envs.reset(seed=0)
     act = np.zeros((num_envs,) + envs.single_action_space.shape, np.float32)
     envs.step(act)
@@ -87,8 +90,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--skip-cube", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    from fog_envs.runtime import use_bf16
+
+    bf16_here = use_bf16(torch.device("cpu"))
+    precisions = [("fp32", False)] + ([("bf16", True)] if bf16_here else [])
     tasks = [("WMPushT-v0", "RealPushT-v0", args.pusht)] + ([] if args.skip_cube else
                                                            [("WMPushCube-v0", "RealPushCube-v0", args.cube)])
     speed = []
@@ -97,11 +105,12 @@ def main() -> None:
         for obs_type in ("pixels", "latent"):
             for b in args.batches:
                 steps = max(3, args.steps * 16 // max(b, 16))
-                speed.append({"env": wm_id, "batch": b, "obs": obs_type,
-                              "steps_per_s": vector_steps_per_s(wm_id, b, obs_type, bundle, steps)})
-    print(f"{'env':<16} {'obs':<7} {'batch':>5} {'steps/s':>9}")
+                for name, flag in precisions:
+                    speed.append({"env": wm_id, "batch": b, "obs": obs_type, "precision": name,
+                                  "steps_per_s": vector_steps_per_s(wm_id, b, obs_type, bundle, steps, flag)})
+    print(f"{'env':<16} {'obs':<7} {'batch':>5} {'precision':>9} {'steps/s':>9}")
     for r in speed:
-        print(f"{r['env']:<16} {r['obs']:<7} {r['batch']:>5} {r['steps_per_s']:>9.0f}")
+        print(f"{r['env']:<16} {r['obs']:<7} {r['batch']:>5} {r.get('precision', '-'):>9} {r['steps_per_s']:>9.0f}")
     windows = []
     wm_id, _, bundle = tasks[0]
     for mode in ("surrogate", "diffusion_bptt"):
@@ -116,7 +125,7 @@ def main() -> None:
     print(f"  diffusion BPTT / surrogate: time x{ratio_t:.1f}, memory x{ratio_m:.1f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_name(RESULTS.name + ".tmp")
-    tmp.write_text(json.dumps({"speed": speed, "windows": windows, "time_ratio": ratio_t, "memory_ratio": ratio_m,
+    tmp.write_text(json.dumps({"threads": args.threads, "bf16_available": bf16_here, "speed": speed, "windows": windows, "time_ratio": ratio_t, "memory_ratio": ratio_m,
                                "time": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
     os.replace(tmp, RESULTS)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from fog_envs.wm.edm import (
     edm_training_loss,
     euler_sample,
     karras_sigmas,
+    motion_weights,
     preconditioners,
     sample_train_sigma,
     sampling_sigmas,
@@ -238,6 +240,45 @@ def test_euler_sample_is_deterministic_given_the_generator_seed() -> None:
     with torch.no_grad():
         f = euler_sample(model, ctx, act, CFG, None, noise=eps, context_noise=ctx_eps)
     assert torch.equal(a, f)
+
+
+def test_motion_weights_hand_computed() -> None:
+    x0 = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # (1, 1, 2, 2): one element moved by 1
+    last = torch.zeros_like(x0)
+    w = motion_weights(x0, last, strength=1.0, eps=0.0)
+    # raw 1 + |Δ|/mean|Δ| = [5, 1, 1, 1], renormalised to mean 1: [2.5, 0.5, 0.5, 0.5]
+    torch.testing.assert_close(w, torch.tensor([[[[2.5, 0.5], [0.5, 0.5]]]]))
+    assert torch.equal(motion_weights(x0, last, 0.0), torch.ones_like(x0))
+    with pytest.raises(ValueError, match="motion_weight"):
+        EDMConfig(motion_weight=-1.0)
+
+
+def test_motion_weighted_loss_equals_plain_loss_on_a_static_scene() -> None:
+    """Nothing moves (target = last context latent): the weights are all ones and the loss is unchanged."""
+    model = _random_model(SMALL)
+    ctx, act = _inputs(SMALL, 3)
+    x0 = ctx[:, -1].clone()
+    plain, _ = edm_training_loss(model, x0, ctx, act, CFG, torch.Generator().manual_seed(0))
+    weighted, _ = edm_training_loss(model, x0, ctx, act, replace(CFG, motion_weight=3.0),
+                                    torch.Generator().manual_seed(0))
+    torch.testing.assert_close(weighted, plain)
+
+
+def test_euler_sample_bf16_runs_the_network_in_bf16_and_the_updates_in_float32() -> None:
+    """``bf16=True``: float32 result close to the float32 sampler, deterministic, network calls in bf16."""
+    model = _random_model(SMALL)
+    seen: list[torch.dtype] = []
+    model.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    ctx, act = _inputs(SMALL, 4)
+    eps, ctx_eps = torch.randn(4, 4, 8, 8), torch.randn(4, 2, 4, 8, 8)
+    with torch.no_grad():
+        ref = euler_sample(model, ctx, act, CFG, noise=eps, context_noise=ctx_eps)
+        a = euler_sample(model, ctx, act, CFG, noise=eps, context_noise=ctx_eps, bf16=True)
+        b = euler_sample(model, ctx, act, CFG, noise=eps, context_noise=ctx_eps, bf16=True)
+    assert seen == [torch.float32] * CFG.num_steps + [torch.bfloat16] * (2 * CFG.num_steps)
+    assert a.dtype == torch.float32 and torch.equal(a, b)
+    assert not torch.equal(a, ref)
+    torch.testing.assert_close(a, ref, atol=0.05 * ref.abs().max().item(), rtol=0.05)
 
 
 def test_euler_sample_walks_the_schedule_with_a_zero_network() -> None:

@@ -66,3 +66,34 @@ def test_long_rollout_of_the_shipped_pusht_model_stays_finite():
     latents = envs.unwrapped.backend.ctx
     assert latents.isfinite().all() and latents.abs().max() < 50
     assert obs.dtype == np.uint8
+
+
+def test_bf16_sampling_is_seeded_and_close_to_float32():
+    """``bf16=True`` (the default where the CPU has fast bf16) reproduces itself exactly under a seed and
+    stays close to the float32 model; ``bf16=False`` is plain float32."""
+    _needs_bundle("WMPushT-v0")
+    acts = np.random.default_rng(0).uniform(-1, 1, (4, 4, 2)).astype(np.float32)
+
+    def run(bf16):
+        envs = gym.make_vec("WMPushT-v0", num_envs=4, vectorization_mode="vector_entry_point", obs_type="latent",
+                            bf16=bf16)
+        envs.reset(seed=3)
+        out = [envs.step(a) for a in acts]
+        assert envs.unwrapped.backend.bf16 is bf16
+        return np.stack([o[0] for o in out]), np.stack([o[1] for o in out]), envs
+
+    obs16, rew16, envs16 = run(True)
+    obs16b, rew16b, _ = run(True)
+    obs32, rew32, _ = run(False)
+    np.testing.assert_array_equal(obs16, obs16b)
+    np.testing.assert_array_equal(rew16, rew16b)
+    assert not np.array_equal(obs16, obs32)
+    np.testing.assert_allclose(rew16, rew32, atol=0.05)
+    frames = envs16.unwrapped.backend.render_obs("pixels")
+    assert frames.dtype == np.uint8 and frames.shape == (4, 64, 64, 3)
+
+
+def test_bad_bf16_setting_names_the_problem():
+    _needs_bundle("WMPushT-v0")
+    with pytest.raises(ValueError, match="bf16 must be"):
+        gym.make_vec("WMPushT-v0", num_envs=1, vectorization_mode="vector_entry_point", bf16="yes")

@@ -53,6 +53,37 @@ def test_debug_training_writes_a_loadable_bundle(debug_bundle):
     assert (debug_bundle.parent / "tb").is_dir()
 
 
+def test_init_from_a_bundle_reuses_the_named_stages(tiny_dataset, debug_bundle, tmp_path):
+    """``init_from`` + ``reuse``: those stages' weights are the source's, the others are trained anew with
+    the source's model configuration (and the motion-weight override); the card says what was reused."""
+    reuse = ("autoencoder", "reward", "rssm", "probe")
+    bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "v2"),
+                                             preset="debug", threads=2, init_from=str(debug_bundle), reuse=reuse,
+                                             motion_weight=2.0, seed=1), progress_bar=False)
+    old, new = _weights(debug_bundle), _weights(bundle)
+    for key in old:
+        stage = key.split(".")[0]
+        if stage in reuse:
+            assert torch.equal(old[key], new[key]), key
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("denoiser."))
+    model = WorldModel.load(bundle)
+    assert model.config.edm.motion_weight == 2.0
+    assert model.config.autoencoder == WorldModel.load(debug_bundle).config.autoencoder
+    card = json.loads((bundle / "card.json").read_text())
+    src_steps = json.loads((debug_bundle / "card.json").read_text())["steps"]
+    assert set(card["reused"]) == set(reuse) and card["steps"]["rssm"] == src_steps["rssm"]
+    assert card["reused"]["rssm"]["from"] == str(debug_bundle)
+
+
+def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path):
+    with pytest.raises(ValueError, match="unknown stages"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "a"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("encoder",)), progress_bar=False)
+    with pytest.raises(ValueError, match="is a 'pusht' model, not 'cube'"):
+        train_world_model(WMTrainConfig(task="cube", data=str(tiny_dataset), out=str(tmp_path / "b"), preset="debug",
+                                        init_from=str(debug_bundle)), progress_bar=False)
+
+
 def test_bundle_round_trip_is_exact(debug_bundle, tmp_path):
     model = WorldModel.load(debug_bundle)
     model.save(tmp_path / "copy")

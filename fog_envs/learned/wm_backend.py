@@ -19,6 +19,7 @@ import torch
 
 from fog_envs.learned.backend import GlobalStep
 from fog_envs.wm.model import WorldModel
+from fog_envs.runtime import autocast
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,10 @@ class WorldModelBackend:
     def render_obs(self, obs_type: str) -> np.ndarray:
         if obs_type == "latent":
             return self.x.float().cpu().numpy().copy()  # never a view of the live state
-        return self.model.autoencoder.decode(self.ctx[:, -1]).cpu().numpy()
+        ae = self.model.autoencoder
+        with autocast(self.device, self.bf16):  # the decoder is the costliest part of a pixel step
+            out = ae.decode_float(self.ctx[:, -1])
+        return ae.output_to_frames(out.float()).cpu().numpy()
 
     def snapshot(self) -> dict:
         """Per-env state plus what the online refresh changed (RSSM weights, optimiser, history)."""

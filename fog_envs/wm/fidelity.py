@@ -28,6 +28,8 @@ class FidelityConfig:
     grad_horizon: int = 4
     grad_windows: int = 8
     fd_eps: float = 0.05
+    bf16: bool = False
+    """sample the open-loop rollouts with the denoiser under bf16 autocast (as the learned envs do by default)"""
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,7 +69,7 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
         ctx, ctx_act = latents[:, :L], actions[:, :L]
         diff_lat, ctx_lat = [], ctx
         for k in range(H):
-            z = model.next_latent(ctx_lat, actions[:, k:k + L], gen, cfg.denoising_steps)
+            z = model.next_latent(ctx_lat, actions[:, k:k + L], gen, cfg.denoising_steps, bf16=cfg.bf16)
             diff_lat.append(z)
             ctx_lat = torch.cat([ctx_lat[:, 1:], z[:, None]], dim=1)
         diff_lat = torch.stack(diff_lat, 1)

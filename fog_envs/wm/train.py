@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +50,13 @@ class WMTrainConfig:
     """stop (as if killed) after this many optimisation steps in this call; for tests"""
     progress: bool = True
     """show progress bars"""
+    init_from: str | None = None
+    """a bundle (shipped name or path) to start from: the model configuration is taken from it (the preset
+    then only sets the stages' optimisation), and the stages in ``reuse`` take its trained weights"""
+    reuse: tuple[str, ...] = ("autoencoder",)
+    """stages whose weights come from ``init_from`` instead of being trained (ignored without it)"""
+    motion_weight: float | None = None
+    """override the denoiser's ``EDMConfig.motion_weight`` (training-loss weight on moving latents)"""
 
 
 def load_play_arrays(path: str | os.PathLike, task: str) -> st.PlayArrays:
@@ -93,6 +100,21 @@ def start_windows(data: st.PlayArrays, context_len: int, count: int, seed: int) 
     return data.latents[torch.from_numpy(rows)], actions
 
 
+def _init_source(cfg: WMTrainConfig):
+    """The bundle ``cfg.init_from`` (on CPU), checked against the task and ``cfg.reuse``; None without it."""
+    unknown = sorted(set(cfg.reuse) - set(STAGES))
+    if unknown:
+        raise ValueError(f"reuse: unknown stages {unknown}; choose from {list(STAGES)}")
+    if cfg.init_from is None:
+        return None
+    from fog_envs.wm.model import WorldModel
+
+    source = WorldModel.load(cfg.init_from, map_location="cpu")
+    if source.config.task != cfg.task:
+        raise ValueError(f"init_from bundle {cfg.init_from!r} is a {source.config.task!r} model, not {cfg.task!r}")
+    return source
+
+
 def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
                       log_fn: Callable[[str, dict[str, float], int], None] | None = None) -> Path:
     """Run (or resume) every stage, then write the bundle to ``<out>/bundle``; return its path."""
@@ -102,9 +124,17 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     ctx: DistContext = init_distributed(device)
     bf16 = use_bf16(ctx.device, {"true": True, "false": False}.get(str(cfg.bf16).lower(), "auto"))
     preset: Preset = scale_steps(make_preset(cfg.preset, cfg.task), cfg.steps_scale)
+    source = _init_source(cfg)
+    if source is not None:
+        preset = replace(preset, model=source.config)
+    if cfg.motion_weight is not None:
+        edm = replace(preset.model.edm, motion_weight=cfg.motion_weight)
+        preset = replace(preset, model=replace(preset.model, edm=edm))
+    reused = set(cfg.reuse) if source is not None else set()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoints"
+    ckpt.mkdir(exist_ok=True)
     progress = _read_progress(out)
     if ctx.is_main:
         (out / "config.json").write_text(json.dumps({"train": cfg.__dict__, "model": preset.model.to_dict(),
@@ -147,8 +177,20 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
             steps_left -= scfg.steps  # only reached when the stage finished within the budget
         progress["done"][name] = {k: v for k, v in metrics.items() if np.isfinite(v)}
 
+    def take(name: str, module: torch.nn.Module) -> None:
+        """Use ``source``'s weights for stage ``name`` (recorded as done, and as reused in the card)."""
+        module.load_state_dict(getattr(source, name).state_dict())
+        progress["done"][name] = {}
+        progress.setdefault("reused", {})[name] = {"from": cfg.init_from, "steps": source.card.get("steps", {}).get(name)}
+
     # 1. autoencoder, then the latents every other stage reads
-    if "autoencoder" not in progress["done"]:
+    if "autoencoder" in reused and "autoencoder" not in progress["done"]:
+        take("autoencoder", autoencoder)
+        if ctx.is_main:
+            torch.save(autoencoder.state_dict(), ckpt / "autoencoder_final.pt")
+            _write_progress(out, progress)
+        ctx.barrier()
+    elif "autoencoder" not in progress["done"]:
         run("autoencoder", autoencoder, st.autoencoder_loss, lambda r, b: st.autoencoder_batch(data, r, b))
         fit = data.frames[np.random.default_rng([cfg.seed, 3]).choice(len(data.frames), size=min(4096, len(data.frames)),
                                                                          replace=False)]
@@ -182,7 +224,10 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
         if name in progress["done"]:
             module.load_state_dict(torch.load(ckpt / f"{name}_final.pt", map_location=ctx.device))
             continue
-        run(name, module, loss_fn, sampler)
+        if name in reused:
+            take(name, module)
+        else:
+            run(name, module, loss_fn, sampler)
         if ctx.is_main:
             torch.save(module.state_dict(), ckpt / f"{name}_final.pt")
             progress["wall_s"] = progress.get("wall_s", 0.0) + time.perf_counter() - t_start
@@ -199,8 +244,10 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
             "task": cfg.task, "dataset": str(cfg.data), "dataset_fingerprint": dataset_fingerprint(cfg.data),
             "dataset_frames": int(len(data.frames)), "dataset_episodes": int(len(data.episode_ends)),
             "preset": cfg.preset,
-            "steps": {k: int(torch.load(ckpt / f"{k}.pt", weights_only=False, map_location="cpu")["step"])
+            "steps": {k: (int(torch.load(ckpt / f"{k}.pt", weights_only=False, map_location="cpu")["step"])
+                          if k not in progress.get("reused", {}) else progress["reused"][k]["steps"])
                       for k in STAGES},
+            "reused": progress.get("reused", {}),
             "wall_time_s": round(progress.get("wall_s", 0.0) + time.perf_counter() - t_start, 1),
             "final_metrics": progress["done"], "bf16": bf16, "world_size": ctx.world_size,
             "fidelity": None,

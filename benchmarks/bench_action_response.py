@@ -1,0 +1,63 @@
+"""Push-T action response of world-model bundles, side by side (``fog_envs.wm.action_response``).
+
+    python benchmarks/bench_action_response.py --heldout datasets/pusht_heldout.h5 \
+        --bundle pusht [--bundle runs/wm_pusht_v2/bundle ...] [--nfe 1 2]
+
+For each bundle (and number of denoising steps): the agent's x-shift between a=(+1,0) and a=(-1,0) after one
+step (real system, autoencoder, diffusion model, RSSM prior) and the agent position error with the real
+action, medians over held-out windows. Prints a table and writes ``benchmarks/results/action_response.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fog_envs.wm.action_response import ResponseConfig, action_response  # noqa: E402
+from fog_envs.wm.model import WorldModel  # noqa: E402
+from fog_envs.wm.train import load_play_arrays  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "action_response.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", action="append", required=True, help="bundle name or path (repeatable)")
+    parser.add_argument("--heldout", required=True)
+    parser.add_argument("--nfe", type=int, nargs="+", default=[None])
+    parser.add_argument("--windows", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = load_play_arrays(args.heldout, "pusht")
+    rows = []
+    for bundle in args.bundle:
+        model = WorldModel.load(bundle)
+        for nfe in args.nfe:
+            res = action_response(model, data, ResponseConfig(num_windows=args.windows, denoising_steps=nfe))
+            rows.append({"bundle": bundle, "nfe": nfe or model.config.edm.num_steps,
+                         "denoiser_steps": (model.card or {}).get("steps", {}).get("denoiser"), **res})
+    print(f"{'bundle':<32} {'NFE':>3} | response px (+1 vs -1): {'true':>5} {'AE':>5} {'diff':>5} {'rssm':>5} "
+          f"| agent error px: {'AE':>5} {'diff':>5} {'rssm':>5}")
+    for r in rows:
+        rp, er = r["response_px"], r["agent_error_px"]
+        print(f"{r['bundle'][-32:]:<32} {r['nfe']:>3} | {'':>24}{rp['true']:5.1f} {rp['autoencoder']:5.1f} "
+              f"{rp['diffusion']:5.1f} {rp['rssm']:5.1f} | {'':>16}{er['autoencoder']:5.1f} {er['diffusion']:5.1f} "
+              f"{er['rssm']:5.1f}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    tmp = RESULTS.with_name(RESULTS.name + ".tmp")
+    tmp.write_text(json.dumps({"heldout": args.heldout, "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")},
+                              indent=2))
+    os.replace(tmp, RESULTS)
+
+
+if __name__ == "__main__":
+    main()
