@@ -161,7 +161,9 @@ def summarize(cfg: CompareConfig, runs: dict[str, dict[int, dict[str, list[dict[
         "fog_zero_shot_success_higher": None if fog_s is None or ppo_s is None else bool(fog_s > ppo_s),
     }
     return {"config": asdict(cfg), "budget_imagined_steps": budget, "per_seed": per_seed,
-            "aggregate": aggregate, "ppo_final_reward": ppo_final, "reward_at_90pct_of_ppo_gain": gain90,
+            "aggregate": aggregate, "ppo_final_reward": ppo_final,
+            "ppo_gain": None if ppo_final is None or ppo_start is None else ppo_final - ppo_start,
+            "reward_at_90pct_of_ppo_gain": gain90,
             "fog_over_ppo_steps_to_90pct_of_ppo_gain":
                 None if steps90["fog"] is None or not steps90["ppo"] else steps90["fog"] / steps90["ppo"],
             "verdicts": verdicts}

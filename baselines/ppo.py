@@ -169,6 +169,12 @@ def make_model(cfg: PPOConfig, env: VecEnv) -> PPO:
                policy_kwargs=policy_kwargs(cfg), seed=cfg.seed, device=resolve_device(cfg.device))
 
 
+def env_seed(cfg: PPOConfig) -> int:
+    """The seed of the first reset: env i gets ``seed·num_envs + i``, so runs with seeds 0, 1, 2 share no env
+    stream (SB3 would seed env i with ``seed + i``: N − 1 streams in common between consecutive seeds)."""
+    return cfg.seed * cfg.num_envs
+
+
 def eval_env_for(cfg: PPOConfig, env: VecEnv) -> str | None:
     """The reference system to evaluate on (``None``: no evaluation)."""
     if cfg.eval_env_id != "auto":
@@ -255,11 +261,13 @@ def train_ppo(cfg: PPOConfig, on_rollout: Callable[[dict[str, Any]], None] | Non
         _check_resumable(run, cfg)
         model = ckpts.load(env, device)
         model.set_random_seed(cfg.seed + model.num_timesteps)  # fresh episodes, reproducible resumes
+        env.seed(env_seed(cfg) + model.num_timesteps)
         rows = truncate_jsonl(run / "metrics.jsonl", model.num_timesteps, key="imagined_steps")
         truncate_jsonl(run / "evals.jsonl", model.num_timesteps, key="imagined_steps")
         wall_offset = max((r.get("time/wall_s", 0.0) for r in rows), default=0.0)
     else:
         model = make_model(cfg, env)
+        env.seed(env_seed(cfg))
         for name in ("metrics.jsonl", "evals.jsonl", "eval.json"):
             (run / name).unlink(missing_ok=True)
     atomic_write_json(run / "config.json", asdict(cfg))

@@ -112,7 +112,9 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
         truncate_jsonl(run / "metrics.jsonl", agent.iteration_count)
         truncate_jsonl(run / "evals.jsonl", agent.iteration_count)
     else:
-        diff.reset(seed=cfg.seed)
+        # env i gets seed·N + i (Gymnasium gives env i the seed + i): runs with seeds 0, 1, 2 then share
+        # no env stream, where seed + i would give them N − 1 streams in common
+        diff.reset(seed=cfg.seed * sapo.num_envs)
         atomic_write_json(run / "config.json", {"train": asdict(cfg), "sapo": asdict(sapo)})
     eval_env_id = eval_env_for(cfg, envs)
     from torch.utils.tensorboard import SummaryWriter

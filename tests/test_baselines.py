@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
 import fog_envs  # noqa: F401
 from baselines.controller import LatentPPOController, PPOController
-from baselines.ppo import PPOConfig, make_env, make_model, train_ppo
+from baselines.ppo import PPOConfig, env_seed, make_env, make_model, train_ppo
 from baselines.vec_env import LearnedVecEnv, make_learned_vec_env
 from fog_envs.learned.toy import ToyConfig, toy_step
 
@@ -320,3 +320,18 @@ def test_ppo_learns_toy_latent(tmp_path):
     before = _toy_return(lambda obs: untrained.predict(obs, deterministic=True)[0])
     after = _toy_return(lambda obs: trained.predict(obs, deterministic=True)[0])
     assert after > random_return + 15 and after > before + 10, (after, before, random_return)
+
+
+def test_consecutive_seeds_share_no_env_stream(tmp_path):
+    """With SB3's ``seed + i`` runs with seeds 0 and 1 would share N − 1 envs' episodes; ``env_seed`` keeps
+    them apart (env i starts from ``seed·N + i``)."""
+    firsts = {}
+    for seed in (0, 1):
+        cfg = tiny(tmp_path / f"s{seed}", seed=seed)
+        env = make_env(cfg)
+        env.seed(env_seed(cfg))
+        firsts[seed] = env.reset()
+        env.close()
+    for i in range(4):
+        for j in range(4):
+            assert not np.array_equal(firsts[0][i], firsts[1][j])

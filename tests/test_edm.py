@@ -17,12 +17,12 @@ from fog_envs.wm.edm import (
     edm_training_loss,
     euler_sample,
     karras_sigmas,
-    motion_weights,
     preconditioners,
     sample_train_sigma,
     sampling_sigmas,
     train_context,
 )
+from fog_envs.wm.loss_weights import motion_weights
 
 CFG = EDMConfig()
 

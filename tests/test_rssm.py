@@ -231,3 +231,25 @@ def _point(seed: int = 1):
     s = torch.randn(4, CFG.stoch, generator=g, dtype=torch.float64)
     a = torch.rand(4, A, generator=g, dtype=torch.float64) * 2 - 1
     return rssm, d, s, a
+
+
+def test_motion_weighted_reconstruction():
+    """A static sequence gets all-one weights (the loss is unchanged); a sequence where one element moves
+    gets a different loss than the plain one."""
+    from dataclasses import replace
+
+    plain = _model()
+    weighted = RSSM(replace(CFG, motion_weight=2.0))
+    weighted.load_state_dict(plain.state_dict())
+    lat, act, rew = _data()
+    first = torch.zeros(B, T, dtype=torch.bool)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    static = lat[:, :1].expand_as(lat).contiguous()
+
+    def loss(model, latents):
+        return model.loss(latents, act, rew, first, mask, generator=torch.Generator().manual_seed(0))[0]
+
+    torch.testing.assert_close(loss(weighted, static), loss(plain, static))
+    moving = static.clone()
+    moving[:, 1:, 0, 0, 0] += 3.0
+    assert not torch.allclose(loss(weighted, moving), loss(plain, moving))

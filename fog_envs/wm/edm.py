@@ -41,6 +41,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from fog_envs.wm.loss_weights import motion_weights
+
 #: ``model(x_in, c_noise, context_in, actions, c_noise_cond) -> F``
 DenoiserFn = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
@@ -208,17 +210,6 @@ def network_output(model: DenoiserFn, x_noisy: Tensor, sigma: Tensor, context: T
     return out.to(x_noisy.dtype)
 
 
-def motion_weights(x0: Tensor, last: Tensor, strength: float, eps: float = 1e-6) -> Tensor:
-    """Per-element loss weights ``1 + strength·|x0 − last| / mean|x0 − last|``, renormalised to mean 1.
-
-    ``x0`` and ``last`` are (B, C, h, w): the target latent and the last context latent. Elements that change
-    between the two frames get more weight; ``strength = 0`` gives all ones.
-    """
-    delta = (x0 - last).abs().float()
-    w = 1.0 + strength * delta / (delta.mean() + eps)
-    return (w / w.mean()).detach()
-
-
 def edm_training_loss(model: DenoiserFn, x0: Tensor, context: Tensor, actions: Tensor, cfg: EDMConfig,
                       generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
     """Denoising loss on a batch: ``mean(w·(F − (x0 − c_skip·x_noisy)/c_out)²)`` at log-normal σ.
@@ -303,6 +294,6 @@ def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMCo
 
 __all__ = [
     "DenoiserFn", "EDMConfig", "add_noise", "denoise", "edm_training_loss", "effective_sigma", "euler_sample",
-    "karras_sigmas", "motion_weights", "network_output", "preconditioners", "sample_context", "sample_train_sigma",
+    "karras_sigmas", "network_output", "preconditioners", "sample_context", "sample_train_sigma",
     "sampling_sigmas", "train_context",
 ]

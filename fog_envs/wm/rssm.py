@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fog_envs.wm.loss_weights import motion_weights
+
 
 @dataclass(frozen=True)
 class RSSMConfig:
@@ -40,6 +42,9 @@ class RSSMConfig:
     kl_rep: float = 0.1
     recon_weight: float = 1.0
     reward_weight: float = 1.0
+    motion_weight: float = 0.0
+    """reconstruction weight on what moves between consecutive latents (``fog_envs.wm.edm.motion_weights``):
+    keeps the small, action-driven Push-T agent from being averaged away. 0: plain MSE"""
 
     @property
     def feature_dim(self) -> int:
@@ -212,7 +217,11 @@ class RSSM(nn.Module):
         feat = self.features(posts)
         m = mask.float()
         denom = m.sum().clamp_min(1.0)
-        recon = ((self.decode(feat).float() - latents.float()).pow(2).mean((-3, -2, -1)) * m).sum() / denom
+        err = (self.decode(feat).float() - latents.float()).pow(2)
+        if cfg.motion_weight > 0:
+            prev = torch.cat([latents[:, :1], latents[:, :-1]], dim=1)  # the first step has nothing to compare
+            err = err * motion_weights(latents.float(), prev.float(), cfg.motion_weight)
+        recon = (err.mean((-3, -2, -1)) * m).sum() / denom
         # rewards[t] is predicted from the state at t+1 (both inside the sequence and unmasked)
         rm = m[:, :-1] * m[:, 1:] * (~is_first[:, 1:].bool()).float()
         if reward_mask is not None:

@@ -57,6 +57,8 @@ class WMTrainConfig:
     """stages whose weights come from ``init_from`` instead of being trained (ignored without it)"""
     motion_weight: float | None = None
     """override the denoiser's ``EDMConfig.motion_weight`` (training-loss weight on moving latents)"""
+    rssm_motion_weight: float | None = None
+    """override ``RSSMConfig.motion_weight`` (the RSSM's reconstruction weight on moving latents)"""
 
 
 def load_play_arrays(path: str | os.PathLike, task: str) -> st.PlayArrays:
@@ -130,6 +132,9 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     if cfg.motion_weight is not None:
         edm = replace(preset.model.edm, motion_weight=cfg.motion_weight)
         preset = replace(preset, model=replace(preset.model, edm=edm))
+    if cfg.rssm_motion_weight is not None:
+        rssm_cfg = replace(preset.model.rssm, motion_weight=cfg.rssm_motion_weight)
+        preset = replace(preset, model=replace(preset.model, rssm=rssm_cfg))
     reused = set(cfg.reuse) if source is not None else set()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
