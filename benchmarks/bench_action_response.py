@@ -1,11 +1,12 @@
 """Push-T action response of world-model bundles, side by side (``fog_envs.wm.action_response``).
 
     python benchmarks/bench_action_response.py --heldout datasets/pusht_heldout.h5 \
-        --bundle pusht [--bundle runs/wm_pusht_v2/bundle ...] [--nfe 1 2]
+        --bundle pusht [--bundle runs/wm_pusht_v2/bundle ...] [--nfe 1 2] [--write-card]
 
 For each bundle (and number of denoising steps): the agent's x-shift between a=(+1,0) and a=(-1,0) after one
 step (real system, autoencoder, diffusion model, RSSM prior) and the agent position error with the real
-action, medians over held-out windows. Prints a table and writes ``benchmarks/results/action_response.json``.
+action, medians over held-out windows. Prints a table and writes ``benchmarks/results/action_response.json``;
+``--write-card`` stores each bundle's figures at its default NFE in its card (``action_response``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ from fog_envs.wm.train import load_play_arrays  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "action_response.json"
 
 
+def write_card_entry(bundle: str, key: str, value: dict) -> None:
+    """Set ``card[key] = value`` in a bundle directory's card.json, atomically."""
+    from fog_envs.wm.bundle import resolve_bundle_path
+
+    card_path = resolve_bundle_path(bundle) / "card.json"
+    card = json.loads(card_path.read_text())
+    card[key] = value
+    tmp = card_path.with_name("card.json.tmp")
+    tmp.write_text(json.dumps(card, indent=2))
+    os.replace(tmp, card_path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", action="append", required=True, help="bundle name or path (repeatable)")
@@ -35,6 +48,7 @@ def main() -> None:
     parser.add_argument("--nfe", type=int, nargs="+", default=[None])
     parser.add_argument("--windows", type=int, default=48)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write-card", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_play_arrays(args.heldout, "pusht")
@@ -45,13 +59,21 @@ def main() -> None:
             res = action_response(model, data, ResponseConfig(num_windows=args.windows, denoising_steps=nfe))
             rows.append({"bundle": bundle, "nfe": nfe or model.config.edm.num_steps,
                          "denoiser_steps": (model.card or {}).get("steps", {}).get("denoiser"), **res})
-    print(f"{'bundle':<32} {'NFE':>3} | response px (+1 vs -1): {'true':>5} {'AE':>5} {'diff':>5} {'rssm':>5} "
-          f"| agent error px: {'AE':>5} {'diff':>5} {'rssm':>5}")
+    print("agent x-shift between a=(+1,0) and a=(-1,0) after one step, and agent position error (px of 512)")
+    print(f"{'bundle':<32} {'NFE':>3} | shift: {'real':>5} {'AE':>5} {'diff':>5} {'rssm':>5} "
+          f"| error: {'AE':>5} {'diff':>5} {'rssm':>5}")
     for r in rows:
         rp, er = r["response_px"], r["agent_error_px"]
-        print(f"{r['bundle'][-32:]:<32} {r['nfe']:>3} | {'':>24}{rp['true']:5.1f} {rp['autoencoder']:5.1f} "
-              f"{rp['diffusion']:5.1f} {rp['rssm']:5.1f} | {'':>16}{er['autoencoder']:5.1f} {er['diffusion']:5.1f} "
+        print(f"{r['bundle'][-32:]:<32} {r['nfe']:>3} |        {rp['true']:5.1f} {rp['autoencoder']:5.1f} "
+              f"{rp['diffusion']:5.1f} {rp['rssm']:5.1f} |        {er['autoencoder']:5.1f} {er['diffusion']:5.1f} "
               f"{er['rssm']:5.1f}")
+    if args.write_card:
+        for r in rows:
+            model_nfe = WorldModel.load(r["bundle"]).config.edm.num_steps
+            if r["nfe"] == model_nfe:
+                write_card_entry(r["bundle"], "action_response", {k: r[k] for k in ("nfe", "windows", "response_px",
+                                                                                     "agent_error_px")} |
+                                 {"heldout": args.heldout})
     RESULTS.parent.mkdir(exist_ok=True)
     tmp = RESULTS.with_name(RESULTS.name + ".tmp")
     tmp.write_text(json.dumps({"heldout": args.heldout, "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")},

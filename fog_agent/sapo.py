@@ -84,7 +84,7 @@ class DMOSAPO(nn.Module):
             reward = reward.to(self.device).float()
             terminated = terminated.to(self.device)
             done = terminated | truncated.to(self.device)
-            step_rew = reward + alpha * normalized_entropy(neg_logp, self.target_entropy)
+            step_rew = cfg.reward_scale * reward + alpha * normalized_entropy(neg_logp, self.target_entropy)
             seg_return = seg_return + discount * step_rew
             discount = discount * cfg.gamma
             end_obs = norm(extras["obs_before_reset"].to(self.device).float())

@@ -52,6 +52,10 @@ class AgentTrainConfig:
     """override the preset's iteration count"""
     local_refresh_steps: int | None = None
     """override the preset's RSSM refresh steps per iteration (0: off)"""
+    reward_scale: float | None = None
+    """override the preset's reward scale (see SAPOConfig.reward_scale)"""
+    alpha_init: float | None = None
+    """override the preset's initial entropy temperature"""
     eval_env_id: str | None = "auto"
     """reference system for zero-shot evaluation ('auto': the learned env's; None: skip)"""
     eval_every: int = 100
@@ -71,6 +75,10 @@ def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:
         sapo = replace(sapo, iterations=cfg.iterations)
     if cfg.local_refresh_steps is not None:
         sapo = replace(sapo, local_refresh_steps=cfg.local_refresh_steps)
+    if cfg.reward_scale is not None:
+        sapo = replace(sapo, reward_scale=cfg.reward_scale)
+    if cfg.alpha_init is not None:
+        sapo = replace(sapo, alpha_init=cfg.alpha_init)
     return sapo
 
 
