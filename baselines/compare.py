@@ -40,6 +40,7 @@ class CompareConfig:
     env_id: str = "WMPushT-v0"
     """learned env both methods train in (WMPushT-v0, WMPushCube-v0, WMToy-v0)"""
     seeds: tuple[int, ...] = (0, 1, 2)
+    """one FoG run and one PPO run per seed"""
     fog_preset: str = "cpu"
     """the FoG agent's preset (its num_envs × horizon sets the steps per iteration)"""
     iterations: int = 64
@@ -52,7 +53,9 @@ class CompareConfig:
     evals: int = 4
     """zero-shot evaluations per run, evenly spaced; the last one is the final evaluation"""
     eval_episodes: int = 10
+    """episodes of each zero-shot evaluation (seeded: every run is evaluated on the same episodes)"""
     out_dir: str = "runs/compare_pusht"
+    """where the runs, compare.json and compare.png go"""
     threads: int = 1
     """torch CPU threads per run (1 is fastest on a shared 2-core machine)"""
     debug: bool = False
