@@ -97,3 +97,18 @@ def test_bad_bf16_setting_names_the_problem():
     _needs_bundle("WMPushT-v0")
     with pytest.raises(ValueError, match="bf16 must be"):
         gym.make_vec("WMPushT-v0", num_envs=1, vectorization_mode="vector_entry_point", bf16="yes")
+
+
+def test_bf16_auto_only_for_batches_where_it_pays():
+    _needs_bundle("WMPushT-v0")
+    import torch
+
+    from fog_envs.learned.factory import BF16_MIN_ENVS
+    from fog_envs.runtime import use_bf16
+
+    single = gym.make("WMPushT-v0").unwrapped
+    assert single.vec.backend.bf16 is False
+    envs = gym.make_vec("WMPushT-v0", num_envs=BF16_MIN_ENVS, vectorization_mode="vector_entry_point")
+    assert envs.unwrapped.backend.bf16 is use_bf16(torch.device("cpu"))
+    forced = gym.make("WMPushT-v0", bf16=True).unwrapped
+    assert forced.vec.backend.bf16 is True

@@ -8,14 +8,19 @@ OBS_TYPES = ("pixels", "latent")
 FORWARD_MODELS = ("diffusion", "rssm")
 #: task -> shipped bundle name
 SHIPPED_BUNDLES = {"pusht": "pusht", "cube": "cube"}
+#: below this batch, autocast's per-op overhead outweighs the faster convolutions (on this project's 2-core
+#: CPU, WMPushT-v0 latent: 316 fp32 vs 236 bf16 steps/s at batch 1, 1,524 vs 2,015 at 16;
+#: benchmarks/bench_learned_envs.py), so ``bf16="auto"`` stays in float32
+BF16_MIN_ENVS = 16
 
 
 def make_backend(task: str, num_envs: int, world_model: str | None = None, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto") -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
-    ``bf16``: run the diffusion sampler's network under bf16 autocast (``"auto"``: where the device has
-    fast bf16, see :func:`fog_envs.runtime.use_bf16`; ``False`` for bit-for-bit float32).
+    ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
+    the device has fast bf16, see :func:`fog_envs.runtime.use_bf16`, and ``num_envs >= BF16_MIN_ENVS``;
+    ``False`` for plain float32).
     """
     if forward_model not in FORWARD_MODELS:
         raise ValueError(f"unknown forward_model {forward_model!r}; choose one of {FORWARD_MODELS}")
@@ -36,4 +41,4 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
         raise BundleError(f"world model {world_model!r} was trained for task {model.config.task!r}, "
                           f"not {task!r}")
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
-                             bf16=use_bf16(dev, bf16))
+                             bf16=use_bf16(dev, bf16) and (bf16 is True or num_envs >= BF16_MIN_ENVS))
