@@ -240,3 +240,20 @@ def test_agent_resume_with_refresh_on_a_bundle_is_exact(debug_bundle, tmp_path):
         assert torch.equal(v, b["env"]["backend"]["rssm"][k]), k
     original = WorldModel.load(debug_bundle).rssm.state_dict()
     assert any(not torch.equal(original[k], refreshed[k]) for k in original)  # the refresh did train
+
+
+@pytest.mark.parametrize("obs_type, policy", [("pixels", "CnnPolicy"), ("latent", "MlpPolicy")])
+def test_sb3_ppo_learns_on_a_tiny_bundle(debug_bundle, obs_type, policy):
+    """SB3 PPO runs a few hundred steps through the VecEnv adapter on a user's (tiny) bundle and updates."""
+    from stable_baselines3 import PPO
+
+    from baselines.vec_env import make_learned_vec_env
+
+    env = make_learned_vec_env("WMPushT-v0", 4, obs_type=obs_type, max_episode_steps=20,
+                               world_model=str(debug_bundle))
+    model = PPO(policy, env, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(256)
+    assert model.num_timesteps >= 256
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+    env.close()
