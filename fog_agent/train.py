@@ -56,6 +56,8 @@ class AgentTrainConfig:
     """override the preset's reward scale (see SAPOConfig.reward_scale)"""
     alpha_init: float | None = None
     """override the preset's initial entropy temperature"""
+    episode_steps: int | None = None
+    """override the preset's imagined episode length (steps before re-spawning from a real window)"""
     eval_env_id: str | None = "auto"
     """reference system for zero-shot evaluation ('auto': the learned env's; None: skip)"""
     eval_every: int = 100
@@ -79,6 +81,8 @@ def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:
         sapo = replace(sapo, reward_scale=cfg.reward_scale)
     if cfg.alpha_init is not None:
         sapo = replace(sapo, alpha_init=cfg.alpha_init)
+    if cfg.episode_steps is not None:
+        sapo = replace(sapo, episode_steps=cfg.episode_steps)
     return sapo
 
 

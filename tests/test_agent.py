@@ -158,3 +158,15 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     rows = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 5  # nothing duplicated or lost
     assert (tmp_path / "b" / "learning_curve.png").exists()
+
+
+def test_cli_overrides_reach_the_resolved_config():
+    from fog_agent.train import resolve_sapo_config
+
+    base = make_preset("cpu")
+    cfg = resolve_sapo_config(AgentTrainConfig(preset="cpu", iterations=7, local_refresh_steps=0, reward_scale=3.0,
+                                               alpha_init=0.1, episode_steps=8))
+    assert (cfg.iterations, cfg.local_refresh_steps, cfg.reward_scale, cfg.alpha_init, cfg.episode_steps) == \
+        (7, 0, 3.0, 0.1, 8)
+    assert resolve_sapo_config(AgentTrainConfig(preset="cpu")) == base
+    assert base.reward_scale == 10.0 and make_preset("debug").reward_scale == 1.0
