@@ -172,11 +172,12 @@ def summarize(cfg: CompareConfig, runs: dict[str, dict[int, dict[str, list[dict[
             "verdicts": verdicts}
 
 
-def _smoothed(seeds: dict[int, dict[str, list[dict[str, Any]]]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each seed's reward curve against imagined steps, trailing-mean smoothed (window: a tenth of the run)."""
+def _smoothed(seeds: dict[int, dict[str, list[dict[str, Any]]]],
+              x_key: str = "train/imagined_steps") -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each seed's reward curve against ``x_key``, trailing-mean smoothed (window: a tenth of the run)."""
     out = []
     for logs in seeds.values():
-        x, y = curve(logs["metrics"], "train/imagined_steps", "train/reward")
+        x, y = curve(logs["metrics"], x_key, "train/reward")
         out.append((x, trailing_mean(y, smoothing_window(len(y))) if len(y) else y))
     return out
 
@@ -193,12 +194,8 @@ def plot(cfg: CompareConfig, runs: dict[str, dict[int, dict[str, list[dict[str, 
     labels = {"fog": "FoG (DMO-SAPO)", "ppo": f"PPO ({cfg.ppo_obs_type})"}
     for method, seeds in runs.items():
         for ax, x_key in ((axes[0], "train/imagined_steps"), (axes[1], "time/wall_s")):
-            curves = []
-            for logs in seeds.values():
-                x, y = curve(logs["metrics"], x_key, "train/reward")
-                if len(y):
-                    curves.append((x / (60.0 if x_key == "time/wall_s" else 1.0),
-                                   trailing_mean(y, smoothing_window(len(y)))))
+            scale = 60.0 if x_key == "time/wall_s" else 1.0
+            curves = [(x / scale, y) for x, y in _smoothed(seeds, x_key) if len(y)]
             if not curves:
                 continue
             # the range every seed covers: the mean never jumps where one seed's curve ends
