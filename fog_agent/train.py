@@ -15,10 +15,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 import fog_envs  # noqa: F401  (registers the env ids)

@@ -23,13 +23,7 @@ from baselines.vec_env import LearnedVecEnv, make_learned_vec_env
 from fog_envs.learned.toy import ToyConfig, toy_step
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one thread is faster, and immune to a busy machine's oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(run_dir: Path, **overrides) -> PPOConfig:

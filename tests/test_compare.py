@@ -6,18 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from baselines.compare import CompareConfig, run_comparison, summarize, table
 from baselines.compare_stats import curve, final_value, first_crossing, mean_std, on_grid, trailing_mean
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_trailing_mean_and_final_value():

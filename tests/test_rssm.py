@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from torch.autograd import forward_ad
 
 from fog_envs.wm.rssm import RSSM, RSSMConfig, RSSMState, gaussian_kl
 
@@ -16,12 +15,7 @@ CFG = RSSMConfig(latent_shape=(4, 4, 4), action_dim=A, deter=16, stoch=6, hidden
 X = CFG.deter + CFG.stoch
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(dtype: torch.dtype = torch.float32, seed: int = 0) -> RSSM:

@@ -15,7 +15,7 @@ from fog_envs.wm.edm import euler_sample
 from fog_envs.learned.diff import straight_through
 from fog_envs.wm.heads import RewardModel
 from fog_envs.wm.probe import StateProbe
-from fog_envs.wm.rssm import RSSM, RSSMState
+from fog_envs.wm.rssm import RSSM
 from fog_envs.wm.tasks import TaskSpec, get_task
 
 
