@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from fog_envs.learned.backend import GlobalStep
-from fog_envs.wm.model import WorldModel
 from fog_envs.runtime import autocast
+from fog_envs.wm.model import WorldModel
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class WorldModelBackend:
         self.forward_model = forward_model
         self.denoising_steps = denoising_steps
         self.bf16 = bf16
-        """the denoiser's network calls run under bf16 autocast (the global step only; gradients never)"""
+        """the denoiser's network calls and the pixel decoder run under bf16 autocast (no-grad paths only)"""
         self.device = model.start_latents.device
         self.action_dim = model.task.action_dim
         self.state_dim = model.local_state_dim
