@@ -43,7 +43,7 @@ class RSSMConfig:
     recon_weight: float = 1.0
     reward_weight: float = 1.0
     motion_weight: float = 0.0
-    """reconstruction weight on what moves between consecutive latents (``fog_envs.wm.edm.motion_weights``):
+    """reconstruction weight on what moves between consecutive latents (``fog_envs.wm.loss_weights.motion_weights``):
     keeps the small, action-driven Push-T agent from being averaged away. 0: plain MSE"""
 
     @property
