@@ -74,7 +74,8 @@ class CompareConfig:
 
 
 def fog_config(cfg: CompareConfig, seed: int) -> AgentTrainConfig:
-    return AgentTrainConfig(env_id=cfg.env_id, preset=cfg.fog_preset, run_dir=str(Path(cfg.out_dir) / f"fog_seed{seed}"),
+    return AgentTrainConfig(env_id=cfg.env_id, preset=cfg.fog_preset,
+                            run_dir=str(Path(cfg.out_dir) / f"fog_seed{seed}"),
                             seed=seed, iterations=cfg.iterations, eval_every=max(1, cfg.iterations // cfg.evals),
                             eval_episodes=cfg.eval_episodes, final_eval_episodes=cfg.eval_episodes, video_episodes=0,
                             checkpoint_every=10, threads=cfg.threads)
@@ -88,7 +89,8 @@ def ppo_config(cfg: CompareConfig, seed: int) -> PPOConfig:
     tiny = {"net_arch": (32,), "n_epochs": 1} if cfg.debug else {}
     return PPOConfig(env_id=cfg.env_id, obs_type=cfg.ppo_obs_type, total_timesteps=budget, num_envs=n_envs,
                      max_episode_steps=sapo.episode_steps, n_steps=cfg.ppo_n_steps,
-                     batch_size=min(16 if cfg.debug else 256, rollout), seed=seed, run_dir=str(Path(cfg.out_dir) / f"ppo_seed{seed}"),
+                     batch_size=min(16 if cfg.debug else 256, rollout), seed=seed,
+                     run_dir=str(Path(cfg.out_dir) / f"ppo_seed{seed}"),
                      device="cpu", eval_every=max(rollout, budget // cfg.evals), eval_episodes=cfg.eval_episodes,
                      final_eval_episodes=cfg.eval_episodes, video_episodes=0, checkpoint_every=rollout,
                      threads=cfg.threads, progress=False, **tiny)
@@ -154,7 +156,8 @@ def summarize(cfg: CompareConfig, runs: dict[str, dict[int, dict[str, list[dict[
             fig["steps_to_90pct_of_ppo_gain"] = first_crossing(x, y, gain90) if gain90 is not None and len(y) else None
     steps90 = {m: mean_std([f["steps_to_90pct_of_ppo_gain"] for f in per_seed[m].values()])["mean"] for m in METHODS}
 
-    keys = ("final_reward", "steps_to_90pct_of_ppo_gain", "wall_s", "imagined_steps_per_s", "zero_shot_success", "zero_shot_mean_max_coverage")
+    keys = ("final_reward", "steps_to_90pct_of_ppo_gain", "wall_s", "imagined_steps_per_s", "zero_shot_success",
+            "zero_shot_mean_max_coverage")
     aggregate = {m: {k: mean_std([s[k] for s in per_seed[m].values()]) for k in keys} for m in METHODS}
     fractions = [s["fraction_of_ppo_budget"] for s in per_seed["fog"].values()]
     fog_s, ppo_s = aggregate["fog"]["zero_shot_success"]["mean"], aggregate["ppo"]["zero_shot_success"]["mean"]

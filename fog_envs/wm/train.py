@@ -186,7 +186,8 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
         """Use ``source``'s weights for stage ``name`` (recorded as done, and as reused in the card)."""
         module.load_state_dict(getattr(source, name).state_dict())
         progress["done"][name] = {}
-        progress.setdefault("reused", {})[name] = {"from": cfg.init_from, "steps": source.card.get("steps", {}).get(name)}
+        steps = source.card.get("steps", {}).get(name)
+        progress.setdefault("reused", {})[name] = {"from": cfg.init_from, "steps": steps}
 
     # 1. autoencoder, then the latents every other stage reads
     if "autoencoder" in reused and "autoencoder" not in progress["done"]:
