@@ -23,22 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fog_envs.wm.action_response import ResponseConfig, action_response  # noqa: E402
+from fog_envs.wm.bundle import update_card  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "action_response.json"
-
-
-def write_card_entry(bundle: str, key: str, value: dict) -> None:
-    """Set ``card[key] = value`` in a bundle directory's card.json, atomically."""
-    from fog_envs.wm.bundle import resolve_bundle_path
-
-    card_path = resolve_bundle_path(bundle) / "card.json"
-    card = json.loads(card_path.read_text())
-    card[key] = value
-    tmp = card_path.with_name("card.json.tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, card_path)
 
 
 def main() -> None:
@@ -58,6 +47,7 @@ def main() -> None:
         for nfe in args.nfe:
             res = action_response(model, data, ResponseConfig(num_windows=args.windows, denoising_steps=nfe))
             rows.append({"bundle": bundle, "nfe": nfe or model.config.edm.num_steps,
+                         "default_nfe": model.config.edm.num_steps,
                          "denoiser_steps": (model.card or {}).get("steps", {}).get("denoiser"), **res})
     print("agent x-shift between a=(+1,0) and a=(-1,0) after one step, and agent position error (px of 512)")
     print(f"{'bundle':<32} {'NFE':>3} | shift: {'real':>5} {'AE':>5} {'diff':>5} {'rssm':>5} "
@@ -69,11 +59,9 @@ def main() -> None:
               f"{er['rssm']:5.1f}")
     if args.write_card:
         for r in rows:
-            model_nfe = WorldModel.load(r["bundle"]).config.edm.num_steps
-            if r["nfe"] == model_nfe:
-                write_card_entry(r["bundle"], "action_response", {k: r[k] for k in ("nfe", "windows", "response_px",
-                                                                                     "agent_error_px")} |
-                                 {"heldout": args.heldout})
+            if r["nfe"] == r["default_nfe"]:
+                keys = ("nfe", "windows", "response_px", "agent_error_px")
+                update_card(r["bundle"], action_response={**{k: r[k] for k in keys}, "heldout": args.heldout})
     RESULTS.parent.mkdir(exist_ok=True)
     tmp = RESULTS.with_name(RESULTS.name + ".tmp")
     tmp.write_text(json.dumps({"heldout": args.heldout, "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")},

@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fog_envs.wm.bundle import update_card  # noqa: E402
 from fog_envs.wm.fidelity import FidelityConfig, gradient_cosine, open_loop  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
@@ -101,14 +102,10 @@ def main() -> None:
         shipped = "bf16" if use_bf16(torch.device("cpu")) else "fp32"  # what the learned envs run here
         default = next((r for r in rows if r["nfe"] == model.config.edm.num_steps and r["precision"] == shipped),
                        rows[0])
-        card_path = Path(args.bundle) / "card.json"
-        card = json.loads(card_path.read_text())
-        card["fidelity"] = {"heldout": args.heldout, "nfe": default["nfe"], "precision": default["precision"],
-                            "global_steps_per_s_batch64": default["global_steps_per_s"],
-                            "open_loop": default["open_loop"], "gradient": grad}
-        tmp = card_path.with_name("card.json.tmp")
-        tmp.write_text(json.dumps(card, indent=2))
-        os.replace(tmp, card_path)
+        update_card(args.bundle, fidelity={"heldout": args.heldout, "nfe": default["nfe"],
+                                           "precision": default["precision"],
+                                           "global_steps_per_s_batch64": default["global_steps_per_s"],
+                                           "open_loop": default["open_loop"], "gradient": grad})
 
 
 if __name__ == "__main__":

@@ -53,6 +53,22 @@ def test_debug_training_writes_a_loadable_bundle(debug_bundle):
     assert (debug_bundle.parent / "tb").is_dir()
 
 
+def test_update_card_sets_entries_and_keeps_the_rest(debug_bundle, tmp_path):
+    import shutil
+
+    from fog_envs.wm.bundle import update_card
+
+    copy = tmp_path / "copy"
+    shutil.copytree(debug_bundle, copy)
+    before = json.loads((copy / "card.json").read_text())
+    card = update_card(copy, fidelity={"nfe": 2}, note="x")
+    assert card == {**before, "fidelity": {"nfe": 2}, "note": "x"}
+    assert json.loads((copy / "card.json").read_text()) == card and not (copy / "card.json.tmp").exists()
+    assert WorldModel.load(copy).card["fidelity"] == {"nfe": 2}
+    with pytest.raises(BundleError, match="no world-model bundle"):
+        update_card(tmp_path / "missing", note="x")
+
+
 def test_init_from_a_bundle_reuses_the_named_stages(tiny_dataset, debug_bundle, tmp_path):
     """``init_from`` + ``reuse``: those stages' weights are the source's, the others are trained anew with
     the source's model configuration (and the motion-weight override); the card says what was reused."""

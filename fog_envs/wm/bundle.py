@@ -109,6 +109,20 @@ def write_bundle(path: str | os.PathLike, config: WorldModelConfig, tensors: dic
     return path
 
 
+def update_card(name_or_path: str | os.PathLike, **entries: Any) -> dict[str, Any]:
+    """Set ``entries`` in a bundle's card.json (atomically, the rest kept); return the new card."""
+    card_path = resolve_bundle_path(name_or_path) / "card.json"
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"bundle {name_or_path}: card.json is missing or not valid JSON ({exc})") from exc
+    card.update(entries)
+    tmp = card_path.with_name("card.json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, default=str))
+    os.replace(tmp, card_path)
+    return card
+
+
 def read_bundle(name_or_path: str | os.PathLike) -> tuple[WorldModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Read ``(config, tensors, card)`` from a bundle; every failure is a :class:`BundleError`."""
     path = resolve_bundle_path(name_or_path)
