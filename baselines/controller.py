@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+import torch
+
+from fog_agent.controller import FogController
 
 
 class PPOController:
@@ -40,31 +43,25 @@ class PPOController:
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
 
 
-class LatentPPOController:
-    """Deterministic ``model.predict`` on RSSM features of the real system's frames (latent-obs policies).
+class PredictAgent:
+    """An SB3 model behind the FoG agent's ``act(latents (B, D)) -> actions (B, A)`` interface, so a
+    latent-obs policy deploys through :class:`fog_agent.controller.FogController` (same filter, same
+    bookkeeping). ``normalize_obs`` (e.g. ``VecNormalize.normalize_obs``) is applied to each latent."""
 
-    ``observer`` is the learned env's deployment filter (``make_observer()``: the RSSM posterior over the
-    real frames), the same one the FoG agent is evaluated with, so both see the same kind of state.
-    """
-
-    def __init__(self, model: Any, observer: Any,
-                 normalize_obs: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+    def __init__(self, model: Any, normalize_obs: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         self.model = model
-        self.observer = observer
         self.normalize_obs = normalize_obs
-        self._latent: np.ndarray | None = None
-        self._last_action: np.ndarray | None = None
 
-    def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
-        self._latent = self.observer.reset(obs).detach().cpu().numpy().astype(np.float32)
-        self._last_action = None
+    def act(self, latents: torch.Tensor) -> torch.Tensor:
+        rows = latents.detach().cpu().numpy().astype(np.float32)
+        if self.normalize_obs is not None:
+            rows = np.stack([self.normalize_obs(r) for r in rows])
+        actions = [np.asarray(self.model.predict(r, deterministic=True)[0], np.float32) for r in rows]
+        return torch.from_numpy(np.stack(actions))
 
-    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        if self._latent is None:
-            raise RuntimeError("call reset() before act()")
-        if self._last_action is not None:
-            self._latent = self.observer.update(self._last_action, obs).detach().cpu().numpy().astype(np.float32)
-        x = self._latent if self.normalize_obs is None else self.normalize_obs(self._latent)
-        action, _ = self.model.predict(x, deterministic=True)
-        self._last_action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
-        return self._last_action
+
+def LatentPPOController(model: Any, observer: Any,  # noqa: N802  (a factory named like the controllers)
+                        normalize_obs: Callable[[np.ndarray], np.ndarray] | None = None) -> FogController:
+    """Deterministic ``model.predict`` on RSSM features of the real system's frames (latent-obs policies):
+    the learned env's deployment filter (``make_observer()``) feeds the policy, exactly as for the FoG agent."""
+    return FogController(PredictAgent(model, normalize_obs), observer)

@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, 
 
 from baselines.callbacks import RunCallback
 from baselines.controller import LatentPPOController, PPOController
+from fog_agent.controller import FogController
 from baselines.run_io import append_jsonl, atomic_write_json, plot_learning_curve, read_jsonl, truncate_jsonl
 from baselines.vec_env import make_learned_vec_env
 from fog_envs.evaluation import evaluate
@@ -183,7 +184,7 @@ def eval_env_for(cfg: PPOConfig, env: VecEnv) -> str | None:
 
 
 def make_controller(model: PPO, cfg: PPOConfig, env: VecEnv,
-                    vec_norm: VecNormalize | None) -> PPOController | LatentPPOController:
+                    vec_norm: VecNormalize | None) -> PPOController | FogController:
     """A zero-shot controller for the reference system: pixel policies read its frames directly, latent
     policies read the learned env's RSSM filter over them (as the FoG agent does)."""
     norm = vec_norm.normalize_obs if vec_norm is not None and vec_norm.norm_obs else None

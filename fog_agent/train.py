@@ -70,19 +70,14 @@ class AgentTrainConfig:
     """stop (as if killed) after this many iterations in this call; for tests"""
 
 
+#: AgentTrainConfig fields that override the SAPOConfig field of the same name when set
+SAPO_OVERRIDES = ("iterations", "local_refresh_steps", "reward_scale", "alpha_init", "episode_steps")
+
+
 def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:
-    sapo = make_preset(cfg.preset)
-    if cfg.iterations is not None:
-        sapo = replace(sapo, iterations=cfg.iterations)
-    if cfg.local_refresh_steps is not None:
-        sapo = replace(sapo, local_refresh_steps=cfg.local_refresh_steps)
-    if cfg.reward_scale is not None:
-        sapo = replace(sapo, reward_scale=cfg.reward_scale)
-    if cfg.alpha_init is not None:
-        sapo = replace(sapo, alpha_init=cfg.alpha_init)
-    if cfg.episode_steps is not None:
-        sapo = replace(sapo, episode_steps=cfg.episode_steps)
-    return sapo
+    """The preset with every override that is set."""
+    overrides = {k: getattr(cfg, k) for k in SAPO_OVERRIDES if getattr(cfg, k) is not None}
+    return replace(make_preset(cfg.preset), **overrides)
 
 
 def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
