@@ -30,9 +30,9 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, 
 
 from baselines.callbacks import RunCallback
 from baselines.controller import LatentPPOController, PPOController
-from fog_agent.controller import FogController
 from baselines.run_io import append_jsonl, atomic_write_json, plot_learning_curve, read_jsonl, truncate_jsonl
 from baselines.vec_env import make_learned_vec_env
+from fog_agent.controller import FogController
 from fog_envs.evaluation import evaluate
 from fog_envs.runtime import resolve_device
 
@@ -190,7 +190,12 @@ def make_controller(model: PPO, cfg: PPOConfig, env: VecEnv,
     norm = vec_norm.normalize_obs if vec_norm is not None and vec_norm.norm_obs else None
     if cfg.obs_type == "pixels":
         return PPOController(model, cfg.frame_stack, norm)
-    return LatentPPOController(model, env.unwrapped.venv.unwrapped.make_observer(), norm)
+    return LatentPPOController(model, make_observer(env), norm)
+
+
+def make_observer(env: VecEnv):
+    """The learned env's filter over reference-system frames (``NotImplementedError`` if it has none)."""
+    return env.unwrapped.venv.unwrapped.make_observer()
 
 
 class Checkpoints:
@@ -257,6 +262,12 @@ def train_ppo(cfg: PPOConfig, on_rollout: Callable[[dict[str, Any]], None] | Non
     ckpts = Checkpoints(run / "checkpoints")
     env = make_env(cfg)
     eval_env_id = eval_env_for(cfg, env)
+    if eval_env_id is not None and cfg.obs_type == "latent":
+        try:  # fail before training, not at the first evaluation
+            make_observer(env)
+        except NotImplementedError:
+            env.close()
+            raise
     wall_offset = 0.0
     if ckpts.latest.exists():
         _check_resumable(run, cfg)

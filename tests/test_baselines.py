@@ -241,6 +241,12 @@ def test_latent_policy_zero_shot_eval_reads_the_rssm_filter(tmp_path):
     assert 0.0 <= result["mean_max_coverage"] <= 1.0 and np.isfinite(result["mean_return"])
 
 
+def test_latent_policy_without_a_reference_filter_fails_before_training(tmp_path):
+    with pytest.raises(NotImplementedError, match="no reference system"):
+        train_ppo(tiny(tmp_path / "run", eval_env_id="RealPushT-v0"))  # WMToy-v0 has no RSSM filter
+    assert not (tmp_path / "run" / "checkpoints" / "latest.zip").exists()
+
+
 def test_latent_controller_filters_each_frame_after_the_first_action():
     """reset() filters the first frame; each act() after the first feeds (last action, new frame)."""
     calls: list[tuple] = []
