@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=48)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write-card", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS), help="JSON path (default benchmarks/results/action_response.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_play_arrays(args.heldout, "pusht")
@@ -50,23 +51,26 @@ def main() -> None:
                          "default_nfe": model.config.edm.num_steps,
                          "denoiser_steps": (model.card or {}).get("steps", {}).get("denoiser"), **res})
     print("agent x-shift between a=(+1,0) and a=(-1,0) after one step, and agent position error (px of 512)")
-    print(f"{'bundle':<32} {'NFE':>3} | shift: {'real':>5} {'AE':>5} {'diff':>5} {'rssm':>5} "
-          f"| error: {'AE':>5} {'diff':>5} {'rssm':>5}")
+    print("(rssm: the RSSM prior's decoded frame; rssm_st: its state head's agent estimate, where it has one)")
+    print(f"{'bundle':<32} {'NFE':>3} | shift: {'real':>5} {'AE':>5} {'diff':>5} {'rssm':>5} {'rssm_st':>7} "
+          f"| error: {'AE':>5} {'diff':>5} {'rssm':>5} {'rssm_st':>7}")
+    nan = float("nan")
     for r in rows:
         rp, er = r["response_px"], r["agent_error_px"]
         print(f"{r['bundle'][-32:]:<32} {r['nfe']:>3} |        {rp['true']:5.1f} {rp['autoencoder']:5.1f} "
-              f"{rp['diffusion']:5.1f} {rp['rssm']:5.1f} |        {er['autoencoder']:5.1f} {er['diffusion']:5.1f} "
-              f"{er['rssm']:5.1f}")
+              f"{rp['diffusion']:5.1f} {rp['rssm']:5.1f} {rp.get('rssm_state', nan):7.1f} |        "
+              f"{er['autoencoder']:5.1f} {er['diffusion']:5.1f} {er['rssm']:5.1f} {er.get('rssm_state', nan):7.1f}")
     if args.write_card:
         for r in rows:
             if r["nfe"] == r["default_nfe"]:
                 keys = ("nfe", "windows", "response_px", "agent_error_px")
                 update_card(r["bundle"], action_response={**{k: r[k] for k in keys}, "heldout": args.heldout})
-    RESULTS.parent.mkdir(exist_ok=True)
-    tmp = RESULTS.with_name(RESULTS.name + ".tmp")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps({"heldout": args.heldout, "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")},
                               indent=2))
-    os.replace(tmp, RESULTS)
+    os.replace(tmp, out)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,10 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=64)
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--grad-windows", type=int, default=FidelityConfig().grad_windows,
+                        help="held-out windows for the gradient cosine (2·H·|A| diffusion rollouts each)")
     parser.add_argument("--write-card", action="store_true")
+    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/fidelity_<task>.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = WorldModel.load(args.bundle)
@@ -71,7 +74,7 @@ def main() -> None:
             fid = open_loop(model, data, FidelityConfig(num_windows=args.windows, denoising_steps=nfe, bf16=bf16))
             rows.append({"nfe": nfe, "precision": precision, "global_steps_per_s": global_steps_per_s(model, nfe, bf16),
                          "open_loop": fid})
-    grad = gradient_cosine(model, data, FidelityConfig())
+    grad = gradient_cosine(model, data, FidelityConfig(grad_windows=args.grad_windows))
     probe_keys = [k for k in rows[0]["open_loop"]["diffusion"]["16"] if k.startswith("probe_") and k.endswith("median")]
     print(f"task {model.config.task}: {rows[0]['open_loop']['windows']} held-out windows")
     head = ["model", "NFE", "precision", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
@@ -92,7 +95,7 @@ def main() -> None:
     out = {"bundle": args.bundle, "heldout": args.heldout, "task": model.config.task, "rows": rows, "gradient": grad,
            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"fidelity_{model.config.task}.json"
+    path = Path(args.out) if args.out else RESULTS / f"fidelity_{model.config.task}.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(out, indent=2))
     os.replace(tmp, path)

@@ -39,10 +39,12 @@ def test_action_response_of_the_shipped_model(tmp_path):
     path = tmp_path / "heldout.h5"
     collect(CollectConfig(env_id="RealPushT-v0", out=path, num_episodes=2, seed=5, workers=1, max_episode_steps=24))
     torch.set_num_threads(1)
-    res = action_response(WorldModel.load("pusht"), load_play_arrays(path, "pusht"), ResponseConfig(num_windows=6))
+    model = WorldModel.load("pusht")
+    res = action_response(model, load_play_arrays(path, "pusht"), ResponseConfig(num_windows=6))
     assert res["windows"] == 6
     rp = res["response_px"]
     assert 15.0 < rp["true"] < 35.0  # the real agent moves ~12 px each way in one 0.1 s step
     assert abs(rp["real_frames"] - rp["true"]) < 4.0
     assert all(np.isfinite(v) for v in [*rp.values(), *res["agent_error_px"].values()])
-    assert set(res["agent_error_px"]) == {"diffusion", "rssm", "autoencoder"}
+    state = {"rssm_state"} if model.rssm.state_head is not None else set()
+    assert set(res["agent_error_px"]) == {"diffusion", "rssm", "autoencoder"} | state

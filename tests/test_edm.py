@@ -404,3 +404,39 @@ def _overfit_linear_dynamics() -> None:
             rmse[steps] = (sample - target).square().mean().sqrt().item()
     assert rmse[2] < 0.2 * data_std, (rmse, data_std)
     assert rmse[2] < 0.8 * rmse[1], rmse
+
+
+def test_rollout_context_replaces_the_last_k_context_latents_with_chained_samples() -> None:
+    """Sample i's positions T-1-k_i .. T-2 become euler_sample outputs chained from the real frames before
+    them; everything else (the target, samples with k = 0) stays real, and the draws are seeded."""
+    from fog_envs.wm.edm import rollout_context
+
+    cfg = EDMConfig(num_steps=2)
+    torch.manual_seed(0)
+    model = LatentDenoiser(DenoiserConfig(latent_channels=2, latent_size=4, context_len=2, action_dim=2,
+                                          channels=8, num_blocks=1, cond_dim=16))
+    with torch.no_grad():  # a non-zero network (its last layer starts at zero)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    L, K = 2, 3
+    lat = torch.randn(3, L + K + 1, 2, 4, 4)
+    act = torch.rand(3, L + K + 1, 2) * 2 - 1
+    k = torch.tensor([0, 1, 3])
+    out = rollout_context(model, lat, act, k, L, cfg, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(out[0], lat[0])
+    torch.testing.assert_close(out[:, -1], lat[:, -1])
+    torch.testing.assert_close(out[1, :-2], lat[1, :-2])
+    assert not torch.allclose(out[1, -2], lat[1, -2])
+    torch.testing.assert_close(out[2, :L + K - 3], lat[2, :L + K - 3])
+    # one sample by hand: three chained samples, each from the two latents before it, same draws in order
+    g = torch.Generator().manual_seed(4)
+    seq = lat[2:3].clone()
+    with torch.no_grad():
+        for pos in range(L + K - 3, L + K):
+            seq[:, pos] = euler_sample(model, seq[:, pos - L:pos], act[2:3, pos - L:pos], cfg, g)
+    single = rollout_context(model, lat[2:3], act[2:3], k[2:], L, cfg, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(single, seq, rtol=0, atol=0)
+    again = rollout_context(model, lat, act, k, L, cfg, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(again, out, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="do not fit"):
+        rollout_context(model, lat, act, torch.tensor([0, 0, 4]), L, cfg)

@@ -247,3 +247,39 @@ def test_motion_weighted_reconstruction():
     moving = static.clone()
     moving[:, 1:, 0, 0, 0] += 3.0
     assert not torch.allclose(loss(weighted, moving), loss(plain, moving))
+
+
+def test_state_head_loss_is_the_weighted_mse_on_posterior_and_prior_features():
+    """With a state head, the loss adds ``state_weight·(MSE(head(post)) + MSE(head(prior)))``, the prior term
+    skipping each sequence's first step; without states (imagined data) the loss is the plain one; a model
+    without a head ignores states and says so when asked for them; a wrong states shape is named."""
+    from dataclasses import replace
+
+    cfg = replace(CFG, state_dim=2, state_weight=3.0)
+    torch.manual_seed(0)
+    model = RSSM(cfg)
+    lat, act, rew = _data()
+    first = torch.zeros(B, T, dtype=torch.bool)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    states = torch.randn(B, T, 2, generator=torch.Generator().manual_seed(1))
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    plain, _ = model.loss(lat, act, rew, first, mask, generator=gen())
+    full, metrics = model.loss(lat, act, rew, first, mask, generator=gen(), states=states)
+    posts, priors = model.observe(lat, act, first, sample=True, generator=gen())
+    post_mse = (model.state(model.features(posts)) - states).pow(2).mean()
+    prior_feat = torch.cat([priors.deter, priors.mean], -1)
+    prior_mse = (model.state(prior_feat) - states).pow(2).mean(-1)[:, 1:].mean()
+    torch.testing.assert_close(full, plain + 3.0 * (post_mse + prior_mse))
+    assert metrics["rssm/state_mse_post"] == pytest.approx(post_mse.item(), rel=1e-5)
+    assert metrics["rssm/state_mse_prior"] == pytest.approx(prior_mse.item(), rel=1e-5)
+    # the state head's gradient reaches the dynamics (GRU) through the prior term
+    full.backward()
+    assert model.gru.weight_ih.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="states must have shape"):
+        model.loss(lat, act, rew, first, mask, states=states[..., :1])
+    no_head = _model()
+    torch.testing.assert_close(no_head.loss(lat, act, rew, first, mask, generator=gen(), states=states)[0],
+                               no_head.loss(lat, act, rew, first, mask, generator=gen())[0])
+    with pytest.raises(ValueError, match="no state head"):
+        no_head.state(torch.zeros(1, X))
+    assert not any(k.startswith("state_head") for k in no_head.state_dict())  # old bundles still load

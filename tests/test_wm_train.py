@@ -91,10 +91,63 @@ def test_init_from_a_bundle_reuses_the_named_stages(tiny_dataset, debug_bundle, 
     assert card["reused"]["rssm"]["from"] == str(debug_bundle)
 
 
+def test_warm_start_self_forcing_and_state_head(tiny_dataset, debug_bundle, tmp_path, monkeypatch):
+    """``warm_start``: the denoiser starts from the source's weights (its first loss equals the source's on the
+    same batch) and is then trained with self-generated context; the RSSM gets a state head; the card and
+    the config record both."""
+    from fog_envs.wm import stages
+
+    seen = []
+    real_rollout = stages.rollout_context
+
+    def spy(model, latents, actions, generated, context_len, cfg, generator=None):
+        seen.append((latents.shape[1], int(generated.max()), context_len))
+        return real_rollout(model, latents, actions, generated, context_len, cfg, generator)
+
+    monkeypatch.setattr(stages, "rollout_context", spy)
+    bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "ws"),
+                                             preset="debug", threads=2, init_from=str(debug_bundle),
+                                             reuse=("autoencoder", "reward", "probe"), warm_start=("denoiser",),
+                                             rollout_prob=1.0, rollout_steps=3, rssm_state_weight=10.0),
+                               progress_bar=False)
+    model = WorldModel.load(bundle)
+    assert model.config.edm.rollout_prob == 1.0 and model.config.edm.rollout_steps == 3
+    assert model.config.rssm.state_dim == 6 and model.config.rssm.state_weight == 10.0
+    assert model.rssm.state(torch.zeros(2, model.local_state_dim)).shape == (2, 6)
+    # every batch generated context: windows of L + 3 + 1, at most 3 generated, the context length L
+    L = model.context_len
+    assert seen and all(t == L + 4 and 1 <= k <= 3 and c == L for t, k, c in seen)
+    card = json.loads((bundle / "card.json").read_text())
+    assert card["warm_start"]["denoiser"]["from"] == str(debug_bundle)
+    assert "rssm/state_mse_prior" in card["final_metrics"]["rssm"]
+    old, new = _weights(debug_bundle), _weights(bundle)
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("denoiser."))
+    # warm-started, not trained anew: the fine-tuned denoiser is closer to the source than a fresh one is
+    fresh = _weights(train_world_model(WMTrainConfig(
+        task="pusht", data=str(tiny_dataset), out=str(tmp_path / "fresh"), preset="debug", threads=2,
+        init_from=str(debug_bundle), reuse=("autoencoder", "reward", "probe", "rssm"), seed=5), progress_bar=False))
+    dist = lambda w: sum(float((w[k] - old[k]).pow(2).sum()) for k in old if k.startswith("denoiser."))  # noqa: E731
+    assert dist(new) < 0.5 * dist(fresh)
+
+
 def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path):
     with pytest.raises(ValueError, match="unknown stages"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "a"), preset="debug",
                                         init_from=str(debug_bundle), reuse=("encoder",)), progress_bar=False)
+    with pytest.raises(ValueError, match="both reused and warm-started"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "c"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("denoiser",), warm_start=("denoiser",)),
+                          progress_bar=False)
+    with pytest.raises(ValueError, match="warm_start needs init_from"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "d"), preset="debug",
+                                        warm_start=("denoiser",)), progress_bar=False)
+    with pytest.raises(ValueError, match="autoencoder cannot be warm-started"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "e"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=(), warm_start=("autoencoder",)),
+                          progress_bar=False)
+    with pytest.raises(ValueError, match="rssm_state_weight must be >= 0"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "f"), preset="debug",
+                                        rssm_state_weight=-1.0), progress_bar=False)
     with pytest.raises(ValueError, match="is a 'pusht' model, not 'cube'"):
         train_world_model(WMTrainConfig(task="cube", data=str(tiny_dataset), out=str(tmp_path / "b"), preset="debug",
                                         init_from=str(debug_bundle)), progress_bar=False)

@@ -7,7 +7,8 @@ generates, where the learned state probe is biased. From held-out real windows, 
 * **response**: the agent's x-shift between the next frame after ``a=(+1, 0)`` and after ``a=(-1, 0)``
   (the last context action replaced), for the real system (``RealPushT-v0`` reset to the window's true
   state), the autoencoder's reconstruction of those real frames, the diffusion model's sample and the RSSM
-  prior's one-step prediction. A model that ignores the action has response 0; the real one is ~24 px.
+  prior's one-step prediction (decoded; and, when the RSSM has a state head, its own agent estimate,
+  ``rssm_state``). A model that ignores the action has response 0; the real one is ~24 px.
 * **error**: the distance between the agent in each model's next frame and the true agent position, with
   the window's real action.
 """
@@ -82,8 +83,11 @@ def action_response(model: WorldModel, data: PlayArrays, cfg: ResponseConfig = R
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
         z = model.next_latent(lat, actions, gen, cfg.denoising_steps)
         x = model.local_step(model.filter_window(lat, actions), actions[:, -1])
-        return {"diffusion": agent_centroid(model.autoencoder.decode(z).cpu().numpy()),
-                "rssm": agent_centroid(model.autoencoder.decode(model.decode_local(x)).cpu().numpy())}
+        out = {"diffusion": agent_centroid(model.autoencoder.decode(z).cpu().numpy()),
+               "rssm": agent_centroid(model.autoencoder.decode(model.decode_local(x)).cpu().numpy())}
+        if model.rssm.state_head is not None:  # the RSSM's own state estimate (probe targets: agent xy / 512)
+            out["rssm_state"] = model.rssm.state(x)[:, :2].cpu().numpy().astype(np.float64) * 512.0
+        return out
 
     def real_step(action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         states, frames = [], []

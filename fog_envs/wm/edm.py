@@ -65,6 +65,13 @@ class EDMConfig:
     """training-loss weight on what moves: each latent element is weighted ``1 + motion_weight·|Δ|/mean|Δ|``
     (Δ = target − last context latent; weights renormalised to mean 1), so a small moving object (the
     Push-T agent: ~2 px of a 64×64 frame per step) is not drowned by the static background. 0: plain EDM"""
+    rollout_prob: float = 0.0
+    """fraction of training samples whose last ``k`` context latents (``k`` uniform in 1..``rollout_steps``)
+    are the model's *own* samples, generated from the real frames before them with the real actions (no
+    gradient): the model learns to predict the real next latent from a context that has drifted as it does
+    in an open-loop rollout (exposure bias; "self-forcing"). 0: always real context, as DIAMOND trains"""
+    rollout_steps: int = 4
+    """the most context latents replaced by the model's own samples (training windows grow by this much)"""
     s_cond: float = 0.005  #: context noise at sampling time (and for non-augmented training samples)
     # sampler: Karras schedule, Euler (order 1), no churn
     sigma_min: float = 2e-3
@@ -84,6 +91,9 @@ class EDMConfig:
             raise ValueError(f"EDMConfig: num_steps must be >= 1, got {self.num_steps}")
         if self.motion_weight < 0:
             raise ValueError(f"EDMConfig: motion_weight must be >= 0, got {self.motion_weight}")
+        if not 0.0 <= self.rollout_prob <= 1.0 or self.rollout_steps < 1:
+            raise ValueError(f"EDMConfig: need rollout_prob in [0, 1] and rollout_steps >= 1, got "
+                             f"{self.rollout_prob}, {self.rollout_steps}")
         if self.sigma_offset_noise < 0 or self.s_cond < 0:
             raise ValueError(f"EDMConfig: sigma_offset_noise and s_cond must be >= 0, got {self}")
 
@@ -292,8 +302,36 @@ def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMCo
     return x
 
 
+@torch.no_grad()
+def rollout_context(model: DenoiserFn, latents: Tensor, actions: Tensor, generated: Tensor, context_len: int,
+                    cfg: EDMConfig, generator: torch.Generator | None = None) -> Tensor:
+    """Training windows whose context ends in the model's own samples (see ``EDMConfig.rollout_prob``).
+
+    ``latents`` (B, T, C, h, w) and ``actions`` (B, T, A) are real windows with ``T = context_len + K + 1``;
+    ``generated`` (B,) ints in 0..K. For sample i with ``k = generated[i]``, positions ``T-1-k .. T-2`` are
+    replaced, one after the other, by :func:`euler_sample` (``cfg.num_steps``) from the ``context_len``
+    latents before each (real, then already generated) and their real actions. Returns the windows with
+    the replacements; the last position (the training target) and samples with ``k = 0`` stay real. Only
+    the samples still generating are evaluated at each step: the cost is ``sum(k)`` samples, not ``B·K``.
+    """
+    total = latents.shape[1]
+    k_max = int(generated.max()) if len(generated) else 0
+    if k_max > total - 1 - context_len:
+        raise ValueError(f"rollout_context: {k_max} generated steps do not fit windows of {total} with "
+                         f"context {context_len}")
+    seq = latents.clone()
+    gen = generated.to(latents.device)
+    for j in range(k_max, 0, -1):  # position T-1-j is generated for every sample with k >= j
+        pos = total - 1 - j
+        active = (gen >= j).nonzero().squeeze(1)
+        ctx = seq[active, pos - context_len:pos]
+        act = actions[active, pos - context_len:pos]
+        seq[active, pos] = euler_sample(model, ctx, act, cfg, generator).to(seq.dtype)
+    return seq
+
+
 __all__ = [
     "DenoiserFn", "EDMConfig", "add_noise", "denoise", "edm_training_loss", "effective_sigma", "euler_sample",
-    "karras_sigmas", "network_output", "preconditioners", "sample_context", "sample_train_sigma",
+    "karras_sigmas", "network_output", "preconditioners", "rollout_context", "sample_context", "sample_train_sigma",
     "sampling_sigmas", "train_context",
 ]

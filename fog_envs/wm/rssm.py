@@ -45,6 +45,13 @@ class RSSMConfig:
     motion_weight: float = 0.0
     """reconstruction weight on what moves between consecutive latents (``fog_envs.wm.loss_weights.motion_weights``):
     keeps the small, action-driven Push-T agent from being averaged away. 0: plain MSE"""
+    state_dim: int = 0
+    """size of the true physical state a *state head* regresses from the features during training (the task's
+    probe targets: agent and block pose for Push-T). 0: no state head. The head only shapes the
+    representation (training time); at run time the RSSM still sees nothing but latent frames"""
+    state_weight: float = 100.0
+    """weight of the state-head MSE (targets are O(1): positions / 512, cos/sin), on posterior *and* one-step
+    prior features, so the prior's dynamics (FoG's Jacobians) must carry the state too"""
 
     @property
     def feature_dim(self) -> int:
@@ -98,6 +105,7 @@ class RSSM(nn.Module):
             nn.Unflatten(-1, self._dec_shape), nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(64, c, 3, padding=1))
         self.reward_head = _mlp(config.feature_dim, hid, 1)
+        self.state_head = _mlp(config.feature_dim, hid, config.state_dim) if config.state_dim > 0 else None
 
     @property
     def latent_dim_features(self) -> int:
@@ -199,15 +207,26 @@ class RSSM(nn.Module):
     def reward(self, features: torch.Tensor) -> torch.Tensor:
         return _full(self.reward_head(features).squeeze(-1))
 
+    def state(self, features: torch.Tensor) -> torch.Tensor:
+        """The state head's estimate of the physical state (..., state_dim); ``ValueError`` without a head."""
+        if self.state_head is None:
+            raise ValueError("this RSSM has no state head (RSSMConfig.state_dim is 0)")
+        return _full(self.state_head(features))
+
     # --- training --------------------------------------------------------------------------------------
     def loss(self, latents: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, is_first: torch.Tensor,
              mask: torch.Tensor, reward_mask: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+             generator: torch.Generator | None = None,
+             states: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Latent reconstruction + reward regression + KL (free bits, dyn/rep balancing), masked.
 
         ``reward_mask`` (B, T) marks the rewards that are known (default: all of them); posterior samples
-        are drawn from ``generator`` (the global RNG when None). Metrics: ``rssm/loss``, ``rssm/recon``,
-        ``rssm/reward_mse``, ``rssm/kl`` (KL(post || prior)) and ``rssm/kl_free_bits`` (clipped as in the loss)."""
+        are drawn from ``generator`` (the global RNG when None). ``states`` (B, T, state_dim), when given
+        and the model has a state head, adds ``state_weight`` × the state MSE of the posterior features and
+        of the one-step prior features (not at first steps, where the prior knows nothing). Metrics:
+        ``rssm/loss``, ``rssm/recon``, ``rssm/reward_mse``, ``rssm/kl`` (KL(post || prior)),
+        ``rssm/kl_free_bits`` (clipped as in the loss) and, with states, ``rssm/state_mse_post`` and
+        ``rssm/state_mse_prior``."""
         cfg = self.config
         pad = ~mask.bool()  # padded positions: zeroed so that their values (NaN included) never matter
         latents = latents.masked_fill(pad[..., None, None, None], 0)
@@ -233,5 +252,20 @@ class RSSM(nn.Module):
         kl_dyn = (dyn.clamp_min(cfg.free_bits) * m).sum() / denom
         kl_rep = (rep.clamp_min(cfg.free_bits) * m).sum() / denom
         loss = cfg.recon_weight * recon + cfg.reward_weight * reward + cfg.kl_dyn * kl_dyn + cfg.kl_rep * kl_rep
-        return loss, {"rssm/loss": loss.item(), "rssm/recon": recon.item(), "rssm/reward_mse": reward.item(),
-                      "rssm/kl": ((dyn * m).sum() / denom).item(), "rssm/kl_free_bits": kl_dyn.item()}
+        metrics = {"rssm/recon": recon.item(), "rssm/reward_mse": reward.item(),
+                   "rssm/kl": ((dyn * m).sum() / denom).item(), "rssm/kl_free_bits": kl_dyn.item()}
+        if states is not None and self.state_head is not None:
+            if states.shape[:2] != mask.shape or states.shape[-1] != cfg.state_dim:
+                raise ValueError(f"states must have shape {tuple(mask.shape) + (cfg.state_dim,)}, "
+                                 f"got {tuple(states.shape)}")
+            target = states.float().masked_fill(pad[..., None], 0)
+            prior_feat = torch.cat([priors.deter, priors.mean], -1)
+            post_err = (self.state(feat) - target).pow(2).mean(-1)
+            prior_err = (self.state(prior_feat) - target).pow(2).mean(-1)
+            pm = m * (~is_first.bool()).float()
+            pm[:, 0] = 0.0
+            state_post = (post_err * m).sum() / denom
+            state_prior = (prior_err * pm).sum() / pm.sum().clamp_min(1.0)
+            loss = loss + cfg.state_weight * (state_post + state_prior)
+            metrics.update({"rssm/state_mse_post": state_post.item(), "rssm/state_mse_prior": state_prior.item()})
+        return loss, {"rssm/loss": loss.item(), **metrics}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from fog_envs.wm.autoencoder import FrameAutoencoder
-from fog_envs.wm.edm import EDMConfig, edm_training_loss
+from fog_envs.wm.edm import EDMConfig, edm_training_loss, rollout_context
 from fog_envs.wm.heads import RewardModel
 from fog_envs.wm.probe import StateProbe
 
@@ -81,19 +81,37 @@ def encode_all(model: FrameAutoencoder, frames: np.ndarray, device: torch.device
 
 # --- denoiser -----------------------------------------------------------------------------------------
 
+def denoiser_window(edm: EDMConfig, context_len: int) -> int:
+    """Rows per denoiser training window: the context, the target, and the room for self-generated context."""
+    return context_len + 1 + (edm.rollout_steps if edm.rollout_prob > 0 else 0)
+
+
 def denoiser_batch(data: PlayArrays, context_len: int, rng: np.random.Generator, batch: int,
-                   starts: np.ndarray) -> dict[str, torch.Tensor]:
-    """Context latents z_{t-L+1..t}, actions a_{t-L+1..t} and the target z_{t+1}."""
+                   starts: np.ndarray, edm: EDMConfig = EDMConfig()) -> dict[str, torch.Tensor]:
+    """Windows of real latents and actions ending in the target z_{t+1}, plus ``generated`` (B,): how many
+    context latents the loss replaces by the model's own samples (0 unless ``edm.rollout_prob > 0``).
+
+    The windows hold ``denoiser_window(edm, context_len)`` rows; the context is the ``context_len`` rows
+    before the target."""
+    total = denoiser_window(edm, context_len)
     s = rng.choice(starts, size=batch)
-    rows = s[:, None] + np.arange(context_len + 1)[None]
-    lat = data.latents[torch.from_numpy(rows)]
-    return {"context": lat[:, :-1], "target": lat[:, -1],
-            "actions": torch.from_numpy(data.actions[rows[:, :-1]])}
+    rows = s[:, None] + np.arange(total)[None]
+    generated = np.zeros(batch, dtype=np.int64)
+    if edm.rollout_prob > 0:
+        on = rng.random(batch) < edm.rollout_prob
+        generated[on] = rng.integers(1, edm.rollout_steps + 1, size=int(on.sum()))
+    return {"latents": data.latents[torch.from_numpy(rows)], "actions": torch.from_numpy(data.actions[rows]),
+            "generated": torch.from_numpy(generated)}
 
 
-def make_denoiser_loss(edm: EDMConfig):
+def make_denoiser_loss(edm: EDMConfig, context_len: int):
+    """The EDM loss on :func:`denoiser_batch` windows (after :func:`rollout_context` where asked)."""
     def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]):
-        return edm_training_loss(model, batch["target"], batch["context"], batch["actions"], edm, None)
+        latents, actions = batch["latents"], batch["actions"]
+        if bool((batch["generated"] > 0).any()):
+            latents = rollout_context(model, latents, actions, batch["generated"], context_len, edm)
+        ctx = slice(latents.shape[1] - 1 - context_len, latents.shape[1] - 1)
+        return edm_training_loss(model, latents[:, -1], latents[:, ctx], actions[:, ctx], edm, None)
     return loss
 
 
@@ -125,11 +143,14 @@ def rssm_batch(data: PlayArrays, seq_len: int, rng: np.random.Generator, batch: 
     return {"latents": data.latents[torch.from_numpy(rows)],
             "actions": torch.from_numpy(data.actions[rows]),
             "rewards": torch.from_numpy(data.rewards[rows]),
-            "is_first": torch.from_numpy(is_first), "mask": torch.from_numpy(mask)}
+            "is_first": torch.from_numpy(is_first), "mask": torch.from_numpy(mask),
+            "states": torch.from_numpy(data.probe[rows])}
 
 
 def rssm_loss(model: "RSSM", batch: dict[str, torch.Tensor]):
-    return model.loss(batch["latents"], batch["actions"], batch["rewards"], batch["is_first"], batch["mask"])
+    """The RSSM loss; the true states (probe targets) feed its state head when it has one."""
+    return model.loss(batch["latents"], batch["actions"], batch["rewards"], batch["is_first"], batch["mask"],
+                      states=batch.get("states"))
 
 
 # --- state probe --------------------------------------------------------------------------------------

@@ -59,6 +59,16 @@ class WMTrainConfig:
     """override the denoiser's ``EDMConfig.motion_weight`` (training-loss weight on moving latents)"""
     rssm_motion_weight: float | None = None
     """override ``RSSMConfig.motion_weight`` (the RSSM's reconstruction weight on moving latents)"""
+    warm_start: tuple[str, ...] = ()
+    """stages that start from ``init_from``'s weights and are then trained for their steps (fine-tuning)"""
+    rollout_prob: float | None = None
+    """override ``EDMConfig.rollout_prob``: the fraction of denoiser training samples whose context ends in
+    the model's own samples (self-forcing against open-loop drift)"""
+    rollout_steps: int | None = None
+    """override ``EDMConfig.rollout_steps``: the most self-generated context latents"""
+    rssm_state_weight: float | None = None
+    """give the RSSM a state head trained on the true state (the task's probe targets) with this weight
+    (``RSSMConfig.state_dim/state_weight``); 0 removes it"""
 
 
 def load_play_arrays(path: str | os.PathLike, task: str) -> st.PlayArrays:
@@ -104,10 +114,19 @@ def start_windows(data: st.PlayArrays, context_len: int, count: int, seed: int) 
 
 def _init_source(cfg: WMTrainConfig):
     """The bundle ``cfg.init_from`` (on CPU), checked against the task and ``cfg.reuse``; None without it."""
-    unknown = sorted(set(cfg.reuse) - set(STAGES))
-    if unknown:
-        raise ValueError(f"reuse: unknown stages {unknown}; choose from {list(STAGES)}")
+    for field_name in ("reuse", "warm_start"):
+        unknown = sorted(set(getattr(cfg, field_name)) - set(STAGES))
+        if unknown:
+            raise ValueError(f"{field_name}: unknown stages {unknown}; choose from {list(STAGES)}")
+    both = sorted(set(cfg.reuse) & set(cfg.warm_start)) if cfg.init_from is not None else []
+    if both:
+        raise ValueError(f"stages {both} are both reused and warm-started; a stage is one or the other")
+    if "autoencoder" in cfg.warm_start:
+        raise ValueError("warm_start: the autoencoder cannot be warm-started (every other stage reads its "
+                         "latents); reuse it or train it")
     if cfg.init_from is None:
+        if cfg.warm_start:
+            raise ValueError("warm_start needs init_from (the bundle whose weights the stages start from)")
         return None
     from fog_envs.wm.model import WorldModel
 
@@ -129,13 +148,22 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     source = _init_source(cfg)
     if source is not None:
         preset = replace(preset, model=source.config)
-    if cfg.motion_weight is not None:
-        edm = replace(preset.model.edm, motion_weight=cfg.motion_weight)
-        preset = replace(preset, model=replace(preset.model, edm=edm))
+    edm_overrides = {k: v for k, v in (("motion_weight", cfg.motion_weight), ("rollout_prob", cfg.rollout_prob),
+                                       ("rollout_steps", cfg.rollout_steps)) if v is not None}
+    if edm_overrides:
+        preset = replace(preset, model=replace(preset.model, edm=replace(preset.model.edm, **edm_overrides)))
     if cfg.rssm_motion_weight is not None:
         rssm_cfg = replace(preset.model.rssm, motion_weight=cfg.rssm_motion_weight)
         preset = replace(preset, model=replace(preset.model, rssm=rssm_cfg))
+    if cfg.rssm_state_weight is not None:
+        if cfg.rssm_state_weight < 0:
+            raise ValueError(f"rssm_state_weight must be >= 0, got {cfg.rssm_state_weight}")
+        on = cfg.rssm_state_weight > 0
+        rssm_cfg = replace(preset.model.rssm, state_dim=get_task(cfg.task).probe_dim if on else 0,
+                           state_weight=cfg.rssm_state_weight if on else preset.model.rssm.state_weight)
+        preset = replace(preset, model=replace(preset.model, rssm=rssm_cfg))
     reused = set(cfg.reuse) if source is not None else set()
+    warm = set(cfg.warm_start) if source is not None else set()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoints"
@@ -216,12 +244,12 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     model.autoencoder.load_state_dict(autoencoder.state_dict())
 
     L = preset.model.denoiser.context_len
-    den_starts = st.valid_window_starts(data.episode_ends, L + 1)
+    den_starts = st.valid_window_starts(data.episode_ends, st.denoiser_window(preset.model.edm, L))
     rssm_starts = st.valid_window_starts(data.episode_ends, preset.rssm_seq_len)
     next_rows = data.next_rows
     jobs = {
-        "denoiser": (model.denoiser, st.make_denoiser_loss(preset.model.edm),
-                     lambda r, b: st.denoiser_batch(data, L, r, b, den_starts)),
+        "denoiser": (model.denoiser, st.make_denoiser_loss(preset.model.edm, L),
+                     lambda r, b: st.denoiser_batch(data, L, r, b, den_starts, preset.model.edm)),
         "reward": (model.reward, st.reward_loss, lambda r, b: st.reward_batch(data, r, b, next_rows)),
         "rssm": (model.rssm, st.rssm_loss, lambda r, b: st.rssm_batch(data, preset.rssm_seq_len, r, b, rssm_starts)),
         "probe": (model.probe, st.probe_loss, lambda r, b: st.probe_batch(data, r, b)),
@@ -233,6 +261,12 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
         if name in reused:
             take(name, module)
         else:
+            if name in warm and not (ckpt / f"{name}.pt").exists():
+                module.load_state_dict(getattr(source, name).state_dict())
+                steps = source.card.get("steps", {}).get(name)
+                progress.setdefault("warm_start", {})[name] = {"from": cfg.init_from, "steps": steps}
+                if ctx.is_main:  # recorded now: a resumed run starts from the checkpoint, not from here
+                    _write_progress(out, progress)
             run(name, module, loss_fn, sampler)
         if ctx.is_main:
             torch.save(module.state_dict(), ckpt / f"{name}_final.pt")
@@ -254,6 +288,7 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
                           if k not in progress.get("reused", {}) else progress["reused"][k]["steps"])
                       for k in STAGES},
             "reused": progress.get("reused", {}),
+            **({"warm_start": progress["warm_start"]} if progress.get("warm_start") else {}),
             "wall_time_s": round(progress.get("wall_s", 0.0) + time.perf_counter() - t_start, 1),
             "final_metrics": progress["done"], "bf16": bf16, "world_size": ctx.world_size,
             "fidelity": None,
