@@ -5,7 +5,8 @@
 
 For each bundle (and number of denoising steps): the agent's x-shift between a=(+1,0) and a=(-1,0) after one
 step (real system, autoencoder, diffusion model, RSSM prior) and the agent position error with the real
-action, medians over held-out windows. Prints a table and writes ``benchmarks/results/action_response.json``;
+action, medians over held-out windows; and the local sensitivity d(agent)/d(action) at the real actions with
+its sign agreement with the real system (``local_sensitivity``). Prints a table and writes ``benchmarks/results/action_response.json``;
 ``--write-card`` stores each bundle's figures at its default NFE in its card (``action_response``).
 """
 
@@ -22,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fog_envs.wm.action_response import ResponseConfig, action_response  # noqa: E402
+from fog_envs.wm.action_response import ResponseConfig, action_response, local_sensitivity  # noqa: E402
 from fog_envs.wm.bundle import update_card  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
@@ -46,10 +47,12 @@ def main() -> None:
     for bundle in args.bundle:
         model = WorldModel.load(bundle)
         for nfe in args.nfe:
-            res = action_response(model, data, ResponseConfig(num_windows=args.windows, denoising_steps=nfe))
+            rcfg = ResponseConfig(num_windows=args.windows, denoising_steps=nfe)
+            res = action_response(model, data, rcfg)
             rows.append({"bundle": bundle, "nfe": nfe or model.config.edm.num_steps,
                          "default_nfe": model.config.edm.num_steps,
-                         "denoiser_steps": (model.card or {}).get("steps", {}).get("denoiser"), **res})
+                         "denoiser_steps": (model.card or {}).get("steps", {}).get("denoiser"), **res,
+                         "sensitivity": local_sensitivity(model, data, rcfg)})
     print("agent x-shift between a=(+1,0) and a=(-1,0) after one step, and agent position error (px of 512)")
     print("(rssm: the RSSM prior's decoded frame; rssm_st: its state head's agent estimate, where it has one)")
     print(f"{'bundle':<32} {'NFE':>3} | shift: {'real':>5} {'AE':>5} {'diff':>5} {'rssm':>5} {'rssm_st':>7} "
@@ -60,10 +63,15 @@ def main() -> None:
         print(f"{r['bundle'][-32:]:<32} {r['nfe']:>3} |        {rp['true']:5.1f} {rp['autoencoder']:5.1f} "
               f"{rp['diffusion']:5.1f} {rp['rssm']:5.1f} {rp.get('rssm_state', nan):7.1f} |        "
               f"{er['autoencoder']:5.1f} {er['diffusion']:5.1f} {er['rssm']:5.1f} {er.get('rssm_state', nan):7.1f}")
+    print("local sensitivity d(agent)/d(action) at the real actions (px per unit action; sign agreement with real)")
+    for r in rows:
+        sens = r["sensitivity"]
+        cells = [f"{k} {v['median']:6.1f} ({v['sign_agreement']:.2f})" for k, v in sens.items() if isinstance(v, dict)]
+        print(f"{r['bundle'][-32:]:<32} {r['nfe']:>3} | real {sens['real_median']:5.1f} | " + " | ".join(cells))
     if args.write_card:
         for r in rows:
             if r["nfe"] == r["default_nfe"]:
-                keys = ("nfe", "windows", "response_px", "agent_error_px")
+                keys = ("nfe", "windows", "response_px", "agent_error_px", "sensitivity")
                 update_card(r["bundle"], action_response={**{k: r[k] for k in keys}, "heldout": args.heldout})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

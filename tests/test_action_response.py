@@ -9,7 +9,7 @@ import torch
 
 import fog_envs  # noqa: F401
 from fog_envs.data.collect import CollectConfig, collect
-from fog_envs.wm.action_response import ResponseConfig, action_response, agent_centroid
+from fog_envs.wm.action_response import ResponseConfig, action_response, agent_centroid, local_sensitivity
 from fog_envs.wm.bundle import SHIPPED_DIR
 from fog_envs.wm.model import WorldModel
 from fog_envs.wm.train import load_play_arrays
@@ -48,3 +48,19 @@ def test_action_response_of_the_shipped_model(tmp_path):
     assert all(np.isfinite(v) for v in [*rp.values(), *res["agent_error_px"].values()])
     state = {"rssm_state"} if model.rssm.state_head is not None else set()
     assert set(res["agent_error_px"]) == {"diffusion", "rssm", "autoencoder"} | state
+
+
+@pytest.mark.skipif(not (SHIPPED_DIR / "pusht" / "weights.safetensors").exists(), reason="no shipped bundle")
+def test_local_sensitivity_of_the_shipped_model(tmp_path):
+    """The real system's d(agent)/d(action) is ~12 px per unit action (one 0.1 s step of the PD-driven agent);
+    every model source gets a median and a sign agreement in [0, 1]; cube models are refused."""
+    path = tmp_path / "heldout.h5"
+    collect(CollectConfig(env_id="RealPushT-v0", out=path, num_episodes=2, seed=5, workers=1, max_episode_steps=24))
+    torch.set_num_threads(1)
+    model = WorldModel.load("pusht")
+    res = local_sensitivity(model, load_play_arrays(path, "pusht"), ResponseConfig(num_windows=6))
+    assert 6.0 < res["real_median"] < 20.0 and res["eps"] == 0.25
+    sources = {"diffusion", "rssm"} | ({"rssm_state"} if model.rssm.state_head is not None else set())
+    assert sources <= set(res)
+    for k in sources:
+        assert np.isfinite(res[k]["median"]) and 0.0 <= res[k]["sign_agreement"] <= 1.0

@@ -11,6 +11,11 @@ generates, where the learned state probe is biased. From held-out real windows, 
   ``rssm_state``). A model that ignores the action has response 0; the real one is ~24 px.
 * **error**: the distance between the agent in each model's next frame and the true agent position, with
   the window's real action.
+* **sensitivity** (:func:`local_sensitivity`): the local derivative d(agent position)/d(action) at the
+  window's real action (central differences, each action component in turn), per source, as the median
+  derivative (px per unit action) and the fraction of (window, component) pairs whose sign agrees with the
+  real system's. This is what FoG's gradients need from the local model; a model that uses the action as
+  evidence of where the agent already is (the play data's policy correlates them) gets the sign wrong.
 """
 
 from __future__ import annotations
@@ -58,6 +63,71 @@ class ResponseConfig:
     num_windows: int = 48
     seed: int = 0
     denoising_steps: int | None = None
+    sensitivity_eps: float = 0.25
+    """action perturbation of :func:`local_sensitivity` (clipped to the action box; the derivative divides by
+    the perturbation actually applied)"""
+
+
+def _windows(model: WorldModel, data: PlayArrays, cfg: ResponseConfig) -> np.ndarray:
+    if model.task.name != "pusht":
+        raise ValueError(f"action_response reads the Push-T agent; this model is for {model.task.name!r}")
+    starts = valid_window_starts(data.episode_ends, model.context_len + 1)
+    return np.sort(np.random.default_rng(cfg.seed).choice(starts, size=min(cfg.num_windows, len(starts)),
+                                                          replace=False))
+
+
+@torch.no_grad()
+def _predict_agent(model: WorldModel, lat: torch.Tensor, actions: torch.Tensor, cfg: ResponseConfig
+                   ) -> dict[str, np.ndarray]:
+    """The agent position (px of 512) one step after ``actions[:, -1]``, per model (see the module docstring)."""
+    gen = torch.Generator(device=lat.device).manual_seed(cfg.seed)
+    z = model.next_latent(lat, actions, gen, cfg.denoising_steps)
+    x = model.local_step(model.filter_window(lat, actions), actions[:, -1])
+    out = {"diffusion": agent_centroid(model.autoencoder.decode(z).cpu().numpy()),
+           "rssm": agent_centroid(model.autoencoder.decode(model.decode_local(x)).cpu().numpy())}
+    if model.rssm.state_head is not None:  # the RSSM's own state estimate (probe targets: agent xy / 512)
+        out["rssm_state"] = model.rssm.state(x)[:, :2].cpu().numpy().astype(np.float64) * 512.0
+    return out
+
+
+@torch.no_grad()
+def local_sensitivity(model: WorldModel, data: PlayArrays, cfg: ResponseConfig = ResponseConfig()) -> dict[str, dict]:
+    """Median d(agent)/d(action) (px per unit action) and sign agreement with the real system, per source."""
+    import gymnasium as gym
+
+    import fog_envs  # noqa: F401  (registers RealPushT-v0)
+
+    starts = _windows(model, data, cfg)
+    L = model.context_len
+    device = next(model.parameters()).device
+    rows = starts[:, None] + np.arange(L)[None]
+    lat = model.autoencoder.encode(torch.from_numpy(data.frames[rows]).to(device))
+    real_act = data.actions[rows].astype(np.float32)
+    env = gym.make("RealPushT-v0").unwrapped
+    derivs: dict[str, list[np.ndarray]] = {}
+    for dim in range(real_act.shape[-1]):
+        ends = {}
+        for sign in (1.0, -1.0):
+            acts = real_act.copy()
+            acts[:, -1, dim] = np.clip(acts[:, -1, dim] + sign * cfg.sensitivity_eps, -1.0, 1.0)
+            true = []
+            for s, a in zip(starts, acts[:, -1]):
+                env.reset(options={"reset_to_state": data.state[s + L - 1]})
+                true.append(env.step(a)[-1]["state"][dim])
+            ends[sign] = {"true": np.asarray(true), "applied": acts[:, -1, dim],
+                          **{k: v[:, dim] for k, v in
+                             _predict_agent(model, lat, torch.from_numpy(acts).to(device), cfg).items()}}
+        step = ends[1.0]["applied"] - ends[-1.0]["applied"]
+        ok = step > 1e-6
+        for k in ends[1.0]:
+            if k != "applied":
+                derivs.setdefault(k, []).append(((ends[1.0][k] - ends[-1.0][k]) / np.where(ok, step, 1.0))[ok])
+    env.close()
+    d = {k: np.concatenate(v) for k, v in derivs.items()}
+    real = d.pop("true")
+    return {"eps": cfg.sensitivity_eps, "real_median": float(np.median(real)),
+            **{k: {"median": float(np.nanmedian(v)), "sign_agreement": float(np.mean(np.sign(v) == np.sign(real)))}
+               for k, v in d.items()}}
 
 
 @torch.no_grad()
@@ -67,12 +137,8 @@ def action_response(model: WorldModel, data: PlayArrays, cfg: ResponseConfig = R
 
     import fog_envs  # noqa: F401  (registers RealPushT-v0)
 
-    if model.task.name != "pusht":
-        raise ValueError(f"action_response reads the Push-T agent; this model is for {model.task.name!r}")
+    starts = _windows(model, data, cfg)
     L = model.context_len
-    starts = valid_window_starts(data.episode_ends, L + 1)
-    starts = np.sort(np.random.default_rng(cfg.seed).choice(starts, size=min(cfg.num_windows, len(starts)),
-                                                            replace=False))
     env = gym.make("RealPushT-v0").unwrapped
     device = next(model.parameters()).device
     rows = starts[:, None] + np.arange(L)[None]
@@ -80,14 +146,7 @@ def action_response(model: WorldModel, data: PlayArrays, cfg: ResponseConfig = R
     real_act = torch.from_numpy(data.actions[rows]).to(device)
 
     def predict(actions: torch.Tensor) -> dict[str, np.ndarray]:
-        gen = torch.Generator(device=device).manual_seed(cfg.seed)
-        z = model.next_latent(lat, actions, gen, cfg.denoising_steps)
-        x = model.local_step(model.filter_window(lat, actions), actions[:, -1])
-        out = {"diffusion": agent_centroid(model.autoencoder.decode(z).cpu().numpy()),
-               "rssm": agent_centroid(model.autoencoder.decode(model.decode_local(x)).cpu().numpy())}
-        if model.rssm.state_head is not None:  # the RSSM's own state estimate (probe targets: agent xy / 512)
-            out["rssm_state"] = model.rssm.state(x)[:, :2].cpu().numpy().astype(np.float64) * 512.0
-        return out
+        return _predict_agent(model, lat, actions, cfg)
 
     def real_step(action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         states, frames = [], []
