@@ -403,3 +403,41 @@ def test_collect_real_pusht_two_workers(tmp_path):
     assert "PushTPlayPolicy" in info.attrs["collector_policy"]
     arrays = load_arrays(out)
     assert arrays["truncated"][[19, 39]].all() and not arrays["terminated"].any()
+
+
+def test_random_action_mix_replaces_actions_reproducibly():
+    """prob 0 leaves the play policy's actions as they are; prob 1 replaces every one by a uniform draw in the
+    box; the same generator gives the same actions; the provenance names the wrapped policy and the
+    probability; a probability outside [0, 1] is refused (policy and collection config alike)."""
+    from fog_envs.play import make_play_policy
+    from fog_envs.play.random_mix import RandomActionMix
+
+    env = gym.make("RealPushT-v0")
+
+    def actions(policy, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        _, info = env.reset(seed=0)
+        policy.reset(info, rng)
+        out = []
+        for _ in range(30):
+            a = policy(info)
+            out.append(a)
+            *_, info = env.step(a)
+        return np.stack(out)
+
+    plain = actions(make_play_policy("RealPushT-v0"), 3)
+    np.testing.assert_array_equal(actions(make_play_policy("RealPushT-v0", random_action_prob=0.0), 3), plain)
+    mixed = actions(make_play_policy("RealPushT-v0", random_action_prob=1.0), 3)
+    assert mixed.dtype == np.float32 and np.all(np.abs(mixed) <= 1.0)
+    assert not np.allclose(mixed, plain)
+    assert 0.4 < mixed.std() < 0.75  # uniform on [-1, 1]: std 0.577
+    half = make_play_policy("RealPushT-v0", random_action_prob=0.5)
+    np.testing.assert_array_equal(actions(half, 7), actions(make_play_policy("RealPushT-v0", 0.5), 7))
+    assert isinstance(half, RandomActionMix)
+    from fog_envs.data.rollout import policy_name
+
+    assert "PushTPlayPolicy" in policy_name(half) and "random_action_prob=0.5" in policy_name(half)
+    with pytest.raises(ValueError, match="random_action_prob must be in"):
+        make_play_policy("RealPushT-v0", random_action_prob=1.5)
+    with pytest.raises(ValueError, match="random_action_prob must be in"):
+        CollectConfig(random_action_prob=-0.1)

@@ -14,6 +14,7 @@ already holds this collection, nothing is done; if it (or the parts folder) hold
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import shutil
@@ -65,6 +66,9 @@ class CollectConfig:
     compression: Compression = "gzip"
     reward_definition: str | None = None
     """reward description stored in the file (default: the env's REWARD_DEFINITION)"""
+    random_action_prob: float = 0.0
+    """per-step chance that the play policy's action is replaced by a uniformly random one
+    (``fog_envs.play.random_mix``; recorded in the dataset's ``collector_policy``)"""
 
     def __post_init__(self) -> None:
         if self.num_episodes < 1:
@@ -77,6 +81,8 @@ class CollectConfig:
             raise ValueError(f"max_episode_steps must be >= 1 or None, got {self.max_episode_steps}")
         if self.compression not in ("gzip", "lzf", "none"):
             raise ValueError(f"compression must be 'gzip', 'lzf' or 'none', got {self.compression!r}")
+        if not 0.0 <= self.random_action_prob <= 1.0:
+            raise ValueError(f"random_action_prob must be in [0, 1], got {self.random_action_prob}")
 
     @property
     def parts_dir(self) -> Path:
@@ -288,7 +294,8 @@ def collect(config: CollectConfig, progress: bool = False, policy_factory: Polic
     if policy_factory is None:
         from fog_envs.play import make_play_policy
 
-        policy_factory = make_play_policy
+        policy_factory = (make_play_policy if config.random_action_prob == 0.0 else
+                          functools.partial(make_play_policy, random_action_prob=config.random_action_prob))
     t0 = time.perf_counter()
     ident = _identity(config, policy_factory)
     if _check_existing(config, ident):

@@ -5,16 +5,25 @@ from __future__ import annotations
 from fog_envs.play.base import PlayPolicy
 
 
-def make_play_policy(env_id: str) -> PlayPolicy:
-    """The scripted play policy for a reference-system id; ``ValueError`` for an unknown id."""
+def make_play_policy(env_id: str, random_action_prob: float = 0.0) -> PlayPolicy:
+    """The scripted play policy for a reference-system id (with one-step uniformly random actions mixed in
+    w.p. ``random_action_prob``, see :mod:`fog_envs.play.random_mix`); ``ValueError`` for an unknown id."""
     if env_id == "RealPushT-v0":
         from fog_envs.play.pusht import PushTPlayPolicy
 
-        return PushTPlayPolicy()
-    if env_id == "RealPushCube-v0":
+        policy: PlayPolicy = PushTPlayPolicy()
+    elif env_id == "RealPushCube-v0":
         from fog_envs.play.cube import PushCubePlayPolicy
 
-        return PushCubePlayPolicy()
+        policy = PushCubePlayPolicy()
+    else:
+        policy = None
+    if policy is not None:
+        if random_action_prob == 0.0:
+            return policy
+        from fog_envs.play.random_mix import RandomActionMix
+
+        return RandomActionMix(policy, random_action_prob)
     raise ValueError(f"no play policy for env id {env_id!r}; known: 'RealPushT-v0', 'RealPushCube-v0'")
 
 
