@@ -130,6 +130,39 @@ def test_warm_start_self_forcing_and_state_head(tiny_dataset, debug_bundle, tmp_
     assert dist(new) < 0.5 * dist(fresh)
 
 
+def test_reuse_from_composes_stages_of_two_bundles(tiny_dataset, debug_bundle, tmp_path):
+    """``reuse_from rssm=B``: the RSSM's weights and config come from B (here with a state head), everything
+    else from ``init_from``; the card names both sources; a bundle on another autoencoder is refused."""
+    common = dict(task="pusht", data=str(tiny_dataset), preset="debug", threads=2)
+    other = train_world_model(WMTrainConfig(**common, out=str(tmp_path / "b"), init_from=str(debug_bundle),
+                                            reuse=("autoencoder", "denoiser", "reward", "probe"),
+                                            rssm_state_weight=5.0, seed=2), progress_bar=False)
+    composed = train_world_model(WMTrainConfig(**common, out=str(tmp_path / "c"), init_from=str(debug_bundle),
+                                               reuse=("autoencoder", "denoiser", "reward", "probe"),
+                                               reuse_from=(f"rssm={other}",)), progress_bar=False)
+    w_src, w_other, w_new = _weights(debug_bundle), _weights(other), _weights(composed)
+    for key, value in w_new.items():
+        if key.startswith("start."):
+            continue
+        expected = w_other if key.startswith("rssm.") else w_src
+        assert torch.equal(value, expected[key]), key
+    model = WorldModel.load(composed)
+    assert model.config.rssm.state_dim == 6 and model.config.rssm.state_weight == 5.0
+    card = json.loads((composed / "card.json").read_text())
+    assert card["reused"]["rssm"]["from"] == str(other) and card["reused"]["denoiser"]["from"] == str(debug_bundle)
+    stranger = train_world_model(WMTrainConfig(**common, out=str(tmp_path / "s"), seed=9), progress_bar=False)
+    with pytest.raises(ValueError, match="different autoencoder"):
+        train_world_model(WMTrainConfig(**common, out=str(tmp_path / "x"), init_from=str(debug_bundle),
+                                        reuse_from=(f"rssm={stranger}",)), progress_bar=False)
+    for bad, words in (("rssm", "expected STAGE=BUNDLE"), (f"autoencoder={other}", "cannot come from another")):
+        with pytest.raises(ValueError, match=words):
+            train_world_model(WMTrainConfig(**common, out=str(tmp_path / "y"), init_from=str(debug_bundle),
+                                            reuse_from=(bad,)), progress_bar=False)
+    with pytest.raises(ValueError, match="reuse_from needs init_from"):
+        train_world_model(WMTrainConfig(**common, out=str(tmp_path / "z"), reuse_from=(f"rssm={other}",)),
+                          progress_bar=False)
+
+
 def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path):
     with pytest.raises(ValueError, match="unknown stages"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "a"), preset="debug",

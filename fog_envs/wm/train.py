@@ -59,6 +59,9 @@ class WMTrainConfig:
     """override the denoiser's ``EDMConfig.motion_weight`` (training-loss weight on moving latents)"""
     rssm_motion_weight: float | None = None
     """override ``RSSMConfig.motion_weight`` (the RSSM's reconstruction weight on moving latents)"""
+    reuse_from: tuple[str, ...] = ()
+    """``STAGE=BUNDLE`` entries: that stage's weights and model config come from another bundle (e.g. a new
+    RSSM next to a shipped denoiser); the bundle must share ``init_from``'s autoencoder"""
     warm_start: tuple[str, ...] = ()
     """stages that start from ``init_from``'s weights and are then trained for their steps (fine-tuning)"""
     rollout_prob: float | None = None
@@ -112,6 +115,40 @@ def start_windows(data: st.PlayArrays, context_len: int, count: int, seed: int) 
     return data.latents[torch.from_numpy(rows)], actions
 
 
+#: the model-config sections that belong to each stage (taken along with its weights by ``reuse_from``)
+STAGE_CONFIG_SECTIONS = {"denoiser": ("denoiser", "edm"), "reward": ("reward",), "rssm": ("rssm",),
+                         "probe": ("probe",)}
+
+
+def _other_sources(cfg: WMTrainConfig, source) -> dict[str, tuple[str, object]]:
+    """``reuse_from`` parsed and loaded: stage -> (bundle, WorldModel); checked against ``source``."""
+    out: dict[str, tuple[str, object]] = {}
+    if cfg.reuse_from and source is None:
+        raise ValueError("reuse_from needs init_from (the bundle whose autoencoder the stages were trained on)")
+    from fog_envs.wm.model import WorldModel
+
+    for entry in cfg.reuse_from:
+        stage, sep, bundle = entry.partition("=")
+        if not sep or not bundle:
+            raise ValueError(f"reuse_from: expected STAGE=BUNDLE, got {entry!r}")
+        if stage not in STAGE_CONFIG_SECTIONS:
+            raise ValueError(f"reuse_from: stage {stage!r} cannot come from another bundle; choose from "
+                             f"{list(STAGE_CONFIG_SECTIONS)}")
+        if stage in cfg.warm_start:
+            raise ValueError(f"stage {stage!r} is both taken from another bundle and warm-started")
+        other = WorldModel.load(bundle, map_location="cpu")
+        if other.config.task != cfg.task:
+            raise ValueError(f"reuse_from bundle {bundle!r} is a {other.config.task!r} model, not {cfg.task!r}")
+        same_ae = other.config.autoencoder == source.config.autoencoder and all(
+            torch.equal(a, b) for a, b in zip(other.autoencoder.state_dict().values(),
+                                              source.autoencoder.state_dict().values()))
+        if not same_ae:
+            raise ValueError(f"reuse_from bundle {bundle!r} was trained on a different autoencoder than "
+                             f"{cfg.init_from!r}; its {stage} reads other latents")
+        out[stage] = (bundle, other)
+    return out
+
+
 def _init_source(cfg: WMTrainConfig):
     """The bundle ``cfg.init_from`` (on CPU), checked against the task and ``cfg.reuse``; None without it."""
     for field_name in ("reuse", "warm_start"):
@@ -162,7 +199,11 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
         rssm_cfg = replace(preset.model.rssm, state_dim=get_task(cfg.task).probe_dim if on else 0,
                            state_weight=cfg.rssm_state_weight if on else preset.model.rssm.state_weight)
         preset = replace(preset, model=replace(preset.model, rssm=rssm_cfg))
-    reused = set(cfg.reuse) if source is not None else set()
+    others = _other_sources(cfg, source)
+    for stage, (_, other) in others.items():
+        sections = {k: getattr(other.config, k) for k in STAGE_CONFIG_SECTIONS[stage]}
+        preset = replace(preset, model=replace(preset.model, **sections))
+    reused = (set(cfg.reuse) | set(others)) if source is not None else set()
     warm = set(cfg.warm_start) if source is not None else set()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,11 +252,18 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
         progress["done"][name] = {k: v for k, v in metrics.items() if np.isfinite(v)}
 
     def take(name: str, module: torch.nn.Module) -> None:
-        """Use ``source``'s weights for stage ``name`` (recorded as done, and as reused in the card)."""
-        module.load_state_dict(getattr(source, name).state_dict())
+        """Use ``source``'s (or the ``reuse_from`` bundle's) weights for stage ``name`` (recorded as done, and
+        as reused in the card, with the source's own provenance of that stage when it had reused it)."""
+        where, model_from = others.get(name, (cfg.init_from, source))
+        module.load_state_dict(getattr(model_from, name).state_dict())
         progress["done"][name] = {}
-        steps = source.card.get("steps", {}).get(name)
-        progress.setdefault("reused", {})[name] = {"from": cfg.init_from, "steps": steps}
+        steps = model_from.card.get("steps", {}).get(name)
+        entry = {"from": where, "steps": steps}
+        if name in model_from.card.get("reused", {}):
+            entry["originally"] = model_from.card["reused"][name]
+        if "dataset" in model_from.card:
+            entry["dataset"] = model_from.card["dataset"]
+        progress.setdefault("reused", {})[name] = entry
 
     # 1. autoencoder, then the latents every other stage reads
     if "autoencoder" in reused and "autoencoder" not in progress["done"]:
