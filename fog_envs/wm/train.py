@@ -149,6 +149,35 @@ def _other_sources(cfg: WMTrainConfig, source) -> dict[str, tuple[str, object]]:
     return out
 
 
+def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, tuple[str, object]]) -> Preset:
+    """``preset`` with the model configuration this run trains: ``init_from``'s (when given), the stage
+    sections of ``reuse_from`` bundles, then the loss overrides of ``cfg`` (motion weights, self-forcing,
+    the RSSM state head)."""
+    if source is not None:
+        preset = replace(preset, model=source.config)
+    for stage, (_, other) in others.items():
+        sections = {k: getattr(other.config, k) for k in STAGE_CONFIG_SECTIONS[stage]}
+        preset = replace(preset, model=replace(preset.model, **sections))
+    edm_overrides = {k: v for k, v in (("motion_weight", cfg.motion_weight), ("rollout_prob", cfg.rollout_prob),
+                                       ("rollout_steps", cfg.rollout_steps)) if v is not None}
+    rssm_overrides: dict[str, object] = {}
+    if cfg.rssm_motion_weight is not None:
+        rssm_overrides["motion_weight"] = cfg.rssm_motion_weight
+    if cfg.rssm_state_weight is not None:
+        if cfg.rssm_state_weight < 0:
+            raise ValueError(f"rssm_state_weight must be >= 0, got {cfg.rssm_state_weight}")
+        on = cfg.rssm_state_weight > 0
+        rssm_overrides["state_dim"] = get_task(cfg.task).probe_dim if on else 0
+        if on:
+            rssm_overrides["state_weight"] = cfg.rssm_state_weight
+    model = preset.model
+    if edm_overrides:
+        model = replace(model, edm=replace(model.edm, **edm_overrides))
+    if rssm_overrides:
+        model = replace(model, rssm=replace(model.rssm, **rssm_overrides))
+    return replace(preset, model=model)
+
+
 def _init_source(cfg: WMTrainConfig):
     """The bundle ``cfg.init_from`` (on CPU), checked against the task and ``cfg.reuse``; None without it."""
     for field_name in ("reuse", "warm_start"):
@@ -183,26 +212,8 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     bf16 = use_bf16(ctx.device, {"true": True, "false": False}.get(str(cfg.bf16).lower(), "auto"))
     preset: Preset = scale_steps(make_preset(cfg.preset, cfg.task), cfg.steps_scale)
     source = _init_source(cfg)
-    if source is not None:
-        preset = replace(preset, model=source.config)
-    edm_overrides = {k: v for k, v in (("motion_weight", cfg.motion_weight), ("rollout_prob", cfg.rollout_prob),
-                                       ("rollout_steps", cfg.rollout_steps)) if v is not None}
-    if edm_overrides:
-        preset = replace(preset, model=replace(preset.model, edm=replace(preset.model.edm, **edm_overrides)))
-    if cfg.rssm_motion_weight is not None:
-        rssm_cfg = replace(preset.model.rssm, motion_weight=cfg.rssm_motion_weight)
-        preset = replace(preset, model=replace(preset.model, rssm=rssm_cfg))
-    if cfg.rssm_state_weight is not None:
-        if cfg.rssm_state_weight < 0:
-            raise ValueError(f"rssm_state_weight must be >= 0, got {cfg.rssm_state_weight}")
-        on = cfg.rssm_state_weight > 0
-        rssm_cfg = replace(preset.model.rssm, state_dim=get_task(cfg.task).probe_dim if on else 0,
-                           state_weight=cfg.rssm_state_weight if on else preset.model.rssm.state_weight)
-        preset = replace(preset, model=replace(preset.model, rssm=rssm_cfg))
     others = _other_sources(cfg, source)
-    for stage, (_, other) in others.items():
-        sections = {k: getattr(other.config, k) for k in STAGE_CONFIG_SECTIONS[stage]}
-        preset = replace(preset, model=replace(preset.model, **sections))
+    preset = resolve_model(cfg, preset, source, others)
     reused = (set(cfg.reuse) | set(others)) if source is not None else set()
     warm = set(cfg.warm_start) if source is not None else set()
     out = Path(cfg.out)
