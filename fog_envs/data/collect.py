@@ -294,8 +294,7 @@ def collect(config: CollectConfig, progress: bool = False, policy_factory: Polic
     if policy_factory is None:
         from fog_envs.play import make_play_policy
 
-        policy_factory = (make_play_policy if config.random_action_prob == 0.0 else
-                          functools.partial(make_play_policy, random_action_prob=config.random_action_prob))
+        policy_factory = functools.partial(make_play_policy, random_action_prob=config.random_action_prob)
     t0 = time.perf_counter()
     ident = _identity(config, policy_factory)
     if _check_existing(config, ident):

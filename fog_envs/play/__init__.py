@@ -17,14 +17,12 @@ def make_play_policy(env_id: str, random_action_prob: float = 0.0) -> PlayPolicy
 
         policy = PushCubePlayPolicy()
     else:
-        policy = None
-    if policy is not None:
-        if random_action_prob == 0.0:
-            return policy
-        from fog_envs.play.random_mix import RandomActionMix
+        raise ValueError(f"no play policy for env id {env_id!r}; known: 'RealPushT-v0', 'RealPushCube-v0'")
+    if random_action_prob == 0.0:
+        return policy
+    from fog_envs.play.random_mix import RandomActionMix
 
-        return RandomActionMix(policy, random_action_prob)
-    raise ValueError(f"no play policy for env id {env_id!r}; known: 'RealPushT-v0', 'RealPushCube-v0'")
+    return RandomActionMix(policy, random_action_prob)
 
 
 __all__ = ["PlayPolicy", "make_play_policy"]
