@@ -359,3 +359,26 @@ def test_sb3_ppo_learns_on_a_tiny_bundle(debug_bundle, obs_type, policy):
     assert model.num_timesteps >= 256
     assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
     env.close()
+
+
+def test_fidelity_open_loop_and_gradient_cosine_on_the_debug_bundle(tiny_dataset, debug_bundle):
+    """The fidelity benchmark's two measurements run on a bundle and real windows: every horizon and source
+    has finite figures, the autoencoder floor is the real frames' own, and the gradient cosine is a cosine,
+    over the asked number of windows, and reproducible."""
+    from fog_envs.wm.fidelity import FidelityConfig, gradient_cosine, open_loop
+    from fog_envs.wm.train import load_play_arrays
+
+    torch.set_num_threads(2)
+    model = WorldModel.load(debug_bundle)
+    data = load_play_arrays(tiny_dataset, "pusht")
+    cfg = FidelityConfig(horizons=(1, 4), num_windows=4, batch=2, grad_windows=3, grad_horizon=2)
+    fid = open_loop(model, data, cfg)
+    assert fid["windows"] == 4
+    for kind in ("diffusion", "rssm", "real"):
+        assert set(fid[kind]) == {"1", "4"}
+        assert all(np.isfinite(v) for m in fid[kind].values() for v in m.values()), kind
+    assert {"psnr_median", "reward_abs_err_median", "probe_block_px_median"} <= set(fid["diffusion"]["4"])
+    grad = gradient_cosine(model, data, cfg)
+    assert grad["grad_windows"] == 3 and grad["grad_horizon"] == 2
+    assert -1.0 <= grad["grad_cosine_mean"] <= 1.0 and -1.0 <= grad["grad_cosine_median"] <= 1.0
+    assert gradient_cosine(model, data, cfg) == grad
