@@ -6,7 +6,7 @@
 For each number of denoising steps (NFE) and sampling precision (float32, or the denoiser under bf16
 autocast as the learned envs run it on CPUs with fast bf16): imagined-step throughput of the global model at batch 64, and
 open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors) of the diffusion model next to
-the RSSM-alone forward model; plus the cosine between FoG's surrogate gradient and a finite-difference
+the RSSM-alone forward model and to copying the last real frame ("persist"); plus the cosine between FoG's surrogate gradient and a finite-difference
 gradient through the diffusion model. Prints a table, writes ``benchmarks/results/fidelity_<task>.json``,
 and with ``--write-card`` stores the figures at the default NFE in the bundle's card.
 """
@@ -80,7 +80,7 @@ def main() -> None:
     head = ["model", "NFE", "precision", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
     print(" | ".join(f"{h:>10}" for h in head))
     for r in rows:
-        for kind in ("diffusion", "rssm", "real"):
+        for kind in ("diffusion", "rssm", "persist", "real"):
             if kind != "diffusion" and r is not rows[0]:
                 continue
             for h, m in r["open_loop"][kind].items():

@@ -16,10 +16,12 @@ from fog_envs.wm.edm import (
     denoise,
     edm_training_loss,
     euler_sample,
+    from_target,
     karras_sigmas,
     preconditioners,
     sample_train_sigma,
     sampling_sigmas,
+    to_target,
     train_context,
 )
 from fog_envs.wm.loss_weights import motion_weights
@@ -440,3 +442,55 @@ def test_rollout_context_replaces_the_last_k_context_latents_with_chained_sample
     torch.testing.assert_close(again, out, rtol=0, atol=0)
     with pytest.raises(ValueError, match="do not fit"):
         rollout_context(model, lat, act, torch.tensor([0, 0, 4]), L, cfg)
+
+
+# --- delta parameterisation ----------------------------------------------------------------------------
+
+DELTA = replace(CFG, predict_delta=True, delta_scale=0.4)
+
+
+def test_delta_targets_hand_computed_and_inverse() -> None:
+    ctx = torch.zeros(1, 2, 1, 1, 2)
+    ctx[0, -1, 0, 0] = torch.tensor([1.0, -2.0])
+    x_next = torch.tensor([[[[1.2, -1.0]]]])
+    torch.testing.assert_close(to_target(x_next, ctx, DELTA), torch.tensor([[[[0.5, 2.5]]]]))  # (Δ) / 0.4
+    torch.testing.assert_close(from_target(to_target(x_next, ctx, DELTA), ctx, DELTA), x_next)
+    assert to_target(x_next, ctx, CFG) is x_next and from_target(x_next, ctx, CFG) is x_next
+    with pytest.raises(ValueError, match="delta_scale"):
+        EDMConfig(predict_delta=True, delta_scale=0.0)
+
+
+def test_delta_sampler_adds_the_scaled_chain_to_the_clean_last_context_latent() -> None:
+    """Same network, same draws: the delta sample is ``z_t + scale·(plain chain)``, with ``z_t`` before the
+    sampler's context noise; and a chain that returns zero reproduces the last latent exactly."""
+    model = _random_model(SMALL)
+    ctx, act = _inputs(SMALL, 3)
+    eps, ctx_eps = torch.randn(3, 4, 8, 8), torch.randn(3, 2, 4, 8, 8)
+    with torch.no_grad():
+        plain = euler_sample(model, ctx, act, CFG, noise=eps, context_noise=ctx_eps)
+        delta = euler_sample(model, ctx, act, DELTA, noise=eps, context_noise=ctx_eps)
+    torch.testing.assert_close(delta, ctx[:, -1] + 0.4 * plain)
+
+    def still(x_in, c_noise, context_in, actions, c_cond):  # F with D(x; σ) = 0 at every σ
+        sigma = (4 * c_noise).exp()
+        c_in, c_skip, c_out, _ = preconditioners(sigma, CFG)
+        x = x_in / c_in.reshape(-1, 1, 1, 1)
+        return -(c_skip / c_out).reshape(-1, 1, 1, 1) * x
+
+    with torch.no_grad():
+        out = euler_sample(still, ctx, act, DELTA, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, ctx[:, -1])
+
+
+def test_delta_training_loss_is_the_plain_loss_on_the_scaled_change() -> None:
+    model = _random_model(SMALL)
+    ctx, act = _inputs(SMALL, 4)
+    x0 = torch.randn(4, 4, 8, 8)
+    delta, _ = edm_training_loss(model, x0, ctx, act, DELTA, torch.Generator().manual_seed(3))
+    plain, _ = edm_training_loss(model, (x0 - ctx[:, -1]) / 0.4, ctx, act, CFG, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(delta, plain)
+    # motion weights still read the latents, not the scaled change: a static scene weighs all ones
+    still = ctx[:, -1].clone()
+    a, _ = edm_training_loss(model, still, ctx, act, DELTA, torch.Generator().manual_seed(3))
+    b, _ = edm_training_loss(model, still, ctx, act, replace(DELTA, motion_weight=3.0), torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)

@@ -108,10 +108,12 @@ def test_warm_start_self_forcing_and_state_head(tiny_dataset, debug_bundle, tmp_
     bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "ws"),
                                              preset="debug", threads=2, init_from=str(debug_bundle),
                                              reuse=("autoencoder", "reward", "probe"), warm_start=("denoiser",),
-                                             rollout_prob=1.0, rollout_steps=3, rssm_state_weight=10.0),
+                                             rollout_prob=1.0, rollout_steps=3, rssm_state_weight=10.0,
+                                             predict_delta=0.4),
                                progress_bar=False)
     model = WorldModel.load(bundle)
     assert model.config.edm.rollout_prob == 1.0 and model.config.edm.rollout_steps == 3
+    assert model.config.edm.predict_delta and model.config.edm.delta_scale == 0.4
     assert model.config.rssm.state_dim == 6 and model.config.rssm.state_weight == 10.0
     assert model.rssm.state(torch.zeros(2, model.local_state_dim)).shape == (2, 6)
     # every batch generated context: windows of L + 3 + 1, at most 3 generated, the context length L
@@ -181,6 +183,9 @@ def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path)
     with pytest.raises(ValueError, match="rssm_state_weight must be >= 0"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "f"), preset="debug",
                                         rssm_state_weight=-1.0), progress_bar=False)
+    with pytest.raises(ValueError, match="predict_delta must be >= 0"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "g"), preset="debug",
+                                        predict_delta=-0.4), progress_bar=False)
     with pytest.raises(ValueError, match="is a 'pusht' model, not 'cube'"):
         train_world_model(WMTrainConfig(task="cube", data=str(tiny_dataset), out=str(tmp_path / "b"), preset="debug",
                                         init_from=str(debug_bundle)), progress_bar=False)
@@ -374,10 +379,21 @@ def test_fidelity_open_loop_and_gradient_cosine_on_the_debug_bundle(tiny_dataset
     cfg = FidelityConfig(horizons=(1, 4), num_windows=4, batch=2, grad_windows=3, grad_horizon=2)
     fid = open_loop(model, data, cfg)
     assert fid["windows"] == 4
-    for kind in ("diffusion", "rssm", "real"):
+    for kind in ("diffusion", "rssm", "persist", "real"):
         assert set(fid[kind]) == {"1", "4"}
         assert all(np.isfinite(v) for m in fid[kind].values() for v in m.values()), kind
     assert {"psnr_median", "reward_abs_err_median", "probe_block_px_median"} <= set(fid["diffusion"]["4"])
+    # "persist" is the last real context frame (through the autoencoder) held still, read against frame t+h
+    from fog_envs.wm.fidelity import _psnr, _windows
+
+    L = model.context_len
+    starts = _windows(data, L, 4, cfg)
+    with torch.no_grad():
+        last = model.autoencoder.encode(torch.from_numpy(data.frames[starts + L - 1])[:, None])[:, 0]
+        held = model.autoencoder.decode(last)
+    for h in (1, 4):
+        expected = np.median(_psnr(held.numpy(), data.frames[starts + L + h - 1]))
+        assert fid["persist"][str(h)]["psnr_median"] == pytest.approx(expected, rel=1e-5)
     grad = gradient_cosine(model, data, cfg)
     assert grad["grad_windows"] == 3 and grad["grad_horizon"] == 2
     assert -1.0 <= grad["grad_cosine_mean"] <= 1.0 and -1.0 <= grad["grad_cosine_median"] <= 1.0

@@ -2,7 +2,9 @@
 RSSM alone, read in pixels, rewards and physical state (through the state probe), plus gradient quality.
 
 Open loop from real context: the model sees L real frames and the real actions, then predicts
-``max(horizons)`` frames ahead feeding back its own outputs; errors are reported at each horizon.
+``max(horizons)`` frames ahead feeding back its own outputs; errors are reported at each horizon. Next to
+them, the "persist" reference: the last real context frame (through the autoencoder) copied forward, the
+error of a model that predicts nothing moves. A forward model worth its cost beats it.
 """
 
 from __future__ import annotations
@@ -50,13 +52,15 @@ def _windows(data: PlayArrays, context_len: int, horizon: int, cfg: FidelityConf
 @torch.no_grad()
 def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, dict]:
     """Errors of the diffusion model (``"diffusion"``) and of the RSSM alone (``"rssm"``) at each horizon,
-    and the floors set by the autoencoder and the probe on real frames (``"real"``)."""
+    the floors set by the autoencoder and the probe on real frames (``"real"``), and the copy-the-last-frame
+    reference (``"persist"``)."""
     spec = model.task
     L, H = model.context_len, max(cfg.horizons)
     starts = _windows(data, L, H, cfg)
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    per: dict[str, dict[int, dict[str, list]]] = {m: {h: {} for h in cfg.horizons} for m in ("diffusion", "rssm", "real")}
+    per: dict[str, dict[int, dict[str, list]]] = {m: {h: {} for h in cfg.horizons}
+                                                  for m in ("diffusion", "rssm", "persist", "real")}
 
     def add(kind: str, h: int, name: str, values: np.ndarray) -> None:
         per[kind][h].setdefault(name, []).extend(np.asarray(values, dtype=np.float64).tolist())
@@ -83,7 +87,8 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
             probe_real = model.probe(torch.from_numpy(real).to(device)).cpu().numpy()
             for name, err in spec.probe_errors(probe_real, true_probe).items():
                 add("real", h, f"probe_{name}", err)
-            for kind, lat in (("diffusion", diff_lat), ("rssm", rssm_lat)):
+            persist = ctx[:, -1:].expand(-1, H, *ctx.shape[2:])
+            for kind, lat in (("diffusion", diff_lat), ("rssm", rssm_lat), ("persist", persist)):
                 z = lat[:, h - 1]
                 img = model.autoencoder.decode(z)
                 pred = img.cpu().numpy()

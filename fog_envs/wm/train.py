@@ -69,6 +69,9 @@ class WMTrainConfig:
     the model's own samples (self-forcing against open-loop drift)"""
     rollout_steps: int | None = None
     """override ``EDMConfig.rollout_steps``: the most self-generated context latents"""
+    predict_delta: float | None = None
+    """train the denoiser on the change from the last context latent, in units of this scale
+    (``EDMConfig.predict_delta/delta_scale``; Push-T: 0.4 ≈ std(Δz)/σ_data); 0 turns it off"""
     rssm_state_weight: float | None = None
     """give the RSSM a state head trained on the true state (the task's probe targets) with this weight
     (``RSSMConfig.state_dim/state_weight``); 0 removes it"""
@@ -152,7 +155,7 @@ def _other_sources(cfg: WMTrainConfig, source) -> dict[str, tuple[str, object]]:
 def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, tuple[str, object]]) -> Preset:
     """``preset`` with the model configuration this run trains: ``init_from``'s (when given), the stage
     sections of ``reuse_from`` bundles, then the loss overrides of ``cfg`` (motion weights, self-forcing,
-    the RSSM state head)."""
+    the delta parameterisation, the RSSM state head)."""
     if source is not None:
         preset = replace(preset, model=source.config)
     for stage, (_, other) in others.items():
@@ -160,6 +163,12 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         preset = replace(preset, model=replace(preset.model, **sections))
     edm_overrides = {k: v for k, v in (("motion_weight", cfg.motion_weight), ("rollout_prob", cfg.rollout_prob),
                                        ("rollout_steps", cfg.rollout_steps)) if v is not None}
+    if cfg.predict_delta is not None:
+        if cfg.predict_delta < 0:
+            raise ValueError(f"predict_delta must be >= 0 (the change's scale; 0: off), got {cfg.predict_delta}")
+        edm_overrides["predict_delta"] = cfg.predict_delta > 0
+        if cfg.predict_delta > 0:
+            edm_overrides["delta_scale"] = cfg.predict_delta
     rssm_overrides: dict[str, object] = {}
     if cfg.rssm_motion_weight is not None:
         rssm_overrides["motion_weight"] = cfg.rssm_motion_weight
