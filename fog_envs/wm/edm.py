@@ -30,7 +30,9 @@ Choices that go beyond the letter of DIAMOND (all configurable in :class:`EDMCon
   from the last context latent rather than the next latent. With DIAMOND's parameterisation every
   sample re-draws the whole scene from σ_max; at 1–2 NFE that costs the Push-T block its shape and angle
   within a few open-loop steps (held-out, v4 bundle: 31° median angle error at 4 steps where copying the
-  last frame errs 5°). With deltas a still scene is the zero target.
+  last frame errs 8°). With deltas a still scene is the zero target. Measured on Push-T (README): the
+  block keeps its shape (13° at 4 steps), but the agent hardly answers the action (0.6 px per full push
+  vs 15), so it is not the shipped default.
 * **Sampling schedule**: Karras' ρ-ramp always ends at ``sigma_min`` (2e-3), and a network evaluation at
   σ = 2e-3 is almost the identity (c_skip ≈ 1). With ``skip_sigma_min_step`` (default) an ``n``-step
   sample uses the first ``n`` values of the ``n+1``-point Karras ramp, then 0: 2 steps give
