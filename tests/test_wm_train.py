@@ -71,11 +71,13 @@ def test_update_card_sets_entries_and_keeps_the_rest(debug_bundle, tmp_path):
 
 def test_init_from_a_bundle_reuses_the_named_stages(tiny_dataset, debug_bundle, tmp_path):
     """``init_from`` + ``reuse``: those stages' weights are the source's, the others are trained anew with
-    the source's model configuration (and the motion-weight override); the card says what was reused."""
+    the source's model configuration (and the motion-weight and denoiser-size overrides); the card says what
+    was reused."""
     reuse = ("autoencoder", "reward", "rssm", "probe")
     bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "v2"),
                                              preset="debug", threads=2, init_from=str(debug_bundle), reuse=reuse,
-                                             motion_weight=2.0, seed=1), progress_bar=False)
+                                             motion_weight=2.0, denoiser_channels=24, denoiser_blocks=2, seed=1),
+                               progress_bar=False)
     old, new = _weights(debug_bundle), _weights(bundle)
     for key in old:
         stage = key.split(".")[0]
@@ -84,6 +86,7 @@ def test_init_from_a_bundle_reuses_the_named_stages(tiny_dataset, debug_bundle, 
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("denoiser."))
     model = WorldModel.load(bundle)
     assert model.config.edm.motion_weight == 2.0
+    assert (model.config.denoiser.channels, model.config.denoiser.num_blocks) == (24, 2)
     assert model.config.autoencoder == WorldModel.load(debug_bundle).config.autoencoder
     card = json.loads((bundle / "card.json").read_text())
     src_steps = json.loads((debug_bundle / "card.json").read_text())["steps"]
@@ -183,6 +186,10 @@ def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path)
     with pytest.raises(ValueError, match="rssm_state_weight must be >= 0"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "f"), preset="debug",
                                         rssm_state_weight=-1.0), progress_bar=False)
+    with pytest.raises(ValueError, match="need a denoiser trained anew"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "h"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("autoencoder", "denoiser"),
+                                        denoiser_channels=8), progress_bar=False)
     with pytest.raises(ValueError, match="predict_delta must be >= 0"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "g"), preset="debug",
                                         predict_delta=-0.4), progress_bar=False)

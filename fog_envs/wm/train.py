@@ -69,6 +69,10 @@ class WMTrainConfig:
     the model's own samples (self-forcing against open-loop drift)"""
     rollout_steps: int | None = None
     """override ``EDMConfig.rollout_steps``: the most self-generated context latents"""
+    denoiser_channels: int | None = None
+    """override ``DenoiserConfig.channels`` (the width of the denoiser; cost grows about quadratically)"""
+    denoiser_blocks: int | None = None
+    """override ``DenoiserConfig.num_blocks`` (residual blocks per resolution)"""
     predict_delta: float | None = None
     """train the denoiser on the change from the last context latent, in units of this scale
     (``EDMConfig.predict_delta/delta_scale``; Push-T: 0.4 ≈ std(Δz)/σ_data); 0 turns it off"""
@@ -154,8 +158,8 @@ def _other_sources(cfg: WMTrainConfig, source) -> dict[str, tuple[str, object]]:
 
 def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, tuple[str, object]]) -> Preset:
     """``preset`` with the model configuration this run trains: ``init_from``'s (when given), the stage
-    sections of ``reuse_from`` bundles, then the loss overrides of ``cfg`` (motion weights, self-forcing,
-    the delta parameterisation, the RSSM state head)."""
+    sections of ``reuse_from`` bundles, then the overrides of ``cfg`` (denoiser size, motion weights,
+    self-forcing, the delta parameterisation, the RSSM state head)."""
     if source is not None:
         preset = replace(preset, model=source.config)
     for stage, (_, other) in others.items():
@@ -169,6 +173,12 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         edm_overrides["predict_delta"] = cfg.predict_delta > 0
         if cfg.predict_delta > 0:
             edm_overrides["delta_scale"] = cfg.predict_delta
+    denoiser_overrides = {k: v for k, v in (("channels", cfg.denoiser_channels),
+                                            ("num_blocks", cfg.denoiser_blocks)) if v is not None}
+    taken = (set(cfg.reuse) | set(cfg.warm_start) if source is not None else set()) | set(others)
+    if denoiser_overrides and "denoiser" in taken:
+        raise ValueError(f"denoiser size overrides {denoiser_overrides} need a denoiser trained anew; this run "
+                         "takes its weights from another bundle (reuse, warm_start or reuse_from)")
     rssm_overrides: dict[str, object] = {}
     if cfg.rssm_motion_weight is not None:
         rssm_overrides["motion_weight"] = cfg.rssm_motion_weight
@@ -182,6 +192,8 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
     model = preset.model
     if edm_overrides:
         model = replace(model, edm=replace(model.edm, **edm_overrides))
+    if denoiser_overrides:
+        model = replace(model, denoiser=replace(model.denoiser, **denoiser_overrides))
     if rssm_overrides:
         model = replace(model, rssm=replace(model.rssm, **rssm_overrides))
     return replace(preset, model=model)
