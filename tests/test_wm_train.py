@@ -190,6 +190,10 @@ def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path)
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "h"), preset="debug",
                                         init_from=str(debug_bundle), reuse=("autoencoder", "denoiser"),
                                         denoiser_channels=8), progress_bar=False)
+    with pytest.raises(ValueError, match="a reused denoiser keeps its own parameterisation"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "i"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("autoencoder", "denoiser"),
+                                        predict_delta=0.4), progress_bar=False)
     with pytest.raises(ValueError, match="predict_delta must be >= 0"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "g"), preset="debug",
                                         predict_delta=-0.4), progress_bar=False)

@@ -167,16 +167,20 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         preset = replace(preset, model=replace(preset.model, **sections))
     edm_overrides = {k: v for k, v in (("motion_weight", cfg.motion_weight), ("rollout_prob", cfg.rollout_prob),
                                        ("rollout_steps", cfg.rollout_steps)) if v is not None}
+    reused = (set(cfg.reuse) if source is not None else set()) | set(others)  # weights taken as they are
+    warm = set(cfg.warm_start) if source is not None else set()
     if cfg.predict_delta is not None:
         if cfg.predict_delta < 0:
             raise ValueError(f"predict_delta must be >= 0 (the change's scale; 0: off), got {cfg.predict_delta}")
+        if "denoiser" in reused:
+            raise ValueError("predict_delta changes what the denoiser outputs; a reused denoiser keeps its own "
+                             "parameterisation (warm-start it or train it anew)")
         edm_overrides["predict_delta"] = cfg.predict_delta > 0
         if cfg.predict_delta > 0:
             edm_overrides["delta_scale"] = cfg.predict_delta
     denoiser_overrides = {k: v for k, v in (("channels", cfg.denoiser_channels),
                                             ("num_blocks", cfg.denoiser_blocks)) if v is not None}
-    taken = (set(cfg.reuse) | set(cfg.warm_start) if source is not None else set()) | set(others)
-    if denoiser_overrides and "denoiser" in taken:
+    if denoiser_overrides and "denoiser" in reused | warm:
         raise ValueError(f"denoiser size overrides {denoiser_overrides} need a denoiser trained anew; this run "
                          "takes its weights from another bundle (reuse, warm_start or reuse_from)")
     rssm_overrides: dict[str, object] = {}
