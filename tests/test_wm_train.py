@@ -112,11 +112,12 @@ def test_warm_start_self_forcing_and_state_head(tiny_dataset, debug_bundle, tmp_
                                              preset="debug", threads=2, init_from=str(debug_bundle),
                                              reuse=("autoencoder", "reward", "probe"), warm_start=("denoiser",),
                                              rollout_prob=1.0, rollout_steps=3, rssm_state_weight=10.0,
-                                             predict_delta=0.4),
+                                             predict_delta=0.4, context_noise_prob=0.5, context_sigma_max=0.2),
                                progress_bar=False)
     model = WorldModel.load(bundle)
     assert model.config.edm.rollout_prob == 1.0 and model.config.edm.rollout_steps == 3
     assert model.config.edm.predict_delta and model.config.edm.delta_scale == 0.4
+    assert (model.config.edm.context_noise_prob, model.config.edm.context_sigma_max) == (0.5, 0.2)
     assert model.config.rssm.state_dim == 6 and model.config.rssm.state_weight == 10.0
     assert model.rssm.state(torch.zeros(2, model.local_state_dim)).shape == (2, 6)
     # every batch generated context: windows of L + 3 + 1, at most 3 generated, the context length L

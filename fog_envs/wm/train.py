@@ -73,6 +73,10 @@ class WMTrainConfig:
     """override ``DenoiserConfig.channels`` (the width of the denoiser; cost grows about quadratically)"""
     denoiser_blocks: int | None = None
     """override ``DenoiserConfig.num_blocks`` (residual blocks per resolution)"""
+    context_noise_prob: float | None = None
+    """override ``EDMConfig.context_noise_prob`` (the fraction of training contexts noised)"""
+    context_sigma_max: float | None = None
+    """override ``EDMConfig.context_sigma_max`` (the cap on the training context's noise level)"""
     predict_delta: float | None = None
     """train the denoiser on the change from the last context latent, in units of this scale
     (``EDMConfig.predict_delta/delta_scale``; Push-T: 0.4 ≈ std(Δz)/σ_data); 0 turns it off"""
@@ -159,14 +163,16 @@ def _other_sources(cfg: WMTrainConfig, source) -> dict[str, tuple[str, object]]:
 def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, tuple[str, object]]) -> Preset:
     """``preset`` with the model configuration this run trains: ``init_from``'s (when given), the stage
     sections of ``reuse_from`` bundles, then the overrides of ``cfg`` (denoiser size, motion weights,
-    self-forcing, the delta parameterisation, the RSSM state head)."""
+    self-forcing, context noise, the delta parameterisation, the RSSM state head)."""
     if source is not None:
         preset = replace(preset, model=source.config)
     for stage, (_, other) in others.items():
         sections = {k: getattr(other.config, k) for k in STAGE_CONFIG_SECTIONS[stage]}
         preset = replace(preset, model=replace(preset.model, **sections))
     edm_overrides = {k: v for k, v in (("motion_weight", cfg.motion_weight), ("rollout_prob", cfg.rollout_prob),
-                                       ("rollout_steps", cfg.rollout_steps)) if v is not None}
+                                       ("rollout_steps", cfg.rollout_steps),
+                                       ("context_noise_prob", cfg.context_noise_prob),
+                                       ("context_sigma_max", cfg.context_sigma_max)) if v is not None}
     reused = (set(cfg.reuse) if source is not None else set()) | set(others)  # weights taken as they are
     warm = set(cfg.warm_start) if source is not None else set()
     if cfg.predict_delta is not None:
