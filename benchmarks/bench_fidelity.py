@@ -6,8 +6,8 @@
 For each number of denoising steps (NFE) and sampling precision (float32, or the denoiser under bf16
 autocast as the learned envs run it on CPUs with fast bf16): imagined-step throughput of the global model at batch 64, and
 open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors) of the diffusion model next to
-the RSSM-alone forward model and to copying the last real frame ("persist"); plus the cosine between FoG's surrogate gradient and a finite-difference
-gradient through the diffusion model. Prints a table, writes ``benchmarks/results/fidelity_<task>.json``,
+the RSSM-alone forward model and to copying the last real frame ("persist"); plus the cosine between FoG's
+surrogate gradient and a finite-difference gradient through the diffusion model. Prints a table, writes ``benchmarks/results/fidelity_<task>.json``,
 and with ``--write-card`` stores the figures at the default NFE in the bundle's card.
 """
 

@@ -79,6 +79,7 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
             ctx_lat = torch.cat([ctx_lat[:, 1:], z[:, None]], dim=1)
         diff_lat = torch.stack(diff_lat, 1)
         rssm_lat = model.rssm_open_loop(ctx, ctx_act, actions[:, L - 1:L - 1 + H])
+        persist = ctx[:, -1:].expand(-1, H, *ctx.shape[2:])
         for h in cfg.horizons:
             t = rows[:, L + h - 1]
             real = data.frames[t]
@@ -87,7 +88,6 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
             probe_real = model.probe(torch.from_numpy(real).to(device)).cpu().numpy()
             for name, err in spec.probe_errors(probe_real, true_probe).items():
                 add("real", h, f"probe_{name}", err)
-            persist = ctx[:, -1:].expand(-1, H, *ctx.shape[2:])
             for kind, lat in (("diffusion", diff_lat), ("rssm", rssm_lat), ("persist", persist)):
                 z = lat[:, h - 1]
                 img = model.autoencoder.decode(z)

@@ -160,6 +160,13 @@ def _other_sources(cfg: WMTrainConfig, source) -> dict[str, tuple[str, object]]:
     return out
 
 
+def taken_stages(cfg: WMTrainConfig, source, others: dict[str, tuple[str, object]]) -> tuple[set[str], set[str]]:
+    """(stages whose weights are taken as they are: ``reuse`` and ``reuse_from``; stages warm-started)."""
+    if source is None:
+        return set(), set()
+    return set(cfg.reuse) | set(others), set(cfg.warm_start)
+
+
 def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, tuple[str, object]]) -> Preset:
     """``preset`` with the model configuration this run trains: ``init_from``'s (when given), the stage
     sections of ``reuse_from`` bundles, then the overrides of ``cfg`` (denoiser size, motion weights,
@@ -173,8 +180,7 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
                                        ("rollout_steps", cfg.rollout_steps),
                                        ("context_noise_prob", cfg.context_noise_prob),
                                        ("context_sigma_max", cfg.context_sigma_max)) if v is not None}
-    reused = (set(cfg.reuse) if source is not None else set()) | set(others)  # weights taken as they are
-    warm = set(cfg.warm_start) if source is not None else set()
+    reused, warm = taken_stages(cfg, source, others)
     if cfg.predict_delta is not None:
         if cfg.predict_delta < 0:
             raise ValueError(f"predict_delta must be >= 0 (the change's scale; 0: off), got {cfg.predict_delta}")
@@ -245,8 +251,7 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     source = _init_source(cfg)
     others = _other_sources(cfg, source)
     preset = resolve_model(cfg, preset, source, others)
-    reused = (set(cfg.reuse) | set(others)) if source is not None else set()
-    warm = set(cfg.warm_start) if source is not None else set()
+    reused, warm = taken_stages(cfg, source, others)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoints"
