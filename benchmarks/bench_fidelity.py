@@ -1,12 +1,14 @@
 """World-model fidelity against speed on held-out real episodes (a seed the training never saw).
 
     python benchmarks/bench_fidelity.py --bundle runs/wm_pusht/bundle --heldout datasets/pusht_heldout.h5 \
-        [--nfe 1 2 3] [--precision fp32 bf16] [--write-card]
+        [--nfe 1 2 3] [--precision fp32 bf16] [--start-sigma 0 0.5 1] [--write-card]
 
 For each number of denoising steps (NFE) and sampling precision (float32, or the denoiser under bf16
 autocast as the learned envs run it on CPUs with fast bf16): imagined-step throughput of the global model at batch 64, and
 open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors) of the diffusion model next to
-the RSSM-alone forward model and to copying the last real frame ("persist"); plus the cosine between FoG's
+the RSSM-alone forward model and to copying the last real frame ("persist"); the drift of a scene at rest under
+zero actions ("hold", object permanence alone: its true future is the start frame); for each sampler start
+(``--start-sigma``: 0 = from pure noise, > 0 = from the last latent noised to that σ); plus the cosine between FoG's
 surrogate gradient and a finite-difference gradient through the diffusion model. Prints a table, writes ``benchmarks/results/fidelity_<task>.json``,
 and with ``--write-card`` stores the figures at the default NFE in the bundle's card.
 """
@@ -25,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fog_envs.wm.bundle import update_card  # noqa: E402
-from fog_envs.wm.fidelity import FidelityConfig, gradient_cosine, open_loop  # noqa: E402
+from fog_envs.wm.fidelity import FidelityConfig, gradient_cosine, hold_still, open_loop  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
 
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--grad-windows", type=int, default=FidelityConfig().grad_windows,
                         help="held-out windows for the gradient cosine (2·H·|A| diffusion rollouts each)")
+    parser.add_argument("--start-sigma", type=float, nargs="+", default=None,
+                        help="sampler starts to compare (default: the bundle's own)")
     parser.add_argument("--write-card", action="store_true")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/fidelity_<task>.json)")
     args = parser.parse_args()
@@ -68,28 +72,39 @@ def main() -> None:
     model = WorldModel.load(args.bundle)
     data = load_play_arrays(args.heldout, model.config.task)
     rows = []
-    for nfe in args.nfe:
-        for precision in args.precision:
-            bf16 = precision == "bf16"
-            fid = open_loop(model, data, FidelityConfig(num_windows=args.windows, denoising_steps=nfe, bf16=bf16))
-            rows.append({"nfe": nfe, "precision": precision, "global_steps_per_s": global_steps_per_s(model, nfe, bf16),
-                         "open_loop": fid})
+    own_start = model.config.edm.start_sigma
+    for start_sigma in args.start_sigma or [own_start]:
+        model.set_sampler(start_sigma=start_sigma)
+        for nfe in args.nfe:
+            for precision in args.precision:
+                bf16 = precision == "bf16"
+                fcfg = FidelityConfig(num_windows=args.windows, denoising_steps=nfe, bf16=bf16)
+                rows.append({"nfe": nfe, "precision": precision, "start_sigma": start_sigma,
+                             "global_steps_per_s": global_steps_per_s(model, nfe, bf16),
+                             "open_loop": open_loop(model, data, fcfg), "hold": hold_still(model, data, fcfg)})
+    model.set_sampler(start_sigma=own_start)
     grad = gradient_cosine(model, data, FidelityConfig(grad_windows=args.grad_windows))
     probe_keys = [k for k in rows[0]["open_loop"]["diffusion"]["16"] if k.startswith("probe_") and k.endswith("median")]
     print(f"task {model.config.task}: {rows[0]['open_loop']['windows']} held-out windows")
-    head = ["model", "NFE", "precision", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
+    head = ["model", "NFE", "precision", "start σ", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
     print(" | ".join(f"{h:>10}" for h in head))
+    table = []
     for r in rows:
         for kind in ("diffusion", "rssm", "persist", "real"):
-            if kind != "diffusion" and r is not rows[0]:
-                continue
-            for h, m in r["open_loop"][kind].items():
-                vals = [m.get("psnr_median", m.get("ae_psnr_median")), m.get("reward_abs_err_median", float("nan"))]
-                vals += [m.get(k, float("nan")) for k in probe_keys]
-                sps = r["global_steps_per_s"] if kind == "diffusion" else float("nan")
-                print(" | ".join(f"{v:>10}" for v in [kind, r["nfe"] if kind == "diffusion" else "-",
-                                                       r["precision"] if kind == "diffusion" else "-", f"{sps:.0f}", h])
-                      + " | " + " | ".join(f"{v:>10.3f}" for v in vals))
+            if kind == "diffusion" or r is rows[0]:
+                table.append((kind, r, r["open_loop"][kind]))
+        table.append(("hold", r, r["hold"]["diffusion"]))
+        if r is rows[0]:
+            table.append(("hold rssm", r, r["hold"]["rssm"]))
+    for kind, r, by_h in table:
+        sampled = kind in ("diffusion", "hold")
+        for h, m in by_h.items():
+            vals = [m.get("psnr_median", m.get("ae_psnr_median")), m.get("reward_abs_err_median", float("nan"))]
+            vals += [m.get(k, float("nan")) for k in probe_keys]
+            sps = r["global_steps_per_s"] if kind == "diffusion" else float("nan")
+            print(" | ".join(f"{v:>10}" for v in [kind, r["nfe"] if sampled else "-", r["precision"] if sampled else "-",
+                                                   r["start_sigma"] if sampled else "-", f"{sps:.0f}", h])
+                  + " | " + " | ".join(f"{v:>10.3f}" for v in vals))
     print(f"gradient cosine (surrogate vs finite differences through diffusion, H={grad['grad_horizon']}): "
           f"mean {grad['grad_cosine_mean']:.3f}, median {grad['grad_cosine_median']:.3f}")
     out = {"bundle": args.bundle, "heldout": args.heldout, "task": model.config.task, "rows": rows, "gradient": grad,
@@ -103,12 +118,13 @@ def main() -> None:
         from fog_envs.runtime import use_bf16
 
         shipped = "bf16" if use_bf16(torch.device("cpu")) else "fp32"  # what the learned envs run here
-        default = next((r for r in rows if r["nfe"] == model.config.edm.num_steps and r["precision"] == shipped),
-                       rows[0])
+        default = next((r for r in rows if r["nfe"] == model.config.edm.num_steps and r["precision"] == shipped
+                        and r["start_sigma"] == own_start), rows[0])
         update_card(args.bundle, fidelity={"heldout": args.heldout, "nfe": default["nfe"],
                                            "precision": default["precision"],
                                            "global_steps_per_s_batch64": default["global_steps_per_s"],
-                                           "open_loop": default["open_loop"], "gradient": grad})
+                                           "open_loop": default["open_loop"], "hold": default["hold"],
+                                           "gradient": grad})
 
 
 if __name__ == "__main__":

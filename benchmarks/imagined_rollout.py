@@ -45,7 +45,7 @@ def main() -> None:
     ckpt = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
     known = {f.name for f in fields(SAPOConfig)}
     sapo = SAPOConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["sapo"].items() if k in known})
-    kwargs = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
+    kwargs = {k: ckpt[k] for k in ("world_model", "start_sigma") if ckpt.get(k) is not None}
     envs = gym.make_vec(ckpt["env_id"], num_envs=args.envs, vectorization_mode="vector_entry_point",
                         obs_type="latent", max_episode_steps=args.steps + 1, **kwargs).unwrapped
     agent = DMOSAPO(ckpt["obs_dim"], ckpt["action_dim"], sapo, seed=0)

@@ -47,6 +47,9 @@ class AgentTrainConfig:
     gradient_model: str = "rssm"
     """'rssm' (FoG's decoupled gradient) or 'diffusion' (ablation: back-propagate through the sampler)"""
     denoising_steps: int | None = None
+    start_sigma: float | None = None
+    """override the world model's sampler start (0: from pure noise; > 0: from the last latent noised to
+    this σ, see fog_envs.wm.edm.EDMConfig.start_sigma)"""
     iterations: int | None = None
     """override the preset's iteration count"""
     local_refresh_steps: int | None = None
@@ -86,6 +89,8 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
         kwargs["world_model"] = cfg.world_model
     if cfg.denoising_steps is not None:
         kwargs["denoising_steps"] = cfg.denoising_steps
+    if cfg.start_sigma is not None:
+        kwargs["start_sigma"] = cfg.start_sigma
     if cfg.gradient_model != "rssm":
         kwargs["gradient_model"] = cfg.gradient_model
     return gym.make_vec(cfg.env_id, num_envs=sapo.num_envs, vectorization_mode="vector_entry_point",
@@ -169,7 +174,8 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
                 or (cfg.stop_after is not None and done_here >= cfg.stop_after):
             atomic_torch_save({"agent": agent.checkpoint(), "env": diff.get_state(), "wall_s": wall,
                                "obs_dim": diff.state_dim, "action_dim": diff.action_dim, "sapo": asdict(sapo),
-                               "env_id": cfg.env_id, "world_model": cfg.world_model}, ckpt_path)
+                               "env_id": cfg.env_id, "world_model": cfg.world_model,
+                               "start_sigma": cfg.start_sigma}, ckpt_path)
         if cfg.stop_after is not None and done_here >= cfg.stop_after and agent.iteration_count < sapo.iterations:
             break
     if bar is not None:

@@ -494,3 +494,40 @@ def test_delta_training_loss_is_the_plain_loss_on_the_scaled_change() -> None:
     a, _ = edm_training_loss(model, still, ctx, act, DELTA, torch.Generator().manual_seed(3))
     b, _ = edm_training_loss(model, still, ctx, act, replace(DELTA, motion_weight=3.0), torch.Generator().manual_seed(3))
     torch.testing.assert_close(a, b)
+
+
+# --- warm start (start_sigma) --------------------------------------------------------------------------
+
+WARM = EDMConfig(start_sigma=0.5)
+
+
+def test_warm_start_schedule_runs_from_start_sigma() -> None:
+    torch.testing.assert_close(sampling_sigmas(WARM, 2), karras_sigmas(3, 2e-3, 0.5, 7.0)[[0, 1, 3]])
+    torch.testing.assert_close(sampling_sigmas(WARM, 1), torch.tensor([0.5, 0.0]))
+
+
+def test_warm_start_chain_starts_at_the_noised_last_latent() -> None:
+    """Zero network (D = c_skip·x), one step at σs: ``c_skip(σs)·(z_t + σs·ε)`` by hand; with delta targets
+    the start is the zero change, so the sample is ``z_t + scale·c_skip(σs)·σs·ε``."""
+    model = RecordingModel()
+    ctx, act = torch.randn(3, 2, 4, 8, 8), torch.zeros(3, 2, 2)
+    eps = torch.randn(3, 4, 8, 8)
+    c_skip = lambda s: 0.25 / (s**2 + 0.25)  # noqa: E731
+    out = euler_sample(model, ctx, act, WARM, noise=eps, num_steps=1)
+    torch.testing.assert_close(out, c_skip(0.5) * (ctx[:, -1] + 0.5 * eps))
+    torch.testing.assert_close(model.calls[0][1], torch.full((3,), math.log(0.5) / 4))
+    delta = replace(WARM, predict_delta=True, delta_scale=0.4)
+    out = euler_sample(model, ctx, act, delta, noise=eps, num_steps=1)
+    torch.testing.assert_close(out, ctx[:, -1] + 0.4 * c_skip(0.5) * 0.5 * eps)
+
+
+def test_warm_start_is_seeded_and_bad_values_are_named() -> None:
+    model = _random_model(SMALL)
+    ctx, act = _inputs(SMALL, 2)
+    with torch.no_grad():
+        a = euler_sample(model, ctx, act, WARM, torch.Generator().manual_seed(5))
+        b = euler_sample(model, ctx, act, WARM, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, b)
+    for bad in (-1.0, 1e-3):
+        with pytest.raises(ValueError, match="start_sigma"):
+            EDMConfig(start_sigma=bad)

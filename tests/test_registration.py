@@ -112,3 +112,24 @@ def test_bf16_auto_only_for_batches_where_it_pays():
     assert envs.unwrapped.backend.bf16 is use_bf16(torch.device("cpu"))
     forced = gym.make("WMPushT-v0", bf16=True).unwrapped
     assert forced.vec.backend.bf16 is True
+
+
+def test_start_sigma_reaches_the_sampler_and_is_refused_where_it_means_nothing():
+    """``start_sigma`` overrides the bundle's sampler start for that env only (same seed, other samples; the
+    shipped bundle keeps its own); the toy env, which has no sampler, refuses it by name."""
+    _needs_bundle("WMPushT-v0")
+
+    def run(**kw):
+        envs = gym.make_vec("WMPushT-v0", num_envs=2, vectorization_mode="vector_entry_point", obs_type="latent",
+                            bf16=False, **kw)
+        envs.reset(seed=5)
+        obs, *_ = envs.step(np.zeros((2, 2), np.float32))
+        return obs, envs.unwrapped.backend.model.config.edm.start_sigma
+
+    own, own_start = run()
+    warm, warm_start = run(start_sigma=0.5)
+    assert (own_start, warm_start) == (0.0, 0.5)
+    assert not np.array_equal(own, warm)
+    np.testing.assert_array_equal(run()[0], own)
+    with pytest.raises(ValueError, match="start_sigma"):
+        gym.make("WMToy-v0", start_sigma=0.5)

@@ -378,6 +378,51 @@ def test_sb3_ppo_learns_on_a_tiny_bundle(debug_bundle, obs_type, policy):
     env.close()
 
 
+class _KeepLast(torch.nn.Module):
+    """An EDM network whose denoised estimate is 0 at every σ: with delta targets, the next latent is the last."""
+
+    def forward(self, x_in, c_noise, context, actions, c_noise_cond=None):  # noqa: ANN001, ANN201
+        from fog_envs.wm.edm import EDMConfig, preconditioners
+
+        sigma = (4 * c_noise).exp()
+        c_in, c_skip, c_out, _ = preconditioners(sigma, EDMConfig())
+        return -(c_skip / (c_out * c_in)).reshape(-1, 1, 1, 1) * x_in
+
+
+def test_hold_still_reads_zero_drift_for_a_model_that_keeps_the_scene(tiny_dataset, debug_bundle):
+    """A scene at rest under zero actions: a model that copies its last latent drifts 0 px / 0° at every
+    horizon (PSNR at the 100 dB cap); the trained debug model reports finite figures for both models."""
+    from fog_envs.wm.fidelity import FidelityConfig, hold_still
+    from fog_envs.wm.train import load_play_arrays
+
+    model = WorldModel.load(debug_bundle)
+    data = load_play_arrays(tiny_dataset, "pusht")
+    cfg = FidelityConfig(horizons=(1, 3), num_windows=4, batch=3)
+    out = hold_still(model, data, cfg)
+    assert out["windows"] == 4
+    for kind in ("diffusion", "rssm"):
+        assert set(out[kind]) == {"1", "3"}
+        assert all(np.isfinite(v) for m in out[kind].values() for v in m.values())
+    model.denoiser = _KeepLast()
+    model.set_sampler(predict_delta=True)
+    kept = hold_still(model, data, cfg)["diffusion"]
+    for m in kept.values():
+        assert m["psnr_median"] == pytest.approx(100.0)
+        assert all(v == pytest.approx(0.0, abs=1e-3) for k, v in m.items() if k.startswith("probe_"))
+
+
+def test_set_sampler_overrides_and_names_bad_fields(debug_bundle):
+    model = WorldModel.load(debug_bundle)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    model.set_sampler(start_sigma=0.5, num_steps=3)
+    assert (model.config.edm.start_sigma, model.config.edm.num_steps) == (0.5, 3)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
+    with pytest.raises(ValueError, match="unknown EDMConfig field"):
+        model.set_sampler(start_sigm=0.5)
+    with pytest.raises(ValueError, match="start_sigma"):
+        model.set_sampler(start_sigma=-1.0)
+
+
 def test_fidelity_open_loop_and_gradient_cosine_on_the_debug_bundle(tiny_dataset, debug_bundle):
     """The fidelity benchmark's two measurements run on a bundle and real windows: every horizon and source
     has finite figures, the autoencoder floor is the real frames' own, and the gradient cosine is a cosine,

@@ -15,18 +15,23 @@ BF16_MIN_ENVS = 16
 
 
 def make_backend(task: str, num_envs: int, world_model: str | None = None, forward_model: str = "diffusion",
-                 denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto") -> Backend:
+                 denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto",
+                 start_sigma: float | None = None) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
     the device has fast bf16, see :func:`fog_envs.runtime.use_bf16`, and ``num_envs >= BF16_MIN_ENVS``;
-    ``False`` for plain float32).
+    ``False`` for plain float32). ``start_sigma``: override the bundle's sampler start
+    (:attr:`fog_envs.wm.edm.EDMConfig.start_sigma`; 0 = from pure noise, > 0 = from the last latent noised
+    to that σ).
     """
     if forward_model not in FORWARD_MODELS:
         raise ValueError(f"unknown forward_model {forward_model!r}; choose one of {FORWARD_MODELS}")
     if task == "toy":
         from fog_envs.learned.toy import ToyBackend
 
+        if start_sigma is not None:
+            raise ValueError("start_sigma applies to world-model envs, not the toy env")
         return ToyBackend(num_envs, device=device)
     from fog_envs.learned.wm_backend import WorldModelBackend
     from fog_envs.wm.bundle import BundleError
@@ -40,5 +45,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if model.config.task != task:
         raise BundleError(f"world model {world_model!r} was trained for task {model.config.task!r}, "
                           f"not {task!r}")
+    if start_sigma is not None:
+        model.set_sampler(start_sigma=float(start_sigma))
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
                              bf16=use_bf16(dev, bf16) and (bf16 is True or num_envs >= BF16_MIN_ENVS))

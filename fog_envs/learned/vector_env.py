@@ -37,6 +37,7 @@ class LearnedVectorEnv(VectorEnv):
         denoising_steps: int | None = None,
         device: str = "cpu",
         bf16: bool | str = "auto",
+        start_sigma: float | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         terminate_on_success: bool = False,
@@ -52,7 +53,7 @@ class LearnedVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.backend = backend if backend is not None else make_backend(
             task, num_envs, world_model=world_model, forward_model=forward_model,
-            denoising_steps=denoising_steps, device=device, bf16=bf16)
+            denoising_steps=denoising_steps, device=device, bf16=bf16, start_sigma=start_sigma)
         self.num_envs = num_envs
         self.obs_type = obs_type
         self.render_mode = render_mode

@@ -94,6 +94,10 @@ class EDMConfig:
     rho: float = 7.0
     num_steps: int = 2  #: network evaluations (NFE) per generated latent
     skip_sigma_min_step: bool = True
+    start_sigma: float = 0.0
+    """> 0: start the chain from the last context latent noised to this σ (the schedule runs from here instead
+    of ``sigma_max``), so what the model is sure of is kept from the last frame rather than re-drawn from
+    pure noise (SDEdit-style). 0: DIAMOND's chain from ``sigma_max·ε``"""
 
     def __post_init__(self) -> None:
         if self.sigma_data <= 0 or self.sigma_min <= 0 or self.sigma_max <= self.sigma_min:
@@ -113,6 +117,8 @@ class EDMConfig:
             raise ValueError(f"EDMConfig: sigma_offset_noise and s_cond must be >= 0, got {self}")
         if not self.delta_scale > 0:
             raise ValueError(f"EDMConfig: delta_scale must be > 0, got {self.delta_scale}")
+        if self.start_sigma != 0 and not self.sigma_min < self.start_sigma:
+            raise ValueError(f"EDMConfig: start_sigma must be 0 (off) or > sigma_min, got {self.start_sigma}")
 
 
 def _expand(v: Tensor, like: Tensor) -> Tensor:
@@ -156,9 +162,10 @@ def sampling_sigmas(cfg: EDMConfig, num_steps: int | None = None, device: torch.
     n = cfg.num_steps if num_steps is None else int(num_steps)
     if n < 1:
         raise ValueError(f"num_steps must be >= 1, got {n}")
+    top = cfg.start_sigma if cfg.start_sigma > 0 else cfg.sigma_max
     if not cfg.skip_sigma_min_step or n == 1:
-        return karras_sigmas(n, cfg.sigma_min, cfg.sigma_max, cfg.rho, device, dtype)
-    full = karras_sigmas(n + 1, cfg.sigma_min, cfg.sigma_max, cfg.rho, device, dtype)
+        return karras_sigmas(n, cfg.sigma_min, top, cfg.rho, device, dtype)
+    full = karras_sigmas(n + 1, cfg.sigma_min, top, cfg.rho, device, dtype)
     return torch.cat([full[:n], full[-1:]])
 
 
@@ -326,6 +333,8 @@ def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMCo
     actions = actions.to(dtype)
     sigmas = sampling_sigmas(cfg, num_steps, device=context.device, dtype=dtype)
     x = eps * sigmas[0]
+    if cfg.start_sigma > 0:
+        x = x + to_target(clean[:, -1], clean, cfg)
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
         if bf16:

@@ -5,6 +5,12 @@ Open loop from real context: the model sees L real frames and the real actions, 
 ``max(horizons)`` frames ahead feeding back its own outputs; errors are reported at each horizon. Next to
 them, the "persist" reference: the last real context frame (through the autoencoder) copied forward, the
 error of a model that predicts nothing moves. A forward model worth its cost beats it.
+
+Object permanence alone (:func:`hold_still`): a scene at rest (one real frame repeated as the whole context)
+under zero actions, which on both reference systems means "stay" (Push-T: the agent's target is its
+position; cube: zero body velocities). The true future is the start frame itself, so any change the model
+makes is its own drift, read by the state probe against the probe's reading of the start frame (the
+probe's bias cancels).
 """
 
 from __future__ import annotations
@@ -104,6 +110,47 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
         out[kind] = {str(h): {f"{k}_{stat}": float(fn(v)) for k, v in m.items()
                               for stat, fn in (("median", np.median), ("mean", np.mean))}
                      for h, m in by_h.items()}
+    out["windows"] = int(len(starts))
+    return out
+
+
+@torch.no_grad()
+def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, dict]:
+    """Drift of a scene at rest under zero actions, per horizon, for the diffusion model (``"diffusion"``) and
+    the RSSM alone (``"rssm"``): the state probe on the generated frame against the probe on the start frame
+    (through the autoencoder), and the PSNR between the two frames. Start frames: the last context frame of
+    the same held-out windows as :func:`open_loop`."""
+    spec = model.task
+    L, H = model.context_len, max(cfg.horizons)
+    starts = _windows(data, L, H, cfg)
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    per: dict[str, dict[int, dict[str, list]]] = {m: {h: {} for h in cfg.horizons} for m in ("diffusion", "rssm")}
+    for i in range(0, len(starts), cfg.batch):
+        s = starts[i:i + cfg.batch]
+        frames = torch.from_numpy(data.frames[s + L - 1]).to(device)
+        start = model.autoencoder.encode(frames)
+        ctx = start[:, None].expand(-1, L, *start.shape[1:]).contiguous()
+        zeros = torch.zeros(len(s), L + H, spec.action_dim, device=device)
+        held = model.autoencoder.decode(start)
+        probe_held = model.probe(held).cpu().numpy()
+        held = held.cpu().numpy()
+        diff_lat, ctx_lat = [], ctx
+        for _ in range(H):
+            z = model.next_latent(ctx_lat, zeros[:, :L], gen, cfg.denoising_steps, bf16=cfg.bf16)
+            diff_lat.append(z)
+            ctx_lat = torch.cat([ctx_lat[:, 1:], z[:, None]], dim=1)
+        lats = {"diffusion": torch.stack(diff_lat, 1), "rssm": model.rssm_open_loop(ctx, zeros[:, :L], zeros[:, :H])}
+        for kind, lat in lats.items():
+            for h in cfg.horizons:
+                img = model.autoencoder.decode(lat[:, h - 1])
+                bucket = per[kind][h]
+                bucket.setdefault("psnr", []).extend(_psnr(img.cpu().numpy(), held).tolist())
+                errs = spec.probe_errors(model.probe(img).cpu().numpy(), probe_held)
+                for name, err in errs.items():
+                    bucket.setdefault(f"probe_{name}", []).extend(np.asarray(err, dtype=np.float64).tolist())
+    out: dict[str, dict] = {kind: {str(h): {f"{k}_median": float(np.median(v)) for k, v in m.items()}
+                                   for h, m in by_h.items()} for kind, by_h in per.items()}
     out["windows"] = int(len(starts))
     return out
 

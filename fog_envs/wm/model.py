@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields, replace
 from typing import Any
 
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 from fog_envs.wm.autoencoder import FrameAutoencoder
 from fog_envs.wm.bundle import WorldModelConfig, load_state, read_bundle, split_prefix, write_bundle
 from fog_envs.wm.denoiser import LatentDenoiser
-from fog_envs.wm.edm import euler_sample
+from fog_envs.wm.edm import EDMConfig, euler_sample
 from fog_envs.learned.diff import straight_through
 from fog_envs.wm.heads import RewardModel
 from fog_envs.wm.probe import StateProbe
@@ -49,6 +50,15 @@ class WorldModel(nn.Module):
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         return self.config.autoencoder.latent_shape
+
+    def set_sampler(self, **edm_overrides: Any) -> None:
+        """Change sampler settings of the global model (``EDMConfig`` fields, e.g. ``start_sigma``,
+        ``num_steps``) without touching its weights; validated like the config itself."""
+        known = {f.name for f in fields(EDMConfig)}
+        unknown = sorted(set(edm_overrides) - known)
+        if unknown:
+            raise ValueError(f"set_sampler: unknown EDMConfig field(s) {unknown}")
+        self.config = replace(self.config, edm=replace(self.config.edm, **edm_overrides))
 
     def set_start_windows(self, latents: torch.Tensor, actions: torch.Tensor) -> None:
         """Replace the real start windows shipped with the model."""
