@@ -531,3 +531,26 @@ def test_warm_start_is_seeded_and_bad_values_are_named() -> None:
     for bad in (-1.0, 1e-3):
         with pytest.raises(ValueError, match="start_sigma"):
             EDMConfig(start_sigma=bad)
+
+
+def test_warm_start_training_samples_start_from_the_noised_last_latent() -> None:
+    """start_prob 1: every sample is at σ = start_sigma, its input is the last context latent plus noise
+    (the same whatever the target, under the same seed), and the loss is the EDM loss on that input by hand."""
+    cfg = replace(WARM, start_prob=1.0, context_noise_prob=0.0)
+    ctx, act = torch.randn(4, 2, 4, 8, 8), torch.zeros(4, 2, 2)
+    inputs, losses = [], []
+    for x0 in (torch.randn(4, 4, 8, 8), torch.randn(4, 4, 8, 8)):
+        model = RecordingModel()
+        loss, _ = edm_training_loss(model, x0, ctx, act, cfg, torch.Generator().manual_seed(1))
+        x_in, c_noise = model.calls[0][0], model.calls[0][1]
+        torch.testing.assert_close(c_noise, torch.full((4,), math.log(0.5) / 4))
+        c_in, c_skip, c_out, _ = preconditioners(torch.tensor(0.5), cfg)
+        x = x_in / c_in
+        inputs.append(x)
+        torch.testing.assert_close(loss, ((x0 - c_skip * x) / c_out).square().mean())
+    torch.testing.assert_close(inputs[0], inputs[1])
+    assert 0.4 < float((inputs[0] - ctx[:, -1]).std()) < 0.6  # the start's noise is σ = 0.5
+    with pytest.raises(ValueError, match="needs start_sigma > 0"):  # no warm start to train from
+        edm_training_loss(RecordingModel(), ctx[:, -1], ctx, act, EDMConfig(start_prob=0.5))
+    with pytest.raises(ValueError, match="start_prob"):
+        replace(WARM, start_prob=1.5)

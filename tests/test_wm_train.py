@@ -112,12 +112,14 @@ def test_warm_start_self_forcing_and_state_head(tiny_dataset, debug_bundle, tmp_
                                              preset="debug", threads=2, init_from=str(debug_bundle),
                                              reuse=("autoencoder", "reward", "probe"), warm_start=("denoiser",),
                                              rollout_prob=1.0, rollout_steps=3, rssm_state_weight=10.0,
-                                             predict_delta=0.4, context_noise_prob=0.5, context_sigma_max=0.2),
+                                             predict_delta=0.4, context_noise_prob=0.5, context_sigma_max=0.2,
+                                             start_sigma=0.5, start_prob=0.5),
                                progress_bar=False)
     model = WorldModel.load(bundle)
     assert model.config.edm.rollout_prob == 1.0 and model.config.edm.rollout_steps == 3
     assert model.config.edm.predict_delta and model.config.edm.delta_scale == 0.4
     assert (model.config.edm.context_noise_prob, model.config.edm.context_sigma_max) == (0.5, 0.2)
+    assert (model.config.edm.start_sigma, model.config.edm.start_prob) == (0.5, 0.5)
     assert model.config.rssm.state_dim == 6 and model.config.rssm.state_weight == 10.0
     assert model.rssm.state(torch.zeros(2, model.local_state_dim)).shape == (2, 6)
     # every batch generated context: windows of L + 3 + 1, at most 3 generated, the context length L
@@ -195,6 +197,10 @@ def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path)
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "i"), preset="debug",
                                         init_from=str(debug_bundle), reuse=("autoencoder", "denoiser"),
                                         predict_delta=0.4), progress_bar=False)
+    with pytest.raises(ValueError, match="start_prob trains the denoiser"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "j"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("autoencoder", "denoiser"),
+                                        start_sigma=0.5, start_prob=0.5), progress_bar=False)
     with pytest.raises(ValueError, match="predict_delta must be >= 0"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "g"), preset="debug",
                                         predict_delta=-0.4), progress_bar=False)

@@ -98,6 +98,11 @@ class EDMConfig:
     """> 0: start the chain from the last context latent noised to this σ (the schedule runs from here instead
     of ``sigma_max``), so what the model is sure of is kept from the last frame rather than re-drawn from
     pure noise (SDEdit-style). 0: DIAMOND's chain from ``sigma_max·ε``"""
+    start_prob: float = 0.0
+    """fraction of training samples whose noisy input is the warm start the sampler begins from (the last
+    context latent noised to ``start_sigma``, at σ = ``start_sigma``) instead of the target noised: the
+    network learns to move what the action moves from there rather than keep the last frame. Training
+    needs ``start_sigma > 0`` (sampling may still start from pure noise). 0: plain EDM training"""
 
     def __post_init__(self) -> None:
         if self.sigma_data <= 0 or self.sigma_min <= 0 or self.sigma_max <= self.sigma_min:
@@ -119,6 +124,8 @@ class EDMConfig:
             raise ValueError(f"EDMConfig: delta_scale must be > 0, got {self.delta_scale}")
         if self.start_sigma != 0 and not self.sigma_min < self.start_sigma:
             raise ValueError(f"EDMConfig: start_sigma must be 0 (off) or > sigma_min, got {self.start_sigma}")
+        if not 0.0 <= self.start_prob <= 1.0:
+            raise ValueError(f"EDMConfig: start_prob must be in [0, 1], got {self.start_prob}")
 
 
 def _expand(v: Tensor, like: Tensor) -> Tensor:
@@ -259,13 +266,28 @@ def network_output(model: DenoiserFn, x_noisy: Tensor, sigma: Tensor, context: T
     return out.to(x_noisy.dtype)
 
 
+def _warm_start_samples(sigma: Tensor, x_noisy: Tensor, context: Tensor, cfg: EDMConfig,
+                        generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """Replace a ``cfg.start_prob`` fraction of ``(σ, x_noisy)`` by the sampler's warm start at ``start_sigma``."""
+    if cfg.start_sigma <= 0:
+        raise ValueError(f"EDMConfig: start_prob {cfg.start_prob} trains from the warm start, which needs "
+                         f"start_sigma > 0 (got {cfg.start_sigma})")
+    b = x_noisy.shape[0]
+    pick = torch.rand(b, generator=generator, device=x_noisy.device, dtype=x_noisy.dtype) < cfg.start_prob
+    start = add_noise(to_target(context[:, -1], context, cfg), torch.full_like(sigma, cfg.start_sigma), cfg, generator)
+    sigma = torch.where(pick, torch.full_like(sigma, cfg.start_sigma), sigma)
+    return sigma, torch.where(_expand(pick, x_noisy), start, x_noisy)
+
+
 def edm_training_loss(model: DenoiserFn, x0: Tensor, context: Tensor, actions: Tensor, cfg: EDMConfig,
                       generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
     """Denoising loss on a batch: ``mean(w·(F − (x0 − c_skip·x_noisy)/c_out)²)`` at log-normal σ.
 
     ``x0`` (B, C, h, w) is the next latent (with ``cfg.predict_delta`` the chain's target is
     :func:`to_target` of it), ``context`` (B, L, C, h, w), ``actions`` (B, L, A); ``w`` is
-    :func:`motion_weights` with ``cfg.motion_weight`` (all ones by default).
+    :func:`motion_weights` with ``cfg.motion_weight`` (all ones by default). With ``cfg.start_prob`` a
+    fraction of the samples start from the sampler's warm start instead (see ``EDMConfig.start_prob``); their
+    draws (a uniform per sample, then unit noise) follow all others.
     All noise comes from ``generator`` (the global RNG when None). The loss is computed in fp32 (or
     ``x0``'s dtype) even under autocast. Metrics: the loss, and ``x0_mse``, the implied mean squared error
     of the denoised estimate ``D`` in the chain's units (the ``c_out²``-weighted loss).
@@ -276,6 +298,8 @@ def edm_training_loss(model: DenoiserFn, x0: Tensor, context: Tensor, actions: T
     sigma = sample_train_sigma(x0.shape[0], cfg, generator, x0.device, x0.dtype)
     x_noisy = add_noise(x0, sigma, cfg, generator)
     noisy_context, sigma_cond = train_context(context.to(x0.dtype), cfg, generator)
+    if cfg.start_prob > 0:
+        sigma, x_noisy = _warm_start_samples(sigma, x_noisy, context.to(x0.dtype), cfg, generator)
     _, c_skip, c_out, _ = preconditioners(sigma, cfg)
     target = (x0 - _expand(c_skip, x0) * x_noisy) / _expand(c_out, x0)
     out = network_output(model, x_noisy, sigma, noisy_context, actions.to(x0.dtype), cfg, sigma_cond)

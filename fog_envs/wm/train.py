@@ -80,6 +80,12 @@ class WMTrainConfig:
     predict_delta: float | None = None
     """train the denoiser on the change from the last context latent, in units of this scale
     (``EDMConfig.predict_delta/delta_scale``; Push-T: 0.4 ≈ std(Δz)/σ_data); 0 turns it off"""
+    start_sigma: float | None = None
+    """override ``EDMConfig.start_sigma``: the bundle's sampler starts from the last latent noised to this σ
+    (0: from pure noise, DIAMOND)"""
+    start_prob: float | None = None
+    """override ``EDMConfig.start_prob``: the fraction of denoiser training samples that start where that
+    sampler starts (needs ``start_sigma > 0``)"""
     rssm_state_weight: float | None = None
     """give the RSSM a state head trained on the true state (the task's probe targets) with this weight
     (``RSSMConfig.state_dim/state_weight``); 0 removes it"""
@@ -179,8 +185,12 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
     edm_overrides = {k: v for k, v in (("motion_weight", cfg.motion_weight), ("rollout_prob", cfg.rollout_prob),
                                        ("rollout_steps", cfg.rollout_steps),
                                        ("context_noise_prob", cfg.context_noise_prob),
-                                       ("context_sigma_max", cfg.context_sigma_max)) if v is not None}
+                                       ("context_sigma_max", cfg.context_sigma_max),
+                                       ("start_sigma", cfg.start_sigma), ("start_prob", cfg.start_prob))
+                    if v is not None}
     reused, warm = taken_stages(cfg, source, others)
+    if cfg.start_prob and "denoiser" in reused:
+        raise ValueError("start_prob trains the denoiser; this run reuses it (warm-start it or train it anew)")
     if cfg.predict_delta is not None:
         if cfg.predict_delta < 0:
             raise ValueError(f"predict_delta must be >= 0 (the change's scale; 0: off), got {cfg.predict_delta}")
