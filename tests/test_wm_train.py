@@ -384,6 +384,26 @@ def test_sb3_ppo_learns_on_a_tiny_bundle(debug_bundle, obs_type, policy):
     env.close()
 
 
+def test_autoencoder_overrides_reshape_every_latent_reader(tiny_dataset, debug_bundle, tmp_path):
+    """Two stride-2 stages give 16×16 latents: the denoiser (folded by its patch), the RSSM, the reward model
+    and the start windows all follow the autoencoder; the bundle loads and samples; reusing any stage of
+    another bundle with a new autoencoder is refused by name."""
+    bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "ae16"),
+                                             preset="debug", threads=2, ae_channels=(8, 16), ae_latent_channels=4,
+                                             denoiser_patch=2), progress_bar=False)
+    model = WorldModel.load(bundle)
+    assert model.latent_shape == (4, 16, 16) == model.config.rssm.latent_shape
+    assert (model.config.denoiser.latent_size, model.config.denoiser.patch_size) == (16, 2)
+    assert tuple(model.start_latents.shape[2:]) == (4, 16, 16)
+    ctx, act = model.start_latents[:2], model.start_actions[:2]
+    z = model.next_latent(ctx, act, torch.Generator().manual_seed(0))
+    assert z.shape == (2, 4, 16, 16) and torch.isfinite(model.reward(z)["reward"]).all()
+    with pytest.raises(ValueError, match="autoencoder overrides"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "x"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("reward",), ae_channels=(8, 16)),
+                          progress_bar=False)
+
+
 class _KeepLast(torch.nn.Module):
     """An EDM network whose denoised estimate is 0 at every σ: with delta targets, the next latent is the last."""
 

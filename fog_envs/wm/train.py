@@ -69,6 +69,13 @@ class WMTrainConfig:
     the model's own samples (self-forcing against open-loop drift)"""
     rollout_steps: int | None = None
     """override ``EDMConfig.rollout_steps``: the most self-generated context latents"""
+    ae_channels: tuple[int, ...] | None = None
+    """override ``AutoencoderConfig.channels`` (one stride-2 stage each: two stages give 16×16 latents)"""
+    ae_latent_channels: int | None = None
+    """override ``AutoencoderConfig.latent_channels``"""
+    denoiser_patch: int | None = None
+    """override ``DenoiserConfig.patch_size`` (2 folds a 16×16 latent to the 8×8 map the default denoiser
+    costs; the latent shape itself always follows the autoencoder)"""
     denoiser_channels: int | None = None
     """override ``DenoiserConfig.channels`` (the width of the denoiser; cost grows about quadratically)"""
     denoiser_blocks: int | None = None
@@ -200,8 +207,15 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         edm_overrides["predict_delta"] = cfg.predict_delta > 0
         if cfg.predict_delta > 0:
             edm_overrides["delta_scale"] = cfg.predict_delta
-    denoiser_overrides = {k: v for k, v in (("channels", cfg.denoiser_channels),
-                                            ("num_blocks", cfg.denoiser_blocks)) if v is not None}
+    ae_overrides = {k: tuple(v) if k == "channels" else v for k, v in (("channels", cfg.ae_channels),
+                                                                      ("latent_channels", cfg.ae_latent_channels))
+                    if v is not None}
+    readers = (reused | warm) - {"probe"}  # the probe reads frames, every other stage reads latents
+    if ae_overrides and readers:
+        raise ValueError(f"autoencoder overrides {ae_overrides} change the latent space the other stages read; "
+                         f"this run takes {sorted(readers)} from another bundle (train them anew)")
+    denoiser_overrides = {k: v for k, v in (("channels", cfg.denoiser_channels), ("num_blocks", cfg.denoiser_blocks),
+                                            ("patch_size", cfg.denoiser_patch)) if v is not None}
     if denoiser_overrides and "denoiser" in reused | warm:
         raise ValueError(f"denoiser size overrides {denoiser_overrides} need a denoiser trained anew; this run "
                          "takes its weights from another bundle (reuse, warm_start or reuse_from)")
@@ -216,6 +230,11 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         if on:
             rssm_overrides["state_weight"] = cfg.rssm_state_weight
     model = preset.model
+    if ae_overrides:
+        ae = replace(model.autoencoder, **ae_overrides)
+        model = replace(model, autoencoder=ae,
+                        denoiser=replace(model.denoiser, latent_channels=ae.latent_channels, latent_size=ae.latent_size),
+                        rssm=replace(model.rssm, latent_shape=ae.latent_shape))
     if edm_overrides:
         model = replace(model, edm=replace(model.edm, **edm_overrides))
     if denoiser_overrides:
