@@ -27,6 +27,7 @@ from fog_envs.wm.edm import (
 from fog_envs.wm.loss_weights import motion_weights
 
 CFG = EDMConfig()
+WARM = EDMConfig(start_sigma=0.5)  #: the sampler's warm start (from the last latent noised to σ = 0.5)
 
 
 def _t(*v: float) -> torch.Tensor:
@@ -221,26 +222,27 @@ SMALL = DenoiserConfig(latent_channels=4, latent_size=8, context_len=2, action_d
                        cond_dim=32)
 
 
-def test_euler_sample_is_deterministic_given_the_generator_seed() -> None:
+@pytest.mark.parametrize("cfg", [CFG, WARM], ids=["pure-noise", "warm-start"])
+def test_euler_sample_is_deterministic_given_the_generator_seed(cfg: EDMConfig) -> None:
     model = _random_model(SMALL)
     ctx, act = _inputs(SMALL, 5)
     with torch.no_grad():
-        a = euler_sample(model, ctx, act, CFG, torch.Generator().manual_seed(7))
-        b = euler_sample(model, ctx, act, CFG, torch.Generator().manual_seed(7))
-        c = euler_sample(model, ctx, act, CFG, torch.Generator().manual_seed(8))
+        a = euler_sample(model, ctx, act, cfg, torch.Generator().manual_seed(7))
+        b = euler_sample(model, ctx, act, cfg, torch.Generator().manual_seed(7))
+        c = euler_sample(model, ctx, act, cfg, torch.Generator().manual_seed(8))
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
     # explicit noise: the generator no longer matters
     eps, ctx_eps = torch.randn(5, 4, 8, 8), torch.randn(5, 2, 4, 8, 8)
     with torch.no_grad():
-        d = euler_sample(model, ctx, act, CFG, torch.Generator().manual_seed(1), noise=eps, context_noise=ctx_eps)
-        e = euler_sample(model, ctx, act, CFG, torch.Generator().manual_seed(2), noise=eps, context_noise=ctx_eps)
+        d = euler_sample(model, ctx, act, cfg, torch.Generator().manual_seed(1), noise=eps, context_noise=ctx_eps)
+        e = euler_sample(model, ctx, act, cfg, torch.Generator().manual_seed(2), noise=eps, context_noise=ctx_eps)
     assert torch.equal(d, e)
     # draw order: initial noise, then context noise, from the same generator
     g = torch.Generator().manual_seed(7)
     eps, ctx_eps = torch.randn(5, 4, 8, 8, generator=g), torch.randn(5, 2, 4, 8, 8, generator=g)
     with torch.no_grad():
-        f = euler_sample(model, ctx, act, CFG, None, noise=eps, context_noise=ctx_eps)
+        f = euler_sample(model, ctx, act, cfg, None, noise=eps, context_noise=ctx_eps)
     assert torch.equal(a, f)
 
 
@@ -498,8 +500,6 @@ def test_delta_training_loss_is_the_plain_loss_on_the_scaled_change() -> None:
 
 # --- warm start (start_sigma) --------------------------------------------------------------------------
 
-WARM = EDMConfig(start_sigma=0.5)
-
 
 def test_warm_start_schedule_runs_from_start_sigma() -> None:
     torch.testing.assert_close(sampling_sigmas(WARM, 2), karras_sigmas(3, 2e-3, 0.5, 7.0)[[0, 1, 3]])
@@ -521,13 +521,7 @@ def test_warm_start_chain_starts_at_the_noised_last_latent() -> None:
     torch.testing.assert_close(out, ctx[:, -1] + 0.4 * c_skip(0.5) * 0.5 * eps)
 
 
-def test_warm_start_is_seeded_and_bad_values_are_named() -> None:
-    model = _random_model(SMALL)
-    ctx, act = _inputs(SMALL, 2)
-    with torch.no_grad():
-        a = euler_sample(model, ctx, act, WARM, torch.Generator().manual_seed(5))
-        b = euler_sample(model, ctx, act, WARM, torch.Generator().manual_seed(5))
-    torch.testing.assert_close(a, b)
+def test_warm_start_bad_values_are_named() -> None:
     for bad in (-1.0, 1e-3):
         with pytest.raises(ValueError, match="start_sigma"):
             EDMConfig(start_sigma=bad)
