@@ -55,6 +55,25 @@ def _windows(data: PlayArrays, context_len: int, horizon: int, cfg: FidelityConf
     return np.sort(rng.choice(starts, size=min(cfg.num_windows, len(starts)), replace=False))
 
 
+def _diffusion_open_loop(model: WorldModel, ctx: torch.Tensor, actions: torch.Tensor, horizon: int,
+                         gen: torch.Generator, cfg: FidelityConfig) -> torch.Tensor:
+    """``horizon`` latents (B, H, C, h, w) sampled from context ``ctx`` (B, L, ...), each fed back as context;
+    step k sees the actions ``actions[:, k:k + L]``."""
+    L = ctx.shape[1]
+    out, ctx_lat = [], ctx
+    for k in range(horizon):
+        z = model.next_latent(ctx_lat, actions[:, k:k + L], gen, cfg.denoising_steps, bf16=cfg.bf16)
+        out.append(z)
+        ctx_lat = torch.cat([ctx_lat[:, 1:], z[:, None]], dim=1)
+    return torch.stack(out, 1)
+
+
+def _summary(per: dict[str, dict[int, dict[str, list]]], stats: dict) -> dict[str, dict]:
+    """``{kind: {str(h): {f"{metric}_{stat}": value}}}`` from the per-sample lists."""
+    return {kind: {str(h): {f"{k}_{stat}": float(fn(v)) for k, v in m.items() for stat, fn in stats.items()}
+                   for h, m in by_h.items()} for kind, by_h in per.items()}
+
+
 @torch.no_grad()
 def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, dict]:
     """Errors of the diffusion model (``"diffusion"``) and of the RSSM alone (``"rssm"``) at each horizon,
@@ -78,12 +97,7 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
         actions = torch.from_numpy(data.actions[rows]).to(device)
         latents = model.autoencoder.encode(frames)
         ctx, ctx_act = latents[:, :L], actions[:, :L]
-        diff_lat, ctx_lat = [], ctx
-        for k in range(H):
-            z = model.next_latent(ctx_lat, actions[:, k:k + L], gen, cfg.denoising_steps, bf16=cfg.bf16)
-            diff_lat.append(z)
-            ctx_lat = torch.cat([ctx_lat[:, 1:], z[:, None]], dim=1)
-        diff_lat = torch.stack(diff_lat, 1)
+        diff_lat = _diffusion_open_loop(model, ctx, actions, H, gen, cfg)
         rssm_lat = model.rssm_open_loop(ctx, ctx_act, actions[:, L - 1:L - 1 + H])
         persist = ctx[:, -1:].expand(-1, H, *ctx.shape[2:])
         for h in cfg.horizons:
@@ -105,11 +119,7 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
                 probe = model.probe(img).cpu().numpy()
                 for name, err in spec.probe_errors(probe, true_probe).items():
                     add(kind, h, f"probe_{name}", err)
-    out: dict[str, dict] = {}
-    for kind, by_h in per.items():
-        out[kind] = {str(h): {f"{k}_{stat}": float(fn(v)) for k, v in m.items()
-                              for stat, fn in (("median", np.median), ("mean", np.mean))}
-                     for h, m in by_h.items()}
+    out: dict[str, dict] = _summary(per, {"median": np.median, "mean": np.mean})
     out["windows"] = int(len(starts))
     return out
 
@@ -135,12 +145,8 @@ def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fideli
         held = model.autoencoder.decode(start)
         probe_held = model.probe(held).cpu().numpy()
         held = held.cpu().numpy()
-        diff_lat, ctx_lat = [], ctx
-        for _ in range(H):
-            z = model.next_latent(ctx_lat, zeros[:, :L], gen, cfg.denoising_steps, bf16=cfg.bf16)
-            diff_lat.append(z)
-            ctx_lat = torch.cat([ctx_lat[:, 1:], z[:, None]], dim=1)
-        lats = {"diffusion": torch.stack(diff_lat, 1), "rssm": model.rssm_open_loop(ctx, zeros[:, :L], zeros[:, :H])}
+        lats = {"diffusion": _diffusion_open_loop(model, ctx, zeros, H, gen, cfg),
+                "rssm": model.rssm_open_loop(ctx, zeros[:, :L], zeros[:, :H])}
         for kind, lat in lats.items():
             for h in cfg.horizons:
                 img = model.autoencoder.decode(lat[:, h - 1])
@@ -149,8 +155,7 @@ def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fideli
                 errs = spec.probe_errors(model.probe(img).cpu().numpy(), probe_held)
                 for name, err in errs.items():
                     bucket.setdefault(f"probe_{name}", []).extend(np.asarray(err, dtype=np.float64).tolist())
-    out: dict[str, dict] = {kind: {str(h): {f"{k}_median": float(np.median(v)) for k, v in m.items()}
-                                   for h, m in by_h.items()} for kind, by_h in per.items()}
+    out: dict[str, dict] = _summary(per, {"median": np.median})
     out["windows"] = int(len(starts))
     return out
 
