@@ -43,7 +43,8 @@ class AgentTrainConfig:
     world_model: str | None = None
     """bundle name or path (default: the env's shipped bundle)"""
     forward_model: str = "diffusion"
-    """'diffusion' (FoG) or 'rssm' (the 'no diffusion' ablation)"""
+    """'diffusion' (FoG), 'rssm' (the 'no diffusion' ablation) or 'reference' (diagnostic upper bound: the
+    reference system itself produces the trajectories and rewards; the RSSM still supplies the gradients)"""
     gradient_model: str = "rssm"
     """'rssm' (FoG's decoupled gradient) or 'diffusion' (ablation: back-propagate through the sampler)"""
     denoising_steps: int | None = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fog_envs.learned.backend import Backend
 
 OBS_TYPES = ("pixels", "latent")
-FORWARD_MODELS = ("diffusion", "rssm")
+#: "diffusion": FoG's global model; "rssm": the "no diffusion" ablation (the RSSM prior dreams); "reference": the
+#: reference system itself (a diagnostic upper bound, :mod:`fog_envs.learned.reference_backend`)
+FORWARD_MODELS = ("diffusion", "rssm", "reference")
 #: task -> shipped bundle name
 SHIPPED_BUNDLES = {"pusht": "pusht", "cube": "cube"}
 #: below this batch, autocast's per-op overhead outweighs the faster convolutions (on this project's 2-core
@@ -32,6 +34,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
 
         if start_sigma is not None:
             raise ValueError("start_sigma applies to world-model envs, not the toy env")
+        if forward_model != "diffusion":
+            raise ValueError(f"forward_model={forward_model!r} applies to world-model envs; the toy env has one "
+                             "model (its true dynamics)")
         return ToyBackend(num_envs, device=device)
     from fog_envs.learned.wm_backend import WorldModelBackend
     from fog_envs.wm.bundle import BundleError
@@ -46,6 +51,13 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
         raise BundleError(f"world model {world_model!r} was trained for task {model.config.task!r}, "
                           f"not {task!r}")
     if start_sigma is not None:
+        if forward_model != "diffusion":
+            raise ValueError(f"start_sigma sets the diffusion sampler; forward_model={forward_model!r} does not use it")
         model.set_sampler(start_sigma=float(start_sigma))
+    bf16_on = use_bf16(dev, bf16) and (bf16 is True or num_envs >= BF16_MIN_ENVS)
+    if forward_model == "reference":
+        from fog_envs.learned.reference_backend import ReferenceBackend
+
+        return ReferenceBackend(model, num_envs, bf16=bf16_on)
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
-                             bf16=use_bf16(dev, bf16) and (bf16 is True or num_envs >= BF16_MIN_ENVS))
+                             bf16=bf16_on)

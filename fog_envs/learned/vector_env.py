@@ -134,6 +134,12 @@ class LearnedVectorEnv(VectorEnv):
         refresh = getattr(self.backend, "refresh_local_model", None)
         return refresh(steps) if refresh is not None and steps > 0 else {}
 
+    def close_extras(self, **kwargs: Any) -> None:
+        """Release what the backend holds (the reference systems of ``forward_model="reference"``)."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
     def render(self) -> np.ndarray | None:
         """The current pixel frames of every env, (N, H, W, 3) uint8."""
         if self.render_mode is None:

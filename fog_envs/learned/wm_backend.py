@@ -98,14 +98,19 @@ class WorldModelBackend:
             x_next = self.model.local_step(self.x, action)
             z = self.model.decode_local(x_next)
         out = self.model.reward(z)
+        aux = {name: out["aux"][:, k] for k, name in enumerate(self.model.task.aux_names)}
+        return self._advance(z, x_next, action, GlobalStep(x_next.clone(), out["reward"],
+                                                           torch.sigmoid(out["success_logit"]) > 0.5, aux))
+
+    def _advance(self, z: torch.Tensor, x_next: torch.Tensor, action: torch.Tensor, step: GlobalStep) -> GlobalStep:
+        """Record the transition for the online refresh, shift the context to ``z`` and the state to ``x_next``."""
         # (frame before the step, action, reward, is_first) for the local model's online refresh
-        self._history.append((self.ctx[:, -1].clone(), action.clone(), out["reward"].clone(), self._fresh.clone()))
+        self._history.append((self.ctx[:, -1].clone(), action.clone(), step.reward.clone(), self._fresh.clone()))
         self._fresh[:] = False
         self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], dim=1)
         self.ctx_act = torch.cat([self.ctx_act[:, 1:], torch.zeros_like(self.ctx_act[:, :1])], dim=1)
         self.x = x_next
-        aux = {name: out["aux"][:, k] for k, name in enumerate(self.model.task.aux_names)}
-        return GlobalStep(x_next.clone(), out["reward"], torch.sigmoid(out["success_logit"]) > 0.5, aux)
+        return step
 
     def local_step(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.model.local_step(state, action)
