@@ -67,7 +67,7 @@ class PPOConfig:
     world_model: str | None = None
     """bundle name or path (default: the env's shipped bundle)"""
     forward_model: str = "diffusion"
-    """'diffusion' or 'rssm' (the 'no diffusion' ablation)"""
+    """'diffusion', 'rssm' (the 'no diffusion' ablation) or 'reference' (the reference system itself)"""
     denoising_steps: int | None = None
 
     # --- zero-shot evaluation and checkpoints ---------------------------------------------------------
