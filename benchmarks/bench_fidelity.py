@@ -9,7 +9,9 @@ open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors) of the
 the RSSM-alone forward model and to copying the last real frame ("persist"); the drift of a scene at rest under
 zero actions ("hold", object permanence alone: its true future is the start frame); for each sampler start
 (``--start-sigma``: 0 = from pure noise, > 0 = from the last latent noised to that σ); plus the cosine between FoG's
-surrogate gradient and a finite-difference gradient through the diffusion model. Prints a table, writes ``benchmarks/results/fidelity_<task>.json``,
+surrogate gradient and a finite-difference gradient through the diffusion model, and the cosines of FoG's
+gradient, of the RSSM's along the true frames and of the diffusion model's own differences with the *true*
+gradient (finite differences through the reference system). Prints a table, writes ``benchmarks/results/fidelity_<task>.json``,
 and with ``--write-card`` stores the figures at the default NFE in the bundle's card.
 """
 
@@ -27,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fog_envs.wm.bundle import update_card  # noqa: E402
-from fog_envs.wm.fidelity import FidelityConfig, gradient_cosine, hold_still, open_loop  # noqa: E402
+from fog_envs.wm.fidelity import FidelityConfig, hold_still, open_loop, reference_gradient_cosine  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
 
@@ -83,7 +85,7 @@ def main() -> None:
                              "global_steps_per_s": global_steps_per_s(model, nfe, bf16),
                              "open_loop": open_loop(model, data, fcfg), "hold": hold_still(model, data, fcfg)})
     model.set_sampler(start_sigma=own_start)
-    grad = gradient_cosine(model, data, FidelityConfig(grad_windows=args.grad_windows))
+    grad = reference_gradient_cosine(model, data, FidelityConfig(grad_windows=args.grad_windows))
     probe_keys = [k for k in rows[0]["open_loop"]["diffusion"]["16"] if k.startswith("probe_") and k.endswith("median")]
     print(f"task {model.config.task}: {rows[0]['open_loop']['windows']} held-out windows")
     head = ["model", "NFE", "precision", "start σ", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
@@ -107,6 +109,11 @@ def main() -> None:
                   + " | " + " | ".join(f"{v:>10.3f}" for v in vals))
     print(f"gradient cosine (surrogate vs finite differences through diffusion, H={grad['grad_horizon']}): "
           f"mean {grad['grad_cosine_mean']:.3f}, median {grad['grad_cosine_median']:.3f}")
+    print(f"against the true gradient (finite differences through {model.task.real_env_id}), cosine mean / median: "
+          f"FoG's surrogate {grad['true_cos_fog_mean']:.3f} / {grad['true_cos_fog_median']:.3f}, the RSSM along "
+          f"the true frames {grad['true_cos_rssm_on_reference_mean']:.3f} / "
+          f"{grad['true_cos_rssm_on_reference_median']:.3f}, differences through diffusion "
+          f"{grad['true_cos_diffusion_fd_mean']:.3f} / {grad['true_cos_diffusion_fd_median']:.3f}")
     out = {"bundle": args.bundle, "heldout": args.heldout, "task": model.config.task, "rows": rows, "gradient": grad,
            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)

@@ -16,6 +16,7 @@ probe's bias cancels).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -160,44 +161,136 @@ def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fideli
     return out
 
 
-def gradient_cosine(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, float]:
-    """Cosine between the RSSM-surrogate gradient of an H-step return w.r.t. the actions and a central
-    finite-difference estimate through the diffusion model with fixed noise (same start windows)."""
+@dataclass
+class _GradientProblem:
+    """Held-out windows for the gradient checks: real context, the real future actions, fixed sampler noise."""
+
+    rows: np.ndarray  # (B, L + H) dataset rows
+    ctx: torch.Tensor  # (B, L, C, h, w) encoded real context
+    ctx_actions: torch.Tensor  # (B, L, A)
+    future: torch.Tensor  # (B, H, A) the real actions from the last context frame on
+    noise: torch.Tensor  # (H, B, C, h, w)
+    ctx_noise: torch.Tensor  # (H, B, L, C, h, w)
+
+
+def _gradient_problem(model: WorldModel, data: PlayArrays, cfg: FidelityConfig) -> _GradientProblem:
     L, H = model.context_len, cfg.grad_horizon
     starts = _windows(data, L, H, FidelityConfig(num_windows=cfg.grad_windows, seed=cfg.seed + 1))
     device = next(model.parameters()).device
     rows = starts[:, None] + np.arange(L + H)[None]
-    frames = torch.from_numpy(data.frames[rows]).to(device)
+    frames = torch.from_numpy(data.frames[rows[:, :L]]).to(device)
     actions = torch.from_numpy(data.actions[rows]).to(device).float()
-    b, a_dim = len(starts), actions.shape[-1]
     with torch.no_grad():
-        ctx = model.autoencoder.encode(frames[:, :L])
+        ctx = model.autoencoder.encode(frames)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    noise = torch.randn((H, b) + tuple(ctx.shape[2:]), generator=gen, device=device)
+    noise = torch.randn((H, len(starts)) + tuple(ctx.shape[2:]), generator=gen, device=device)
     ctx_noise = torch.randn((H,) + tuple(ctx.shape), generator=gen, device=device)
+    return _GradientProblem(rows, ctx, actions[:, :L], actions[:, L - 1:L - 1 + H].clone(), noise, ctx_noise)
 
-    def diffusion_return(future: torch.Tensor) -> torch.Tensor:
-        """Sum of global rewards over H steps for actions ``future`` (B', H, A); ``B' = k·B`` repeats."""
+
+def _central_differences(total_return: Callable[[torch.Tensor], torch.Tensor], future: torch.Tensor,
+                         eps: float) -> torch.Tensor:
+    """(B, H·A) central differences of ``total_return`` ((B', H, A) -> (B',), B' = k·B stacked) at ``future``."""
+    b, h, a_dim = future.shape
+    dims = h * a_dim
+    eye = torch.eye(dims, device=future.device).reshape(dims, h, a_dim)
+    plus = (future[None] + eps * eye[:, None]).reshape(-1, h, a_dim)
+    minus = (future[None] - eps * eye[:, None]).reshape(-1, h, a_dim)
+    with torch.no_grad():
+        fd = (total_return(plus) - total_return(minus)).reshape(dims, b) / (2 * eps)
+    return fd.T
+
+
+def _diffusion_return(model: WorldModel, p: _GradientProblem) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Sum of global rewards over H diffusion steps (fixed noise) for stacked action sequences (k·B, H, A)."""
+    b = p.ctx.shape[0]
+
+    def total_return(future: torch.Tensor) -> torch.Tensor:
         reps = future.shape[0] // b
-        c = ctx.repeat(reps, 1, 1, 1, 1)
-        acts = actions[:, :L].repeat(reps, 1, 1).clone()
-        total = torch.zeros(future.shape[0], device=device)
-        for k in range(H):
+        c = p.ctx.repeat(reps, 1, 1, 1, 1)
+        acts = p.ctx_actions.repeat(reps, 1, 1).clone()
+        total = torch.zeros(future.shape[0], device=future.device)
+        for k in range(future.shape[1]):
             acts = torch.cat([acts[:, 1:], future[:, k:k + 1]], 1) if k else torch.cat([acts[:, :-1], future[:, :1]], 1)
-            z = model.next_latent_fixed(c, acts, noise[k].repeat(reps, 1, 1, 1), ctx_noise[k].repeat(reps, 1, 1, 1, 1))
+            z = model.next_latent_fixed(c, acts, p.noise[k].repeat(reps, 1, 1, 1),
+                                        p.ctx_noise[k].repeat(reps, 1, 1, 1, 1))
             total = total + model.reward(z)["reward"]
             c = torch.cat([c[:, 1:], z[:, None]], 1)
         return total
 
-    future = actions[:, L - 1:L - 1 + H].clone()
+    return total_return
+
+
+def _cosines(prefix: str, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    cos = torch.nn.functional.cosine_similarity(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), dim=1)
+    return {f"{prefix}_mean": float(cos.mean()), f"{prefix}_median": float(cos.median())}
+
+
+def gradient_cosine(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, float]:
+    """Cosine between the RSSM-surrogate gradient of an H-step return w.r.t. the actions and a central
+    finite-difference estimate through the diffusion model with fixed noise (same start windows)."""
+    p = _gradient_problem(model, data, cfg)
+    fd = _central_differences(_diffusion_return(model, p), p.future, cfg.fd_eps)
+    surrogate = model.surrogate_action_gradient(p.ctx, p.ctx_actions, p.future, p.noise, p.ctx_noise)
+    return {**_cosines("grad_cosine", surrogate, fd), "grad_windows": int(len(p.rows)),
+            "grad_horizon": int(cfg.grad_horizon)}
+
+
+def _reference_differences(model: WorldModel, data: PlayArrays, p: _GradientProblem,
+                           cfg: FidelityConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences (B, H·A) of the H-step true return through the reference system, restarted at rest
+    from each window's true state at its last context frame, and the encoded frames (B, H, C, h, w) of the
+    unperturbed rollouts."""
+    import gymnasium as gym
+
+    b, horizon = len(p.rows), p.future.shape[1]
+    starts = data.state[p.rows[:, model.context_len - 1]]
+    env = gym.make(model.task.real_env_id, disable_env_checker=True).unwrapped
+    frames: list[np.ndarray] = []
+
+    def reference_return(future: torch.Tensor, keep_frames: bool = False) -> torch.Tensor:
+        total = np.zeros(len(future))
+        for j, seq in enumerate(future.cpu().numpy()):
+            env.reset(options={"reset_to_state": starts[j % b]})
+            for a in seq:
+                obs, rew, *_ = env.step(np.clip(a, -1.0, 1.0))
+                total[j] += rew
+                if keep_frames:
+                    frames.append(obs)
+        return torch.as_tensor(total, dtype=torch.float32, device=future.device)
+
+    try:
+        true_fd = _central_differences(reference_return, p.future, cfg.fd_eps)
+        reference_return(p.future, keep_frames=True)
+    finally:
+        env.close()
     with torch.no_grad():
-        dims = H * a_dim
-        eye = torch.eye(dims, device=device).reshape(dims, H, a_dim)
-        plus = (future[None] + cfg.fd_eps * eye[:, None]).reshape(-1, H, a_dim)
-        minus = (future[None] - cfg.fd_eps * eye[:, None]).reshape(-1, H, a_dim)
-        fd = (diffusion_return(plus) - diffusion_return(minus)).reshape(dims, b) / (2 * cfg.fd_eps)
-        fd = fd.T  # (B, H·A)
-    surrogate = model.surrogate_action_gradient(ctx, actions[:, :L], future, noise, ctx_noise)  # (B, H, A)
-    cos = torch.nn.functional.cosine_similarity(surrogate.reshape(b, -1), fd, dim=1)
-    return {"grad_cosine_mean": float(cos.mean()), "grad_cosine_median": float(cos.median()),
-            "grad_windows": int(b), "grad_horizon": int(H)}
+        latents = model.autoencoder.encode(torch.from_numpy(np.stack(frames)).to(p.ctx.device))
+    return true_fd, latents.reshape(b, horizon, *p.ctx.shape[2:])
+
+
+def reference_gradient_cosine(model: WorldModel, data: PlayArrays,
+                              cfg: FidelityConfig = FidelityConfig()) -> dict[str, float]:
+    """Gradient quality against the truth. The true gradient of the H-step return w.r.t. the actions is taken
+    by central differences through the reference system itself (deterministic physics restarted from each
+    window's true state with ``reset_to_state``, at rest: the data holds no velocities) and compared with
+
+    * ``true_cos_fog``: the RSSM surrogate along the diffusion model's frames (the gradient FoG trains with);
+    * ``true_cos_rssm_on_reference``: the RSSM surrogate along the reference system's own frames (what an
+      agent trained with ``forward_model="reference"`` gets: the local model's Jacobians alone);
+    * ``true_cos_diffusion_fd``: central differences through the diffusion model (fixed noise).
+
+    Same windows, noise and actions as :func:`gradient_cosine` (whose figure it also returns)."""
+    p = _gradient_problem(model, data, cfg)
+    true_fd, ref_latents = _reference_differences(model, data, p, cfg)
+    diffusion_fd = _central_differences(_diffusion_return(model, p), p.future, cfg.fd_eps)
+    fog = model.surrogate_action_gradient(p.ctx, p.ctx_actions, p.future, p.noise, p.ctx_noise)
+    on_reference = model.surrogate_gradient_along(p.ctx, p.ctx_actions, p.future,
+                                                  lambda k, c, a: ref_latents[:, k])
+    b = len(p.rows)
+    return {**_cosines("true_cos_fog", fog, true_fd),
+            **_cosines("true_cos_rssm_on_reference", on_reference, true_fd),
+            **_cosines("true_cos_diffusion_fd", diffusion_fd, true_fd),
+            **_cosines("grad_cosine", fog, diffusion_fd),
+            "true_grad_norm_median": float(true_fd.norm(dim=1).median()),
+            "grad_windows": int(b), "grad_horizon": int(cfg.grad_horizon)}

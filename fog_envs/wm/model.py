@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -133,6 +133,17 @@ class WorldModel(nn.Module):
                                   context_noise: torch.Tensor) -> torch.Tensor:
         """FoG's gradient of the H-step global-reward return w.r.t. ``future_actions`` (B, H, A): values from
         the diffusion model (with the given noise), Jacobians from the RSSM at those values."""
+        return self.surrogate_gradient_along(
+            context, context_actions, future_actions,
+            lambda k, ctx, ctx_act: self.next_latent_fixed(ctx, ctx_act, noise[k], context_noise[k]))
+
+    def surrogate_gradient_along(self, context: torch.Tensor, context_actions: torch.Tensor,
+                                 future_actions: torch.Tensor,
+                                 next_latent: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The RSSM-surrogate gradient of the H-step return w.r.t. ``future_actions`` (B, H, A) along the latent
+        frames ``next_latent(k, context, context_actions)`` of some global model (the diffusion sampler, or the
+        encoded frames of the reference system): the local state is filtered on those frames and the local
+        step's Jacobians are evaluated there, as :class:`fog_envs.learned.diff.DifferentiableEnv` does."""
         with torch.no_grad():
             x = self.filter_window(context, context_actions)
         acts = future_actions.detach().clone().requires_grad_(True)
@@ -141,8 +152,8 @@ class WorldModel(nn.Module):
         for k in range(acts.shape[1]):
             ctx_act = torch.cat([ctx_act[:, :-1], acts[:, k:k + 1].detach()], 1) if k == 0 else \
                 torch.cat([ctx_act[:, 1:], acts[:, k:k + 1].detach()], 1)
-            z = self.next_latent_fixed(ctx, ctx_act, noise[k], context_noise[k])
             with torch.no_grad():
+                z = next_latent(k, ctx, ctx_act)
                 x_star = self.filter_step(x, acts[:, k], z)
                 r_star = self.reward(z)["reward"]
             x = straight_through(self.local_step(x, acts[:, k]), x_star)
