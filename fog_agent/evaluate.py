@@ -2,7 +2,7 @@
 
     fog-eval --run-dir runs/fog_pusht --env-id RealPushT-v0 --episodes 50 --seed 100000
 
-The RSSM of the agent's world model filters the real frames, the actor acts deterministically (tanh μ).
+The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
 
@@ -20,6 +20,7 @@ from fog_agent.config import SAPOConfig
 from fog_agent.controller import FogController
 from fog_agent.run_io import atomic_write_json, plot_learning_curve
 from fog_agent.sapo import DMOSAPO
+from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
 
 
@@ -52,6 +53,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     run = Path(cfg.run_dir)
     agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else run / "checkpoints" / "latest.pt")
     kwargs = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
+    kwargs.update(local_model_kwargs(ckpt.get("local_model"), ckpt.get("state_model")))
     envs = gym.make_vec(ckpt["env_id"], num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
                         **kwargs).unwrapped
     env_id = cfg.env_id or envs.reference_env_id

@@ -47,6 +47,11 @@ class AgentTrainConfig:
     reference system itself produces the trajectories and rewards; the RSSM still supplies the gradients)"""
     gradient_model: str = "rssm"
     """'rssm' (FoG's decoupled gradient) or 'diffusion' (ablation: back-propagate through the sampler)"""
+    local_model: str = "rssm"
+    """'rssm' (FoG's RSSM) or 'state' (a state-space model on the probe's readings: observations and Jacobians
+    in physical-state space, see fog_envs.learned.state_local)"""
+    state_model: str | None = None
+    """the state model of local_model='state' (bundle name or path; default: the task's shipped one)"""
     denoising_steps: int | None = None
     start_sigma: float | None = None
     """override the world model's sampler start (0: from pure noise; > 0: from the last latent noised to
@@ -94,8 +99,19 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
         kwargs["start_sigma"] = cfg.start_sigma
     if cfg.gradient_model != "rssm":
         kwargs["gradient_model"] = cfg.gradient_model
+    kwargs.update(local_model_kwargs(cfg.local_model, cfg.state_model))
     return gym.make_vec(cfg.env_id, num_envs=sapo.num_envs, vectorization_mode="vector_entry_point",
                         max_episode_steps=sapo.episode_steps, **kwargs).unwrapped
+
+
+def local_model_kwargs(local_model: str | None, state_model: str | None) -> dict[str, Any]:
+    """The learned-env keyword arguments that select the local model (none for the default RSSM)."""
+    out: dict[str, Any] = {}
+    if local_model not in (None, "rssm"):
+        out["local_model"] = local_model
+    if state_model is not None:
+        out["state_model"] = state_model
+    return out
 
 
 def eval_env_for(cfg: AgentTrainConfig, envs) -> str | None:
@@ -176,7 +192,8 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
             atomic_torch_save({"agent": agent.checkpoint(), "env": diff.get_state(), "wall_s": wall,
                                "obs_dim": diff.state_dim, "action_dim": diff.action_dim, "sapo": asdict(sapo),
                                "env_id": cfg.env_id, "world_model": cfg.world_model,
-                               "start_sigma": cfg.start_sigma}, ckpt_path)
+                               "start_sigma": cfg.start_sigma, "local_model": cfg.local_model,
+                               "state_model": cfg.state_model}, ckpt_path)
         if cfg.stop_after is not None and done_here >= cfg.stop_after and agent.iteration_count < sapo.iterations:
             break
     if bar is not None:

@@ -78,7 +78,7 @@ def test_learned_env_with_the_reference_forward_model_and_its_errors(one_thread)
     assert obs2.shape == obs.shape and np.all(np.isfinite(obs2)) and np.all((reward >= 0) & (reward <= 1))
     assert envs.unwrapped.reference_env_id == "RealPushT-v0"
     envs.close()
-    with pytest.raises(ValueError, match="forward_model='reference' applies to world-model envs"):
+    with pytest.raises(ValueError, match="forward_model='reference' / local_model='rssm' apply to world-model envs"):
         gym.make("WMToy-v0", forward_model="reference")
     with pytest.raises(ValueError, match="start_sigma sets the diffusion sampler"):
         gym.make("WMPushT-v0", forward_model="reference", start_sigma=0.5)

@@ -22,20 +22,6 @@ from fog_envs.wm.train import WMTrainConfig, train_world_model
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "pusht_tiny.h5"
-    collect(CollectConfig(env_id="RealPushT-v0", out=path, num_episodes=3, seed=0, workers=1, max_episode_steps=24))
-    return path
-
-
-@pytest.fixture(scope="module")
-def debug_bundle(tiny_dataset, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wm") / "run"
-    return train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(out), preset="debug",
-                                           threads=2), progress_bar=False)
-
-
 def _weights(bundle: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 

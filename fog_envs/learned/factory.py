@@ -8,6 +8,9 @@ OBS_TYPES = ("pixels", "latent")
 #: "diffusion": FoG's global model; "rssm": the "no diffusion" ablation (the RSSM prior dreams); "reference": the
 #: reference system itself (a diagnostic upper bound, :mod:`fog_envs.learned.reference_backend`)
 FORWARD_MODELS = ("diffusion", "rssm", "reference")
+#: "rssm": the bundle's RSSM (FoG); "state": a state-space model on the probe's readings
+#: (:mod:`fog_envs.learned.state_local`)
+LOCAL_MODELS = ("rssm", "state")
 #: task -> shipped bundle name
 SHIPPED_BUNDLES = {"pusht": "pusht", "cube": "cube"}
 #: below this batch, autocast's per-op overhead outweighs the faster convolutions (on this project's 2-core
@@ -18,15 +21,22 @@ BF16_MIN_ENVS = 16
 
 def make_backend(task: str, num_envs: int, world_model: str | None = None, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto",
-                 start_sigma: float | None = None) -> Backend:
+                 start_sigma: float | None = None, local_model: str = "rssm",
+                 state_model: str | None = None) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
     the device has fast bf16, see :func:`fog_envs.runtime.use_bf16`, and ``num_envs >= BF16_MIN_ENVS``;
     ``False`` for plain float32). ``start_sigma``: override the bundle's sampler start
     (:attr:`fog_envs.wm.edm.EDMConfig.start_sigma`; 0 = from pure noise, > 0 = from the last latent noised
-    to that σ).
+    to that σ). ``local_model``: ``"rssm"`` or ``"state"`` (the state model ``state_model``, a bundle name or
+    path; default: the task's shipped ``<task>_state``).
     """
+    if local_model not in LOCAL_MODELS:
+        raise ValueError(f"unknown local_model {local_model!r}; choose one of {LOCAL_MODELS}")
+    if state_model is not None and local_model != "state":
+        raise ValueError("state_model= is the model of local_model='state'; this env uses local_model="
+                         f"{local_model!r}")
     if forward_model not in FORWARD_MODELS:
         raise ValueError(f"unknown forward_model {forward_model!r}; choose one of {FORWARD_MODELS}")
     if task == "toy":
@@ -34,9 +44,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
 
         if start_sigma is not None:
             raise ValueError("start_sigma applies to world-model envs, not the toy env")
-        if forward_model != "diffusion":
-            raise ValueError(f"forward_model={forward_model!r} applies to world-model envs; the toy env has one "
-                             "model (its true dynamics)")
+        if forward_model != "diffusion" or local_model != "rssm":
+            raise ValueError(f"forward_model={forward_model!r} / local_model={local_model!r} apply to world-model "
+                             "envs; the toy env has one model (its true dynamics) and its own surrogate")
         return ToyBackend(num_envs, device=device)
     from fog_envs.learned.wm_backend import WorldModelBackend
     from fog_envs.wm.bundle import BundleError
@@ -55,9 +65,17 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
             raise ValueError(f"start_sigma sets the diffusion sampler; forward_model={forward_model!r} does not use it")
         model.set_sampler(start_sigma=float(start_sigma))
     bf16_on = use_bf16(dev, bf16) and (bf16 is True or num_envs >= BF16_MIN_ENVS)
+    state_local = None
+    if local_model == "state":
+        from fog_envs.learned.state_local import StateLocalModel
+        from fog_envs.wm.state_model import StateModel
+
+        sm, _ = StateModel.load(state_model if state_model is not None else f"{task}_state", task=task,
+                                map_location=dev)
+        state_local = StateLocalModel(model, sm, bf16=bf16_on)
     if forward_model == "reference":
         from fog_envs.learned.reference_backend import ReferenceBackend
 
-        return ReferenceBackend(model, num_envs, bf16=bf16_on)
+        return ReferenceBackend(model, num_envs, bf16=bf16_on, state_local=state_local)
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
-                             bf16=bf16_on)
+                             bf16=bf16_on, state_local=state_local)

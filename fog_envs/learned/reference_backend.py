@@ -16,6 +16,8 @@ replays them, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -24,6 +26,9 @@ from fog_envs.learned.backend import GlobalStep
 from fog_envs.learned.wm_backend import RefreshConfig, WorldModelBackend
 from fog_envs.wm.model import WorldModel
 
+if TYPE_CHECKING:
+    from fog_envs.learned.state_local import StateLocalModel
+
 SEED_HIGH = 2**31 - 1
 
 
@@ -31,8 +36,9 @@ class ReferenceBackend(WorldModelBackend):
     """``num_envs`` copies of the reference system with the bundle's RSSM as the local model (module doc)."""
 
     def __init__(self, model: WorldModel, num_envs: int, refresh: RefreshConfig | None = None,
-                 bf16: bool = False) -> None:
-        super().__init__(model, num_envs, forward_model="reference", refresh=refresh, bf16=bf16)
+                 bf16: bool = False, state_local: "StateLocalModel | None" = None) -> None:
+        super().__init__(model, num_envs, forward_model="reference", refresh=refresh, bf16=bf16,
+                         state_local=state_local)
         self.envs = [gym.make(self.reference_env_id, disable_env_checker=True).unwrapped for _ in range(num_envs)]
         self._seeds = [0] * num_envs
         self._actions: list[list[np.ndarray]] = [[] for _ in range(num_envs)]
@@ -58,8 +64,11 @@ class ReferenceBackend(WorldModelBackend):
         self.ctx[idx] = z[:, None].expand(-1, self.ctx.shape[1], -1, -1, -1)
         self.ctx_act[idx] = 0.0
         with torch.no_grad():  # as the deployment observer starts: one frame, no action before it
-            self.x[idx] = self.model.filter_window(z[:, None], torch.zeros(len(ids), 1, self.action_dim,
-                                                                         device=self.device))
+            if self.state_local is not None:
+                self.x[idx] = self.state_local.start(self.state_local.read_frames(self._frames[ids]))
+            else:
+                self.x[idx] = self.model.filter_window(z[:, None], torch.zeros(len(ids), 1, self.action_dim,
+                                                                             device=self.device))
         self._fresh[idx] = True
 
     @torch.no_grad()
@@ -75,7 +84,7 @@ class ReferenceBackend(WorldModelBackend):
             success.append(bool(info["is_success"]))
             states.append(info["state"])
         z = self._encode(self._frames)
-        x_next = self.model.filter_step(self.x, action, z)
+        x_next = self.filter(action, z, self._frames)
         aux_values = torch.as_tensor(self.model.task.aux_targets(np.stack(states)), device=self.device)
         aux = {name: aux_values[:, k] for k, name in enumerate(self.model.task.aux_names)}
         step = GlobalStep(x_next.clone(), torch.as_tensor(rewards, dtype=torch.float32, device=self.device),

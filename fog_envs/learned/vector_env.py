@@ -43,6 +43,8 @@ class LearnedVectorEnv(VectorEnv):
         terminate_on_success: bool = False,
         autoreset: bool = True,
         gradient_model: str = "rssm",
+        local_model: str = "rssm",
+        state_model: str | None = None,
         backend: Backend | None = None,
     ) -> None:
         if obs_type not in OBS_TYPES:
@@ -53,7 +55,8 @@ class LearnedVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.backend = backend if backend is not None else make_backend(
             task, num_envs, world_model=world_model, forward_model=forward_model,
-            denoising_steps=denoising_steps, device=device, bf16=bf16, start_sigma=start_sigma)
+            denoising_steps=denoising_steps, device=device, bf16=bf16, start_sigma=start_sigma,
+            local_model=local_model, state_model=state_model)
         self.num_envs = num_envs
         self.obs_type = obs_type
         self.render_mode = render_mode

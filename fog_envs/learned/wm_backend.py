@@ -13,13 +13,17 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from fog_envs.learned.backend import GlobalStep
 from fog_envs.runtime import autocast
-from fog_envs.wm.model import WorldModel
+from fog_envs.wm.model import LocalModel, RSSMLocal, WorldModel
+
+if TYPE_CHECKING:
+    from fog_envs.learned.state_local import StateLocalModel, StateObserver
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,12 @@ class WorldModelBackend:
 
     def __init__(self, model: WorldModel, num_envs: int, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, refresh: RefreshConfig | None = None,
-                 bf16: bool = False) -> None:
+                 bf16: bool = False, state_local: "StateLocalModel | None" = None) -> None:
         if len(model.start_latents) == 0:
             raise ValueError("the world model has no real start windows (start_latents is empty)")
+        if state_local is not None and forward_model == "rssm":
+            raise ValueError("local_model='state' needs frames to read (forward_model 'diffusion' or 'reference'); "
+                             "forward_model='rssm' dreams with the RSSM")
         self.model = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -52,7 +59,10 @@ class WorldModelBackend:
         """the denoiser's network calls and the pixel decoder run under bf16 autocast (no-grad paths only)"""
         self.device = model.start_latents.device
         self.action_dim = model.task.action_dim
-        self.state_dim = model.local_state_dim
+        self.state_local = state_local
+        """``local_model="state"``: the state-space local model (:mod:`fog_envs.learned.state_local`); None: the RSSM"""
+        self.local: LocalModel = state_local if state_local is not None else RSSMLocal(model)
+        self.state_dim = model.local_state_dim if state_local is None else state_local.dim
         self.control_hz = model.task.control_hz
         self.reference_env_id = model.task.real_env_id
         L, (c, h, w) = model.context_len, model.latent_shape
@@ -77,7 +87,7 @@ class WorldModelBackend:
         self.ctx[idx] = lat
         self.ctx_act[idx] = act
         with torch.no_grad():
-            self.x[idx] = self.model.filter_window(lat, act)
+            self.x[idx] = self.local.start_window(lat, act)
         self._fresh[idx] = True
 
     def state(self) -> torch.Tensor:
@@ -93,7 +103,7 @@ class WorldModelBackend:
             ctx_noise = torch.stack([torch.randn(self.ctx.shape[1:], generator=g) for g in generators]).to(self.device)
             z = self.model.next_latent_fixed(self.ctx, self.ctx_act, noise, ctx_noise, self.denoising_steps,
                                              bf16=self.bf16)
-            x_next = self.model.filter_step(self.x, action, z)
+            x_next = self.filter(action, z)
         else:
             x_next = self.model.local_step(self.x, action)
             z = self.model.decode_local(x_next)
@@ -112,11 +122,18 @@ class WorldModelBackend:
         self.x = x_next
         return step
 
+    @torch.no_grad()
+    def filter(self, action: torch.Tensor, z: torch.Tensor, frames: np.ndarray | None = None) -> torch.Tensor:
+        """The local state after ``action`` led to the latent frame ``z`` (pixels ``frames`` when at hand)."""
+        if self.state_local is not None and frames is not None:
+            return self.state_local.advance(self.x, self.state_local.read_frames(frames))
+        return self.local.filter_latent(self.x, action, z)
+
     def local_step(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.model.local_step(state, action)
+        return self.local.step(state, action)
 
     def local_reward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.model.local_reward(state)
+        return self.local.reward(state)
 
     # --- observations, checkpoints, deployment --------------------------------------------------------
     @torch.no_grad()
@@ -152,9 +169,10 @@ class WorldModelBackend:
 
     def refresh_local_model(self, steps: int) -> dict[str, float]:
         """``steps`` RSSM updates on recent imagined sequences of the current policy, mixed with the real
-        start windows shipped with the model (reconstruction + KL there; their rewards are unknown)."""
+        start windows shipped with the model (reconstruction + KL there; their rewards are unknown). Nothing
+        with ``local_model="state"``: imagination has no true states to learn the state model from."""
         cfg = self.refresh_config
-        if len(self._history) < 2:
+        if len(self._history) < 2 or self.state_local is not None:
             return {}
         seq_len = min(cfg.seq_len, len(self._history))
         rssm = self.model.rssm
@@ -192,7 +210,11 @@ class WorldModelBackend:
         rssm.eval()
         return {"refresh/rssm_loss": sum(losses) / len(losses)}
 
-    def make_observer(self) -> "LatentObserver":
+    def make_observer(self) -> "LatentObserver | StateObserver":
+        if self.state_local is not None:
+            from fog_envs.learned.state_local import StateObserver
+
+            return StateObserver(self.state_local)
         return LatentObserver(self.model)
 
 

@@ -90,9 +90,10 @@ def resolve_bundle_path(name_or_path: str | os.PathLike) -> Path:
     raise BundleError(f"no world-model bundle at {text!r} (not a directory; shipped bundles: {known})")
 
 
-def write_bundle(path: str | os.PathLike, config: WorldModelConfig, tensors: dict[str, torch.Tensor],
+def write_bundle(path: str | os.PathLike, config: Any, tensors: dict[str, torch.Tensor],
                  card: dict[str, Any]) -> Path:
-    """Write a bundle directory atomically (a temporary directory renamed into place)."""
+    """Write a bundle directory atomically (a temporary directory renamed into place); ``config`` is anything
+    with a ``to_dict()`` for ``config.json`` (a :class:`WorldModelConfig`, or a state model's header)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

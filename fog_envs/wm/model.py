@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields, replace
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -139,13 +139,16 @@ class WorldModel(nn.Module):
 
     def surrogate_gradient_along(self, context: torch.Tensor, context_actions: torch.Tensor,
                                  future_actions: torch.Tensor,
-                                 next_latent: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+                                 next_latent: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+                                 local: "LocalModel | None" = None) -> torch.Tensor:
         """The RSSM-surrogate gradient of the H-step return w.r.t. ``future_actions`` (B, H, A) along the latent
         frames ``next_latent(k, context, context_actions)`` of some global model (the diffusion sampler, or the
         encoded frames of the reference system): the local state is filtered on those frames and the local
-        step's Jacobians are evaluated there, as :class:`fog_envs.learned.diff.DifferentiableEnv` does."""
+        step's Jacobians are evaluated there, as :class:`fog_envs.learned.diff.DifferentiableEnv` does.
+        ``local``: another local model (default: this bundle's RSSM, :class:`RSSMLocal`)."""
+        local = local if local is not None else RSSMLocal(self)
         with torch.no_grad():
-            x = self.filter_window(context, context_actions)
+            x = local.start_window(context, context_actions)
         acts = future_actions.detach().clone().requires_grad_(True)
         ctx, ctx_act = context, context_actions.clone()
         total = torch.zeros(acts.shape[0], device=acts.device)
@@ -154,10 +157,10 @@ class WorldModel(nn.Module):
                 torch.cat([ctx_act[:, 1:], acts[:, k:k + 1].detach()], 1)
             with torch.no_grad():
                 z = next_latent(k, ctx, ctx_act)
-                x_star = self.filter_step(x, acts[:, k], z)
+                x_star = local.filter_latent(x, acts[:, k], z)
                 r_star = self.reward(z)["reward"]
-            x = straight_through(self.local_step(x, acts[:, k]), x_star)
-            total = total + straight_through(self.local_reward(x), r_star)
+            x = straight_through(local.step(x, acts[:, k]), x_star)
+            total = total + straight_through(local.reward(x), r_star)
             ctx = torch.cat([ctx[:, 1:], z[:, None]], 1)
         (grad,) = torch.autograd.grad(total.sum(), acts)
         return grad
@@ -183,3 +186,36 @@ class WorldModel(nn.Module):
             model.set_start_windows(start["latents"], start["actions"])
         model.card = card
         return model.to(map_location).eval()
+
+
+class LocalModel(Protocol):
+    """What FoG needs from a local model: a start from real context, a filter onto the global model's next
+    latent frame, and a differentiable step and reward (the RSSM's: :class:`RSSMLocal`; a state-space
+    model's: :class:`fog_envs.learned.state_local.StateLocalModel`)."""
+
+    def start_window(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor: ...
+
+    def filter_latent(self, x: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> torch.Tensor: ...
+
+    def step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor: ...
+
+    def reward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class RSSMLocal:
+    """A :class:`WorldModel`'s RSSM as a :class:`LocalModel` (its filter, prior step and reward head)."""
+
+    def __init__(self, model: WorldModel) -> None:
+        self.model = model
+
+    def start_window(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.model.filter_window(latents, actions)
+
+    def filter_latent(self, x: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        return self.model.filter_step(x, action, latent)
+
+    def step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.model.local_step(x, action)
+
+    def reward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.local_reward(x)

@@ -1,0 +1,92 @@
+"""``local_model="state"``: FoG's local model in physical-state space instead of the RSSM.
+
+The local state is ``x = [ŝ_t, ŝ_{t−1}]``: the bundle's state probe reading the current and the previous frame
+(generated frames in imagination, the reference system's frames with ``forward_model="reference"`` and at
+deployment). The local step is a :class:`~fog_envs.wm.state_model.StateModel`'s ``[f(ŝ_t, ŝ_{t−1}, a), ŝ_t]``
+and the local reward its reward head at ``ŝ``; the global model, its reward and the straight-through
+coupling are unchanged. Why: the RSSM's Jacobians are uncorrelated with the true gradient of the reference
+system, a state-space model's are not (``benchmarks/bench_gradients.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fog_envs.runtime import autocast
+from fog_envs.wm.model import WorldModel
+from fog_envs.wm.state_model import StateModel
+
+
+class StateLocalModel:
+    """Probe readings in, ``[ŝ_t, ŝ_{t−1}]`` states and their differentiable step and reward out (a
+    :class:`fog_envs.wm.model.LocalModel`)."""
+
+    def __init__(self, model: WorldModel, state_model: StateModel, bf16: bool = False) -> None:
+        if state_model.config.state_dim != model.task.probe_dim or state_model.config.action_dim != model.task.action_dim:
+            raise ValueError(f"the state model ({state_model.config.state_dim} states, {state_model.config.action_dim} "
+                             f"actions) does not fit task {model.task.name!r} ({model.task.probe_dim} probe targets, "
+                             f"{model.task.action_dim} actions)")
+        self.model = model
+        self.state_model = state_model.eval()
+        for p in state_model.parameters():
+            p.requires_grad_(False)
+        self.bf16 = bf16
+        self.sdim = state_model.config.state_dim
+        self.dim = 2 * self.sdim
+
+    @torch.no_grad()
+    def read_frames(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The probe's state estimate of uint8 frames (N, H, W, 3)."""
+        device = self.model.start_latents.device
+        return self.model.probe(torch.as_tensor(np.asarray(frames), device=device)).float()
+
+    @torch.no_grad()
+    def read_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """The probe's state estimate of latent frames (N, C, h, w), decoded to pixels first."""
+        ae = self.model.autoencoder
+        with autocast(latents.device, self.bf16):
+            out = ae.decode_float(latents)
+        return self.read_frames(ae.output_to_frames(out.float()))
+
+    def start(self, s: torch.Tensor, s_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """The local state of a fresh episode (at rest when no previous reading is given)."""
+        return torch.cat([s, s if s_prev is None else s_prev], -1)
+
+    def start_window(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The local state at the end of a real window of latent frames (B, L, C, h, w)."""
+        return self.start(self.read_latents(latents[:, -1]),
+                          self.read_latents(latents[:, -2]) if latents.shape[1] > 1 else None)
+
+    def filter_latent(self, x: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """The local state after a step to the latent frame ``latent`` (read through the decoder and the probe)."""
+        return self.advance(x, self.read_latents(latent))
+
+    def advance(self, x: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+        """The local state after a step whose new frame reads ``s_next``."""
+        return torch.cat([s_next, x[..., :self.sdim]], -1)
+
+    def step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        s, s_prev = x[..., :self.sdim], x[..., self.sdim:]
+        return torch.cat([self.state_model.step(s, s_prev, action), s], -1)
+
+    def reward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.state_model.reward(x[..., :self.sdim])
+
+
+class StateObserver:
+    """Deployment filter for ``local_model="state"``: the probe on real frames, ``[ŝ_t, ŝ_{t−1}]``."""
+
+    def __init__(self, local: StateLocalModel) -> None:
+        self.local = local
+        self.x: torch.Tensor | None = None
+
+    def reset(self, obs: np.ndarray) -> torch.Tensor:
+        self.x = self.local.start(self.local.read_frames(np.asarray(obs)[None]))
+        return self.x[0]
+
+    def update(self, action: np.ndarray, obs: np.ndarray) -> torch.Tensor:
+        if self.x is None:
+            raise RuntimeError("StateObserver: call reset() before update()")
+        self.x = self.local.advance(self.x, self.local.read_frames(np.asarray(obs)[None]))
+        return self.x[0]

@@ -1,0 +1,142 @@
+"""A local model in physical-state space: ``s' = f(s, s_prev, a)`` and ``r(s')``, small MLPs.
+
+The RSSM's Jacobians, read at real states against central differences through the reference system, are
+uncorrelated with the true gradient (``benchmarks/bench_gradients.py``: cosine ≈ 0 for every bundle),
+while its one-step state error is ~50 px. This model learns the same two things FoG needs from a local
+model (a differentiable step and a differentiable reward) on the play data's *true states* (the task's probe
+targets: Push-T ``[agent_xy, block_xy] / 512, cos θ, sin θ``), with the last change ``s − s_prev`` standing in
+for velocity. At run time its state comes from the bundle's state probe reading frames (generated ones in
+imagination, real ones at deployment).
+
+Bundle layout (``fog-state-model`` version 1): ``config.json`` (format, task, :class:`StateModelConfig`),
+``weights.safetensors`` (the two MLPs and the per-dimension change scale fitted to the data), ``card.json``
+(dataset, fingerprint, steps, wall time, held-out errors). Shipped ones load by name (``"pusht_state"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from fog_envs.wm.bundle import BundleError, load_state, resolve_bundle_path, write_bundle
+from fog_envs.wm.config_io import config_from_dict, config_to_dict
+
+FORMAT_NAME = "fog-state-model"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StateModelConfig:
+    """Sizes of :class:`StateModel` (defaults: Push-T's 6 probe targets, 2-D actions)."""
+
+    state_dim: int = 6
+    action_dim: int = 2
+    hidden: int = 256
+    layers: int = 3
+    reward_hidden: int = 256
+
+    def __post_init__(self) -> None:
+        if min(self.state_dim, self.action_dim, self.hidden, self.layers, self.reward_hidden) < 1:
+            raise ValueError(f"StateModelConfig: sizes must be positive, got {self}")
+
+
+def _mlp(inp: int, hidden: int, layers: int, out: int) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for _ in range(layers):
+        mods += [nn.Linear(inp, hidden), nn.SiLU()]
+        inp = hidden
+    return nn.Sequential(*mods, nn.Linear(inp, out))
+
+
+class StateModel(nn.Module):
+    """Dynamics ``step(s, s_prev, a) -> s'`` and reward ``reward(s')`` on probe-target states (module doc)."""
+
+    def __init__(self, config: StateModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        s, a = config.state_dim, config.action_dim
+        self.dynamics = _mlp(2 * s + a, config.hidden, config.layers, s)
+        self.reward_head = _mlp(s, config.reward_hidden, 2, 1)
+        self.register_buffer("change_scale", torch.ones(s))
+        """typical one-step change per dimension (root mean square of s_{t+1} − s_t over the data; a median would
+        be ~0 for objects that rest most of the time), set by :meth:`fit_scale`"""
+
+    def fit_scale(self, changes: torch.Tensor) -> None:
+        """Set :attr:`change_scale` from observed one-step changes (N, state_dim) (floored to stay positive)."""
+        scale = changes.float().pow(2).mean(0).sqrt()
+        self.change_scale.copy_(scale.clamp_min(1e-3 * float(scale.max().clamp_min(1e-6))))
+
+    def step(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The next state (..., state_dim); differentiable in every argument."""
+        inp = torch.cat([s, (s - s_prev) / self.change_scale, action.to(s.dtype)], -1)
+        return s + self.dynamics(inp) * self.change_scale
+
+    def reward(self, s: torch.Tensor) -> torch.Tensor:
+        """The reward of arriving in ``s`` (...,)."""
+        return self.reward_head(s).squeeze(-1)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """One-step dynamics MSE in units of the change scale + reward MSE (``r_t`` labels ``s_{t+1}``)."""
+        pred = self.step(batch["state"], batch["prev_state"], batch["action"])
+        dyn = ((pred - batch["next_state"]) / self.change_scale).pow(2).mean()
+        rew = (self.reward(batch["next_state"]) - batch["reward"]).pow(2).mean()
+        return dyn + rew, {"state_model/dynamics_mse": dyn.item(), "state_model/reward_mse": rew.item()}
+
+    # --- bundles -------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, task: str, card: dict[str, Any]) -> Path:
+        """Write a ``fog-state-model`` bundle directory (atomically)."""
+        return write_bundle(path, _Header(task, self.config), dict(self.state_dict()), card)
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike, task: str | None = None,
+             map_location: str | torch.device = "cpu") -> tuple["StateModel", dict[str, Any]]:
+        """``(model, card)`` from a bundle; ``BundleError`` when missing, corrupt, another format or (with
+        ``task``) trained for another task."""
+        path = resolve_bundle_path(name_or_path)
+        for fname in ("config.json", "weights.safetensors", "card.json"):
+            if not (path / fname).is_file():
+                raise BundleError(f"state-model bundle {path} is incomplete: {fname} is missing")
+        try:
+            raw = json.loads((path / "config.json").read_text())
+            card = json.loads((path / "card.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(f"state-model bundle {path}: config.json or card.json is not valid JSON ({exc})") from exc
+        if not isinstance(raw, dict) or raw.get("format_name") != FORMAT_NAME:
+            raise BundleError(f"{path} is not a {FORMAT_NAME} bundle (format_name "
+                              f"{raw.get('format_name') if isinstance(raw, dict) else None!r})")
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise BundleError(f"state-model bundle {path}: format version {raw.get('format_version')} is not "
+                              f"supported (this fog_envs reads version {FORMAT_VERSION})")
+        if task is not None and raw.get("task") != task:
+            raise BundleError(f"state-model bundle {path} was trained for task {raw.get('task')!r}, not {task!r}")
+        try:
+            config = config_from_dict(StateModelConfig, raw["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"state-model bundle {path}: bad config ({exc})") from exc
+        try:
+            tensors = load_file(str(path / "weights.safetensors"))
+        except Exception as exc:  # safetensors raises several types for damaged files
+            raise BundleError(f"state-model bundle {path}: weights.safetensors is corrupt or truncated ({exc})") from exc
+        model = cls(config)
+        load_state(model, {f"m.{k}": v for k, v in tensors.items()}, "m", str(path))
+        return model.to(map_location).eval(), card
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What ``config.json`` holds for a state model (``write_bundle`` calls :meth:`to_dict`)."""
+
+    task: str
+    config: StateModelConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_name": FORMAT_NAME, "format_version": FORMAT_VERSION, "task": self.task,
+                "config": config_to_dict(self.config)}
+

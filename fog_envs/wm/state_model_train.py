@@ -1,0 +1,156 @@
+"""``fog-train-state``: train a :class:`~fog_envs.wm.state_model.StateModel` on a play dataset's true states.
+
+    fog-train-state --task pusht --data datasets/pusht_play.h5 --out runs/state_pusht \
+        [--heldout datasets/pusht_heldout.h5] [--steps 8000]
+
+Resumable (rerun the same command after a kill: the generic stage loop's checkpoints); writes the bundle to
+``<out>/bundle`` with a card holding the dataset, its fingerprint, steps, wall time and, with ``--heldout``,
+the one-step errors on held-out episodes in the task's units (next to copying the last state) and the
+reward model's error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fog_envs.wm.distributed import DistContext
+from fog_envs.wm.stages import valid_window_starts
+from fog_envs.wm.state_model import StateModel, StateModelConfig
+from fog_envs.wm.tasks import TaskSpec, get_task
+from fog_envs.wm.trainer import StageConfig, train_stage
+
+
+@dataclass(frozen=True)
+class StateModelTrainConfig:
+    """Train a state-space local model on a play dataset's true states."""
+
+    task: str = "pusht"
+    data: str = "datasets/pusht_play.h5"
+    out: str = "runs/state_pusht"
+    heldout: str | None = None
+    """a held-out dataset (another seed) for the card's one-step errors"""
+    steps: int = 8000
+    batch: int = 512
+    lr: float = 1e-3
+    hidden: int = 256
+    layers: int = 3
+    seed: int = 0
+    threads: int = 0
+    checkpoint_every: int = 1000
+    stop_after: int | None = None
+    """stop (as if killed) after this many steps in this call; for tests"""
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class StateTransitions:
+    """(s_{t−1}, s_t, a_t, r_t, s_{t+1}) for every row t with both neighbours in its episode."""
+
+    prev_state: np.ndarray
+    state: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    next_state: np.ndarray
+
+    def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(np.ascontiguousarray(v[idx])) for k, v in asdict(self).items()}
+
+
+def load_transitions(path: str | os.PathLike, spec: TaskSpec) -> StateTransitions:
+    """The transitions of a play dataset in probe-target units (frames are not read)."""
+    from fog_envs.data.format import open_dataset
+
+    with open_dataset(path) as f:
+        if f.attrs["env_id"] != spec.real_env_id:
+            raise ValueError(f"dataset {path} was collected on {f.attrs['env_id']}, but task {spec.name!r} needs "
+                             f"{spec.real_env_id}")
+        state = spec.probe_targets(f["state"][()]).astype(np.float32)
+        actions = f["actions"][()].astype(np.float32)
+        rewards = f["rewards"][()].astype(np.float32)
+        ends = f["episode_ends"][()].astype(np.int64)
+    rows = valid_window_starts(ends, 3) + 1
+    if len(rows) == 0:
+        raise ValueError(f"dataset {path} has no episode of 3 or more frames")
+    return StateTransitions(state[rows - 1], state[rows], actions[rows], rewards[rows], state[rows + 1])
+
+
+@torch.no_grad()
+def one_step_errors(model: StateModel, data: StateTransitions, spec: TaskSpec) -> dict[str, float]:
+    """Median one-step errors of the model and of copying the state, in the task's units, and the reward MAE."""
+    b = data.batch(np.arange(len(data.state)))
+    pred = model.step(b["state"], b["prev_state"], b["action"]).numpy()
+    out: dict[str, float] = {}
+    for name, guess in (("model", pred), ("copy", data.state)):
+        for k, v in spec.probe_errors(guess, data.next_state).items():
+            out[f"{name}_{k}_median"] = float(np.median(v))
+    out["reward_abs_err_mean"] = float((model.reward(b["next_state"]) - b["reward"]).abs().mean())
+    out["transitions"] = int(len(data.state))
+    return out
+
+
+def train_state_model(cfg: StateModelTrainConfig) -> Path:
+    """Train (or resume) and write ``<out>/bundle``; returns its path."""
+    from fog_envs.data.format import dataset_fingerprint
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    spec = get_task(cfg.task)
+    data = load_transitions(cfg.data, spec)
+    out = Path(cfg.out)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = StateModel(StateModelConfig(state_dim=spec.probe_dim, action_dim=spec.action_dim, hidden=cfg.hidden,
+                                        layers=cfg.layers))
+    model.fit_scale(torch.from_numpy(data.next_state - data.state))
+    n = len(data.state)
+    stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps))
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, desc=f"{cfg.task}/state_model", dynamic_ncols=True)
+
+    def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
+        if bar is not None:
+            bar.n = step
+            bar.set_postfix(loss=f"{metrics.get('state_model/loss', float('nan')):.4f}", refresh=False)
+            bar.update(0)
+
+    t0 = time.perf_counter()
+    try:
+        metrics = train_stage("state_model", model, lambda m, b: m.loss(b),
+                              lambda rng, size: data.batch(rng.integers(0, n, size)), stage, out / "checkpoints",
+                              cfg.seed, DistContext(), bf16=False, progress=on_step,
+                              checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_after)
+    finally:
+        if bar is not None:
+            bar.close()
+    card: dict[str, Any] = {
+        "task": cfg.task, "dataset": str(cfg.data), "dataset_fingerprint": dataset_fingerprint(cfg.data),
+        "transitions": n, "steps": cfg.steps, "train": asdict(cfg), "wall_time_s_last_call": round(time.perf_counter() - t0, 1),
+        "final_metrics": {k: v for k, v in metrics.items() if np.isfinite(v)},
+    }
+    if cfg.heldout is not None:
+        card["heldout"] = {"dataset": str(cfg.heldout), **one_step_errors(model, load_transitions(cfg.heldout, spec), spec)}
+    return model.save(out / "bundle", cfg.task, card)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tyro
+
+    cfg = tyro.cli(StateModelTrainConfig, args=sys.argv[1:] if argv is None else argv, description=__doc__)
+    bundle = train_state_model(cfg)
+    print(f"state model written to {bundle}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""The state-space local model: the model, its bundle, its training CLI, and ``local_model="state"`` envs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fog_envs  # noqa: F401
+from fog_envs.learned.factory import make_backend
+from fog_envs.wm.bundle import BundleError
+from fog_envs.wm.model import WorldModel
+from fog_envs.wm.state_model import StateModel, StateModelConfig
+from fog_envs.wm.state_model_train import StateModelTrainConfig, load_transitions, train_state_model
+from fog_envs.wm.tasks import get_task
+
+
+def _train_cfg(data: Path, out: Path, **kw) -> StateModelTrainConfig:
+    return StateModelTrainConfig(task="pusht", data=str(data), out=str(out), steps=120, batch=64, hidden=32,
+                                 layers=2, checkpoint_every=10, threads=1, progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def state_bundle(tiny_dataset, tmp_path_factory) -> Path:
+    return train_state_model(_train_cfg(tiny_dataset, tmp_path_factory.mktemp("state") / "run"))
+
+
+def test_step_is_the_state_plus_a_scaled_change_and_the_scale_is_the_rms_change():
+    model = StateModel(StateModelConfig(state_dim=3, action_dim=2, hidden=8, layers=1))
+    model.fit_scale(torch.tensor([[3.0, 0.0, 1.0], [-4.0, 0.0, -1.0]]))
+    torch.testing.assert_close(model.change_scale, torch.tensor([12.5 ** 0.5, 1e-3 * 12.5 ** 0.5, 1.0]))
+    last = model.dynamics[-1]
+    torch.nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.copy_(torch.tensor([1.0, 2.0, -1.0]))
+    s, s_prev, a = torch.randn(4, 3), torch.randn(4, 3), torch.randn(4, 2)
+    torch.testing.assert_close(model.step(s, s_prev, a), s + torch.tensor([1.0, 2.0, -1.0]) * model.change_scale)
+
+
+def test_transitions_are_the_dataset_rows_with_both_neighbours(tiny_dataset):
+    from fog_envs.data.format import open_dataset
+
+    spec = get_task("pusht")
+    tr = load_transitions(tiny_dataset, spec)
+    with open_dataset(tiny_dataset) as f:
+        state, actions, rewards = spec.probe_targets(f["state"][()]), f["actions"][()], f["rewards"][()]
+        ends = f["episode_ends"][()]
+    assert len(tr.state) == len(state) - 2 * len(ends)  # each episode loses its first and last row
+    t = 5  # row 5 of the first episode (24 steps)
+    i = t - 1
+    np.testing.assert_allclose(tr.prev_state[i], state[t - 1], rtol=1e-6)
+    np.testing.assert_allclose(tr.state[i], state[t], rtol=1e-6)
+    np.testing.assert_allclose(tr.next_state[i], state[t + 1], rtol=1e-6)
+    assert tr.action[i].tolist() == actions[t].tolist() and tr.reward[i] == rewards[t]
+    with pytest.raises(ValueError, match="needs RealPushCube-v0"):
+        load_transitions(tiny_dataset, get_task("cube"))
+
+
+def test_training_lowers_the_loss_resumes_exactly_and_writes_a_card(tiny_dataset, tmp_path, state_bundle):
+    card = json.loads((state_bundle / "card.json").read_text())
+    assert card["task"] == "pusht" and len(card["dataset_fingerprint"]) == 64 and card["steps"] == 120
+    model, _ = StateModel.load(state_bundle, task="pusht")
+    first = torch.load(state_bundle.parent / "checkpoints" / "state_model.pt", weights_only=False)
+    assert first["step"] == 120
+    # the loss at the trained weights is below the loss at initialisation on the same transitions
+    tr = load_transitions(tiny_dataset, get_task("pusht"))
+    batch = tr.batch(np.arange(len(tr.state)))
+    torch.manual_seed(0)
+    fresh = StateModel(model.config)
+    fresh.change_scale.copy_(model.change_scale)
+    with torch.no_grad():
+        assert model.loss(batch)[0] < 0.5 * fresh.loss(batch)[0]
+    # killed after 45 steps, then resumed: the same weights as the uninterrupted run
+    from fog_envs.wm.trainer import StopRequested
+
+    with pytest.raises(StopRequested):
+        train_state_model(_train_cfg(tiny_dataset, tmp_path / "killed", stop_after=45))
+    resumed, _ = StateModel.load(train_state_model(_train_cfg(tiny_dataset, tmp_path / "killed")))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_bundle_round_trip_and_errors(state_bundle, tmp_path):
+    import shutil
+
+    model, card = StateModel.load(state_bundle)
+    x = torch.randn(5, 6)
+    again, _ = StateModel.load(state_bundle, task="pusht")
+    torch.testing.assert_close(again.step(x, x, torch.zeros(5, 2)), model.step(x, x, torch.zeros(5, 2)))
+    with pytest.raises(BundleError, match="trained for task 'pusht', not 'cube'"):
+        StateModel.load(state_bundle, task="cube")
+    with pytest.raises(BundleError, match="no world-model bundle"):
+        StateModel.load(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    shutil.copytree(state_bundle, broken)
+    (broken / "weights.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(BundleError, match="corrupt"):
+        StateModel.load(broken)
+    (broken / "card.json").unlink()
+    with pytest.raises(BundleError, match="card.json is missing"):
+        StateModel.load(broken)
+
+
+def test_world_model_bundle_is_not_a_state_model(debug_bundle):
+    with pytest.raises(BundleError, match="not a fog-state-model bundle"):
+        StateModel.load(debug_bundle)
+
+
+def _state_backend(debug_bundle, state_bundle, forward_model="diffusion", n=2):
+    return make_backend("pusht", n, world_model=str(debug_bundle), forward_model=forward_model,
+                        local_model="state", state_model=str(state_bundle), bf16=False)
+
+
+def test_local_state_is_two_probe_readings_and_the_local_step_is_the_state_model(debug_bundle, state_bundle,
+                                                                                 one_thread):
+    backend = _state_backend(debug_bundle, state_bundle)
+    model, local = backend.model, backend.state_local
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    backend.reset(torch.arange(2), gens)
+    decode = lambda z: model.autoencoder.output_to_frames(model.autoencoder.decode_float(z).float())  # noqa: E731
+    with torch.no_grad():
+        expected = torch.cat([model.probe(decode(backend.ctx[:, -1])), model.probe(decode(backend.ctx[:, -2]))], -1)
+    assert backend.state_dim == 12
+    torch.testing.assert_close(backend.state(), expected)
+    x0 = backend.state()
+    out = backend.global_step(torch.tensor([[0.5, -0.5], [0.0, 1.0]]), gens)
+    with torch.no_grad():
+        s1 = model.probe(decode(backend.ctx[:, -1]))
+    torch.testing.assert_close(out.next_state, torch.cat([s1, x0[:, :6]], -1))
+    a = torch.randn(2, 2)
+    sm = local.state_model
+    torch.testing.assert_close(backend.local_step(x0, a), torch.cat([sm.step(x0[:, :6], x0[:, 6:], a), x0[:, :6]], -1))
+    torch.testing.assert_close(backend.local_reward(x0), sm.reward(x0[:, :6]))
+    assert backend.refresh_local_model(4) == {}
+
+
+def test_differentiable_step_takes_the_state_models_jacobian_at_the_global_state(debug_bundle, state_bundle,
+                                                                                 one_thread):
+    from fog_envs.learned.diff import DifferentiableEnv
+
+    backend = _state_backend(debug_bundle, state_bundle)
+    diff = DifferentiableEnv(backend, 10)
+    diff.reset(seed=0)
+    x0 = diff.cut_graph()
+    a = torch.tensor([[0.3, -0.2], [-0.7, 0.1]], requires_grad=True)
+    x1, reward, *_ = diff.step(a)
+    (reward.sum() + x1.sum()).backward()
+    a_ref = a.detach().clone().requires_grad_(True)
+    local = backend.state_local
+    x1_local = local.step(x0, a_ref)
+    x1_star = x1_local + (backend.state() - x1_local).detach()  # the global value, the local Jacobian
+    (local.reward(x1_star).sum() + x1_star.sum()).backward()
+    torch.testing.assert_close(a.grad, a_ref.grad)
+    torch.testing.assert_close(x1.detach(), backend.state())  # values are the global model's
+
+
+def test_reference_forward_model_with_the_state_local_model_reads_real_frames(debug_bundle, state_bundle, one_thread):
+    import gymnasium as gym
+
+    backend = _state_backend(debug_bundle, state_bundle, forward_model="reference", n=1)
+    backend.reset(torch.arange(1), [torch.Generator().manual_seed(0)])
+    env = gym.make("RealPushT-v0")
+    obs, _ = env.reset(seed=backend._seeds[0])
+    probe = backend.model.probe
+    with torch.no_grad():
+        s0 = probe(torch.as_tensor(obs)[None])
+        torch.testing.assert_close(backend.state(), torch.cat([s0, s0], -1))
+        backend.global_step(torch.tensor([[1.0, 0.0]]), [torch.Generator()])
+        s1 = probe(torch.as_tensor(env.step(np.array([1.0, 0.0], np.float32))[0])[None])
+    torch.testing.assert_close(backend.state(), torch.cat([s1, s0], -1))
+    observer = backend.make_observer()
+    torch.testing.assert_close(observer.reset(obs), torch.cat([s0, s0], -1)[0])
+
+
+def test_local_model_errors_name_the_problem(debug_bundle, state_bundle):
+    with pytest.raises(ValueError, match="unknown local_model 'mlp'"):
+        make_backend("pusht", 1, world_model=str(debug_bundle), local_model="mlp")
+    with pytest.raises(ValueError, match="state_model= is the model of local_model='state'"):
+        make_backend("pusht", 1, world_model=str(debug_bundle), state_model=str(state_bundle))
+    with pytest.raises(ValueError, match="forward_model='rssm' dreams with the RSSM"):
+        _state_backend(debug_bundle, state_bundle, forward_model="rssm")
+    with pytest.raises(ValueError, match="toy env"):
+        make_backend("toy", 1, local_model="state")
+    with pytest.raises(BundleError, match="not a fog-state-model bundle"):
+        make_backend("pusht", 1, world_model=str(debug_bundle), local_model="state", state_model=str(debug_bundle))
+    from fog_envs.learned.state_local import StateLocalModel
+
+    with pytest.raises(ValueError, match="does not fit task 'pusht'"):
+        StateLocalModel(WorldModel.load(debug_bundle), StateModel(StateModelConfig(state_dim=5)))
