@@ -1,13 +1,15 @@
 """Gradient quality of several world models side by side, against the true gradient of the reference system.
 
     python benchmarks/bench_gradients.py --heldout datasets/pusht_heldout.h5 --bundle pusht \
-        --bundle runs/wm_rand07_rssm/bundle [--grad-windows 32] [--horizon 4]
+        --bundle runs/wm_rand07_rssm/bundle [--state-model runs/state_pusht/bundle] [--grad-windows 32]
 
 For each bundle, on the same held-out windows (a seed the training never saw): the cosine between central
 finite differences of the H-step true return through the reference system (restarted from each window's true
 state) and (a) FoG's gradient (RSSM Jacobians along the diffusion model's frames), (b) the RSSM's gradient
 along the reference system's own frames (what ``forward_model="reference"`` gives an agent), (c) finite
-differences through the diffusion model; plus (d) the usual cosine of (a) with (c).
+differences through the diffusion model; plus (d) the usual cosine of (a) with (c). With ``--state-model``,
+each bundle gets a second row with that state-space local model (``local_model="state"``: the bundle's probe
+reads the frames) in place of its RSSM.
 See :func:`fog_envs.wm.fidelity.reference_gradient_cosine`. Prints a table, writes
 ``benchmarks/results/gradients_<task>.json``.
 """
@@ -26,7 +28,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fog_envs.wm.fidelity import FidelityConfig, reference_gradient_cosine  # noqa: E402
+from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
+from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -40,6 +44,7 @@ def main() -> None:
     parser.add_argument("--bundle", action="append", required=True, help="bundle name or path (repeat)")
     parser.add_argument("--grad-windows", type=int, default=FidelityConfig().grad_windows)
     parser.add_argument("--horizon", type=int, default=FidelityConfig().grad_horizon)
+    parser.add_argument("--state-model", default=None, help="also judge this state model (bundle name or path)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/gradients_<task>.json)")
     args = parser.parse_args()
@@ -54,16 +59,23 @@ def main() -> None:
         data = load_play_arrays(args.heldout, task)
         t0 = time.perf_counter()
         results[bundle] = {**reference_gradient_cosine(model, data, cfg), "seconds": time.perf_counter() - t0}
+        if args.state_model is not None:
+            state_model, _ = StateModel.load(args.state_model, task=task)
+            t0 = time.perf_counter()
+            results[f"{bundle} + state model"] = {
+                **reference_gradient_cosine(model, data, cfg, StateLocalModel(model, state_model)),
+                "state_model": args.state_model, "seconds": time.perf_counter() - t0}
     print(f"cosine mean / median over {cfg.grad_windows} held-out windows, H = {cfg.grad_horizon}")
-    print(f"{'bundle':<36}" + "".join(f" | {title:>28}" for _, title in COLUMNS))
+    print(f"{'bundle (local model)':<48}" + "".join(f" | {title:>28}" for _, title in COLUMNS))
     for bundle, r in results.items():
-        print(f"{bundle:<36}" + "".join(f" | {r[k + '_mean']:>13.3f} / {r[k + '_median']:>6.3f}     "
+        print(f"{bundle:<48}" + "".join(f" | {r[k + '_mean']:>13.3f} / {r[k + '_median']:>6.3f}     "
                                         for k, _ in COLUMNS))
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / f"gradients_{task}.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"heldout": args.heldout, "config": {"grad_windows": cfg.grad_windows,
                                                                    "grad_horizon": cfg.grad_horizon},
+                               "state_model": args.state_model,
                                "bundles": results, "time": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
     os.replace(tmp, path)
 

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from fog_envs.wm.model import WorldModel
+from fog_envs.wm.model import LocalModel, WorldModel
 from fog_envs.wm.stages import PlayArrays, valid_window_starts
 
 
@@ -269,8 +269,8 @@ def _reference_differences(model: WorldModel, data: PlayArrays, p: _GradientProb
     return true_fd, latents.reshape(b, horizon, *p.ctx.shape[2:])
 
 
-def reference_gradient_cosine(model: WorldModel, data: PlayArrays,
-                              cfg: FidelityConfig = FidelityConfig()) -> dict[str, float]:
+def reference_gradient_cosine(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig(),
+                              local: LocalModel | None = None) -> dict[str, float]:
     """Gradient quality against the truth. The true gradient of the H-step return w.r.t. the actions is taken
     by central differences through the reference system itself (deterministic physics restarted from each
     window's true state with ``reset_to_state``, at rest: the data holds no velocities) and compared with
@@ -280,13 +280,17 @@ def reference_gradient_cosine(model: WorldModel, data: PlayArrays,
       agent trained with ``forward_model="reference"`` gets: the local model's Jacobians alone);
     * ``true_cos_diffusion_fd``: central differences through the diffusion model (fixed noise).
 
-    Same windows, noise and actions as :func:`gradient_cosine` (whose figure it also returns)."""
+    ``local``: the local model whose Jacobians are judged (default: the bundle's RSSM; e.g. a
+    :class:`fog_envs.learned.state_local.StateLocalModel`). Same windows, noise and actions as
+    :func:`gradient_cosine` (whose figure it also returns for the RSSM)."""
     p = _gradient_problem(model, data, cfg)
     true_fd, ref_latents = _reference_differences(model, data, p, cfg)
     diffusion_fd = _central_differences(_diffusion_return(model, p), p.future, cfg.fd_eps)
-    fog = model.surrogate_action_gradient(p.ctx, p.ctx_actions, p.future, p.noise, p.ctx_noise)
+    fog = model.surrogate_gradient_along(
+        p.ctx, p.ctx_actions, p.future,
+        lambda k, c, a: model.next_latent_fixed(c, a, p.noise[k], p.ctx_noise[k]), local)
     on_reference = model.surrogate_gradient_along(p.ctx, p.ctx_actions, p.future,
-                                                  lambda k, c, a: ref_latents[:, k])
+                                                  lambda k, c, a: ref_latents[:, k], local)
     b = len(p.rows)
     return {**_cosines("true_cos_fog", fog, true_fd),
             **_cosines("true_cos_rssm_on_reference", on_reference, true_fd),
