@@ -9,7 +9,7 @@ state) and (a) FoG's gradient (RSSM Jacobians along the diffusion model's frames
 along the reference system's own frames (what ``forward_model="reference"`` gives an agent), (c) finite
 differences through the diffusion model; plus (d) the usual cosine of (a) with (c). With ``--state-model``,
 each bundle gets a second row with that state-space local model (``local_model="state"``: the bundle's probe
-reads the frames) in place of its RSSM.
+reads the frames) in place of its RSSM, and (e) the same model's gradient with the true states as readings.
 See :func:`fog_envs.wm.fidelity.reference_gradient_cosine`. Prints a table, writes
 ``benchmarks/results/gradients_<task>.json``.
 """
@@ -34,7 +34,7 @@ from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COLUMNS = (("true_cos_fog", "FoG vs true"), ("true_cos_rssm_on_reference", "RSSM on true frames vs true"),
+COLUMNS = (("true_cos_state_on_true_states", "state model, true readings"), ("true_cos_fog", "FoG vs true"), ("true_cos_rssm_on_reference", "RSSM on true frames vs true"),
            ("true_cos_diffusion_fd", "diffusion FD vs true"), ("grad_cosine", "FoG vs diffusion FD"))
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     print(f"{'bundle (local model)':<48}" + "".join(f" | {title:>28}" for _, title in COLUMNS))
     for bundle, r in results.items():
         print(f"{bundle:<48}" + "".join(f" | {r[k + '_mean']:>13.3f} / {r[k + '_median']:>6.3f}     "
-                                        for k, _ in COLUMNS))
+                                        if k + "_mean" in r else f" | {'-':>28}" for k, _ in COLUMNS))
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / f"gradients_{task}.json"
     tmp = path.with_name(path.name + ".tmp")

@@ -190,3 +190,30 @@ def test_local_model_errors_name_the_problem(debug_bundle, state_bundle):
 
     with pytest.raises(ValueError, match="does not fit task 'pusht'"):
         StateLocalModel(WorldModel.load(debug_bundle), StateModel(StateModelConfig(state_dim=5)))
+
+
+def test_gradient_against_the_truth_with_perfect_state_readings_is_the_state_models_chain(
+        tiny_dataset, debug_bundle, state_bundle, one_thread):
+    """``true_cos_state_on_true_states``: the state model's gradient along the true rollout, straight through
+    at the true states (values true, Jacobians the model's), against central differences through RealPushT."""
+    from fog_envs.learned.state_local import StateLocalModel
+    from fog_envs.wm.fidelity import FidelityConfig, _gradient_problem, _reference_differences, reference_gradient_cosine
+    from fog_envs.wm.train import load_play_arrays
+
+    model = WorldModel.load(debug_bundle)
+    data = load_play_arrays(tiny_dataset, "pusht")
+    local = StateLocalModel(model, StateModel.load(state_bundle)[0])
+    cfg = FidelityConfig(grad_windows=3, grad_horizon=2)
+    result = reference_gradient_cosine(model, data, cfg, local)
+    p = _gradient_problem(model, data, cfg)
+    true_fd, _, states = _reference_differences(model, data, p, cfg)
+    acts = p.future.clone().requires_grad_(True)
+    x, total = local.start(states[:, 0]), 0.0
+    for k in range(2):
+        pred = local.step(x, acts[:, k])
+        x = pred + (local.advance(x, states[:, k + 1]) - pred).detach()
+        total = total + local.reward(x).sum()
+    (grad,) = torch.autograd.grad(total, acts)
+    cos = torch.nn.functional.cosine_similarity(grad.reshape(3, -1), true_fd, dim=1)
+    assert result["true_cos_state_on_true_states_mean"] == pytest.approx(float(cos.mean()), abs=1e-5)
+    assert "true_cos_state_on_true_states_mean" not in reference_gradient_cosine(model, data, cfg)  # RSSM: no such row

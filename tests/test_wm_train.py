@@ -506,8 +506,10 @@ def test_surrogate_gradient_along_any_frames_and_against_the_reference_system(ti
     torch.testing.assert_close(model.surrogate_gradient_along(p.ctx, p.ctx_actions, p.future,
                                                               lambda k, c, a: recorded[k]), fog)
 
-    true_fd, latents = _reference_differences(model, data, p, cfg)
-    assert true_fd.shape == (3, 4) and latents.shape == (3, 2, *model.latent_shape)
+    true_fd, latents, states = _reference_differences(model, data, p, cfg)
+    assert true_fd.shape == (3, 4) and latents.shape == (3, 2, *model.latent_shape) and states.shape == (3, 3, 6)
+    start = model.task.probe_targets(data.state[p.rows[:, model.context_len - 1]])
+    np.testing.assert_allclose(states[:, 0].numpy(), start, atol=1e-6)  # restarted at the window's true state
     env = gym.make("RealPushT-v0")
     start = data.state[p.rows[1, model.context_len - 1]]
 

@@ -237,26 +237,30 @@ def gradient_cosine(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = F
 
 
 def _reference_differences(model: WorldModel, data: PlayArrays, p: _GradientProblem,
-                           cfg: FidelityConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                           cfg: FidelityConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Central differences (B, H·A) of the H-step true return through the reference system, restarted at rest
-    from each window's true state at its last context frame, and the encoded frames (B, H, C, h, w) of the
-    unperturbed rollouts."""
+    from each window's true state at its last context frame; the encoded frames (B, H, C, h, w) of the
+    unperturbed rollouts and their true states in probe units (B, H + 1, P), the start included."""
     import gymnasium as gym
 
     b, horizon = len(p.rows), p.future.shape[1]
     starts = data.state[p.rows[:, model.context_len - 1]]
     env = gym.make(model.task.real_env_id, disable_env_checker=True).unwrapped
     frames: list[np.ndarray] = []
+    states: list[np.ndarray] = []
 
     def reference_return(future: torch.Tensor, keep_frames: bool = False) -> torch.Tensor:
         total = np.zeros(len(future))
         for j, seq in enumerate(future.cpu().numpy()):
-            env.reset(options={"reset_to_state": starts[j % b]})
+            _, info = env.reset(options={"reset_to_state": starts[j % b]})
+            if keep_frames:
+                states.append(info["state"])
             for a in seq:
-                obs, rew, *_ = env.step(np.clip(a, -1.0, 1.0))
+                obs, rew, _, _, info = env.step(np.clip(a, -1.0, 1.0))
                 total[j] += rew
                 if keep_frames:
                     frames.append(obs)
+                    states.append(info["state"])
         return torch.as_tensor(total, dtype=torch.float32, device=future.device)
 
     try:
@@ -266,7 +270,30 @@ def _reference_differences(model: WorldModel, data: PlayArrays, p: _GradientProb
         env.close()
     with torch.no_grad():
         latents = model.autoencoder.encode(torch.from_numpy(np.stack(frames)).to(p.ctx.device))
-    return true_fd, latents.reshape(b, horizon, *p.ctx.shape[2:])
+    true_states = torch.from_numpy(model.task.probe_targets(np.stack(states))).to(p.ctx.device)
+    return true_fd, latents.reshape(b, horizon, *p.ctx.shape[2:]), true_states.reshape(b, horizon + 1, -1)
+
+
+class _TrueStateReadings:
+    """A state-space local model whose readings are the reference system's true states instead of the
+    probe's (the local model's Jacobians alone, with perfect state estimation)."""
+
+    def __init__(self, local: LocalModel, states: torch.Tensor) -> None:
+        self.local, self.states, self.k = local, states, 0
+
+    def start_window(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        self.k = 0  # restarted from the true state at rest, as the reference rollouts are
+        return self.local.start(self.states[:, 0])  # type: ignore[attr-defined]
+
+    def filter_latent(self, x: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        self.k += 1
+        return self.local.advance(x, self.states[:, self.k])  # type: ignore[attr-defined]
+
+    def step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.local.step(x, action)
+
+    def reward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.local.reward(x)
 
 
 def reference_gradient_cosine(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig(),
@@ -278,13 +305,15 @@ def reference_gradient_cosine(model: WorldModel, data: PlayArrays, cfg: Fidelity
     * ``true_cos_fog``: the RSSM surrogate along the diffusion model's frames (the gradient FoG trains with);
     * ``true_cos_rssm_on_reference``: the RSSM surrogate along the reference system's own frames (what an
       agent trained with ``forward_model="reference"`` gets: the local model's Jacobians alone);
-    * ``true_cos_diffusion_fd``: central differences through the diffusion model (fixed noise).
+    * ``true_cos_diffusion_fd``: central differences through the diffusion model (fixed noise);
+    * ``true_cos_state_on_true_states`` (state-space local models only): that model's gradient along the
+      true rollout with the true states as its readings (perfect state estimation).
 
     ``local``: the local model whose Jacobians are judged (default: the bundle's RSSM; e.g. a
     :class:`fog_envs.learned.state_local.StateLocalModel`). Same windows, noise and actions as
     :func:`gradient_cosine` (whose figure it also returns for the RSSM)."""
     p = _gradient_problem(model, data, cfg)
-    true_fd, ref_latents = _reference_differences(model, data, p, cfg)
+    true_fd, ref_latents, true_states = _reference_differences(model, data, p, cfg)
     diffusion_fd = _central_differences(_diffusion_return(model, p), p.future, cfg.fd_eps)
     fog = model.surrogate_gradient_along(
         p.ctx, p.ctx_actions, p.future,
@@ -292,7 +321,12 @@ def reference_gradient_cosine(model: WorldModel, data: PlayArrays, cfg: Fidelity
     on_reference = model.surrogate_gradient_along(p.ctx, p.ctx_actions, p.future,
                                                   lambda k, c, a: ref_latents[:, k], local)
     b = len(p.rows)
-    return {**_cosines("true_cos_fog", fog, true_fd),
+    extra: dict[str, float] = {}
+    if hasattr(local, "advance"):  # a state-space local model: also with perfect state readings
+        truth = _TrueStateReadings(local, true_states)
+        extra = _cosines("true_cos_state_on_true_states", model.surrogate_gradient_along(
+            p.ctx, p.ctx_actions, p.future, lambda k, c, a: ref_latents[:, k], truth), true_fd)
+    return {**extra, **_cosines("true_cos_fog", fog, true_fd),
             **_cosines("true_cos_rssm_on_reference", on_reference, true_fd),
             **_cosines("true_cos_diffusion_fd", diffusion_fd, true_fd),
             **_cosines("grad_cosine", fog, diffusion_fd),
