@@ -105,7 +105,7 @@ def test_bundle_round_trip_and_errors(state_bundle, tmp_path):
 
 
 def test_world_model_bundle_is_not_a_state_model(debug_bundle):
-    with pytest.raises(BundleError, match="not a fog-state-model bundle"):
+    with pytest.raises(BundleError, match="not a fog-state-model config"):
         StateModel.load(debug_bundle)
 
 
@@ -184,7 +184,7 @@ def test_local_model_errors_name_the_problem(debug_bundle, state_bundle):
         _state_backend(debug_bundle, state_bundle, forward_model="rssm")
     with pytest.raises(ValueError, match="toy env"):
         make_backend("toy", 1, local_model="state")
-    with pytest.raises(BundleError, match="not a fog-state-model bundle"):
+    with pytest.raises(BundleError, match="not a fog-state-model config"):
         make_backend("pusht", 1, world_model=str(debug_bundle), local_model="state", state_model=str(debug_bundle))
     from fog_envs.learned.state_local import StateLocalModel
 

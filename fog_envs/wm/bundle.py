@@ -124,8 +124,11 @@ def update_card(name_or_path: str | os.PathLike, **entries: Any) -> dict[str, An
     return card
 
 
-def read_bundle(name_or_path: str | os.PathLike) -> tuple[WorldModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
-    """Read ``(config, tensors, card)`` from a bundle; every failure is a :class:`BundleError`."""
+def read_bundle_files(name_or_path: str | os.PathLike, format_name: str = FORMAT_NAME,
+                      format_version: int = FORMAT_VERSION) -> tuple[Path, dict[str, Any], dict[str, torch.Tensor],
+                                                                     dict[str, Any]]:
+    """``(path, raw config dict, tensors, card)`` of a bundle directory in the format ``format_name`` (world
+    models, or state models: :mod:`fog_envs.wm.state_model`); every failure is a :class:`BundleError`."""
     path = resolve_bundle_path(name_or_path)
     for fname in ("config.json", "weights.safetensors", "card.json"):
         if not (path / fname).is_file():
@@ -135,17 +138,23 @@ def read_bundle(name_or_path: str | os.PathLike) -> tuple[WorldModelConfig, dict
         card = json.loads((path / "card.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"bundle {path}: config.json or card.json is not valid JSON ({exc})") from exc
-    if not isinstance(raw, dict) or raw.get("format_name") != FORMAT_NAME:
-        raise BundleError(f"bundle {path}: config.json is not a {FORMAT_NAME} config")
-    if raw.get("format_version") != FORMAT_VERSION:
+    if not isinstance(raw, dict) or raw.get("format_name") != format_name:
+        found = raw.get("format_name") if isinstance(raw, dict) else None
+        raise BundleError(f"bundle {path}: config.json is not a {format_name} config (format_name {found!r})")
+    if raw.get("format_version") != format_version:
         raise BundleError(f"bundle {path}: format version {raw.get('format_version')} is not supported "
-                          f"(this fog_envs reads version {FORMAT_VERSION})")
-    config = WorldModelConfig.from_dict(raw)
+                          f"(this fog_envs reads version {format_version})")
     try:
         tensors = load_file(str(path / "weights.safetensors"))
     except Exception as exc:  # safetensors raises several types for damaged files
         raise BundleError(f"bundle {path}: weights.safetensors is corrupt or truncated ({exc})") from exc
-    return config, tensors, card
+    return path, raw, tensors, card
+
+
+def read_bundle(name_or_path: str | os.PathLike) -> tuple[WorldModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """Read ``(config, tensors, card)`` from a world-model bundle; every failure is a :class:`BundleError`."""
+    _, raw, tensors, card = read_bundle_files(name_or_path)
+    return WorldModelConfig.from_dict(raw), tensors, card
 
 
 def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

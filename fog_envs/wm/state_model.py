@@ -15,17 +15,15 @@ Bundle layout (``fog-state-model`` version 1): ``config.json`` (format, task, :c
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from fog_envs.wm.bundle import BundleError, load_state, resolve_bundle_path, write_bundle
+from fog_envs.wm.bundle import BundleError, load_state, read_bundle_files, write_bundle
 from fog_envs.wm.config_io import config_from_dict, config_to_dict
 
 FORMAT_NAME = "fog-state-model"
@@ -99,31 +97,13 @@ class StateModel(nn.Module):
              map_location: str | torch.device = "cpu") -> tuple["StateModel", dict[str, Any]]:
         """``(model, card)`` from a bundle; ``BundleError`` when missing, corrupt, another format or (with
         ``task``) trained for another task."""
-        path = resolve_bundle_path(name_or_path)
-        for fname in ("config.json", "weights.safetensors", "card.json"):
-            if not (path / fname).is_file():
-                raise BundleError(f"state-model bundle {path} is incomplete: {fname} is missing")
-        try:
-            raw = json.loads((path / "config.json").read_text())
-            card = json.loads((path / "card.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BundleError(f"state-model bundle {path}: config.json or card.json is not valid JSON ({exc})") from exc
-        if not isinstance(raw, dict) or raw.get("format_name") != FORMAT_NAME:
-            raise BundleError(f"{path} is not a {FORMAT_NAME} bundle (format_name "
-                              f"{raw.get('format_name') if isinstance(raw, dict) else None!r})")
-        if raw.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"state-model bundle {path}: format version {raw.get('format_version')} is not "
-                              f"supported (this fog_envs reads version {FORMAT_VERSION})")
+        path, raw, tensors, card = read_bundle_files(name_or_path, FORMAT_NAME, FORMAT_VERSION)
         if task is not None and raw.get("task") != task:
             raise BundleError(f"state-model bundle {path} was trained for task {raw.get('task')!r}, not {task!r}")
         try:
             config = config_from_dict(StateModelConfig, raw["config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"state-model bundle {path}: bad config ({exc})") from exc
-        try:
-            tensors = load_file(str(path / "weights.safetensors"))
-        except Exception as exc:  # safetensors raises several types for damaged files
-            raise BundleError(f"state-model bundle {path}: weights.safetensors is corrupt or truncated ({exc})") from exc
         model = cls(config)
         load_state(model, {f"m.{k}": v for k, v in tensors.items()}, "m", str(path))
         return model.to(map_location).eval(), card
