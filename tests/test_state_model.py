@@ -133,7 +133,14 @@ def test_local_state_is_two_probe_readings_and_the_local_step_is_the_state_model
     a = torch.randn(2, 2)
     sm = local.state_model
     torch.testing.assert_close(backend.local_step(x0, a), torch.cat([sm.step(x0[:, :6], x0[:, 6:], a), x0[:, :6]], -1))
-    torch.testing.assert_close(backend.local_reward(x0), sm.reward(x0[:, :6]))
+    from fog_envs.real.pusht_reward_torch import reward as task_reward
+
+    assert local.reward_source == "task"  # Push-T has a differentiable reward formula
+    torch.testing.assert_close(backend.local_reward(x0), task_reward(x0[:, :6]))
+    from fog_envs.learned.state_local import StateLocalModel
+
+    learned = StateLocalModel(model, sm, reward="model")
+    torch.testing.assert_close(learned.reward(x0), sm.reward(x0[:, :6]))
     assert backend.refresh_local_model(4) == {}
 
 
@@ -190,6 +197,8 @@ def test_local_model_errors_name_the_problem(debug_bundle, state_bundle):
 
     with pytest.raises(ValueError, match="does not fit task 'pusht'"):
         StateLocalModel(WorldModel.load(debug_bundle), StateModel(StateModelConfig(state_dim=5)))
+    with pytest.raises(ValueError, match="unknown reward 'exact'"):
+        StateLocalModel(WorldModel.load(debug_bundle), StateModel(StateModelConfig()), reward="exact")
 
 
 def test_gradient_against_the_truth_with_perfect_state_readings_is_the_state_models_chain(

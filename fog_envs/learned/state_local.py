@@ -3,7 +3,9 @@
 The local state is ``x = [ŝ_t, ŝ_{t−1}]``: the bundle's state probe reading the current and the previous frame
 (generated frames in imagination, the reference system's frames with ``forward_model="reference"`` and at
 deployment). The local step is a :class:`~fog_envs.wm.state_model.StateModel`'s ``[f(ŝ_t, ŝ_{t−1}, a), ŝ_t]``
-and the local reward its reward head at ``ŝ``; the global model, its reward and the straight-through
+and the local reward the task's differentiable reward formula at ``ŝ`` where it has one (Push-T:
+:mod:`fog_envs.real.pusht_reward_torch`; its Jacobian agrees with the truth far better than a learned head's),
+else the state model's reward head; the global model, its reward and the straight-through
 coupling are unchanged. Why: the RSSM's Jacobians are uncorrelated with the true gradient of the reference
 system, a state-space model's are not (``benchmarks/bench_gradients.py``).
 """
@@ -22,7 +24,13 @@ class StateLocalModel:
     """Probe readings in, ``[ŝ_t, ŝ_{t−1}]`` states and their differentiable step and reward out (a
     :class:`fog_envs.wm.model.LocalModel`)."""
 
-    def __init__(self, model: WorldModel, state_model: StateModel, bf16: bool = False) -> None:
+    def __init__(self, model: WorldModel, state_model: StateModel, bf16: bool = False, reward: str = "auto") -> None:
+        """``reward``: ``"task"`` (the task's differentiable reward formula on ``ŝ``, where it has one:
+        Push-T), ``"model"`` (the state model's learned reward head) or ``"auto"`` (task where available)."""
+        if reward not in ("auto", "task", "model"):
+            raise ValueError(f"unknown reward {reward!r}; choose 'auto', 'task' or 'model'")
+        if reward == "task" and model.task.state_reward is None:
+            raise ValueError(f"task {model.task.name!r} has no differentiable reward formula; use reward='model'")
         if state_model.config.state_dim != model.task.probe_dim or state_model.config.action_dim != model.task.action_dim:
             raise ValueError(f"the state model ({state_model.config.state_dim} states, {state_model.config.action_dim} "
                              f"actions) does not fit task {model.task.name!r} ({model.task.probe_dim} probe targets, "
@@ -32,6 +40,7 @@ class StateLocalModel:
         for p in state_model.parameters():
             p.requires_grad_(False)
         self.bf16 = bf16
+        self.reward_source = "model" if reward == "model" or model.task.state_reward is None else "task"
         self.sdim = state_model.config.state_dim
         self.dim = 2 * self.sdim
 
@@ -71,6 +80,8 @@ class StateLocalModel:
         return torch.cat([self.state_model.step(s, s_prev, action), s], -1)
 
     def reward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.reward_source == "task":
+            return self.model.task.state_reward(x[..., :self.sdim])
         return self.state_model.reward(x[..., :self.sdim])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,6 +30,13 @@ def _pusht_probe_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndar
         "block_px": np.linalg.norm(pred[:, 2:4] - true[:, 2:4], axis=1) * 512.0,
         "block_deg": np.degrees(d_ang),
     }
+
+
+def _pusht_state_reward(state: Any) -> Any:
+    """The Push-T reward of probe-target states as a differentiable torch function (soft coverage)."""
+    from fog_envs.real.pusht_reward_torch import reward
+
+    return reward(state)
 
 
 def _cube_aux(state: np.ndarray) -> np.ndarray:
@@ -73,6 +80,8 @@ class TaskSpec:
     probe_errors: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
     aux_names: tuple[str, ...] = ()
     state_dim: int = 5
+    state_reward: Callable[[Any], Any] | None = None
+    """the task's reward as a differentiable torch function of probe-target states (None: not available)"""
 
     @property
     def probe_dim(self) -> int:
@@ -82,7 +91,7 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
-                      _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5),
+                      _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5, _pusht_state_reward),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6),
 }

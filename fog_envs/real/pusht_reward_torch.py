@@ -1,0 +1,87 @@
+"""A differentiable torch mirror of :func:`fog_envs.real.pusht_reward.reward`, on probe-target states.
+
+The pose and approach terms are the same formulas; the coverage term is a soft coverage: the fraction of a
+fixed 3 px grid over the goal T that lies inside the block's T, with each box's four edges softened by a
+sigmoid of width ``SOFTNESS`` px (so it has a gradient before the block touches the goal). Used by the
+state-space local model (:mod:`fog_envs.learned.state_local`) for its reward Jacobian.
+
+State layout: the task's probe targets ``[agent_x, agent_y, block_x, block_y] / 512, cos θ, sin θ``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE, REWARD_WEIGHTS, SUCCESS_COVERAGE, TEE_BOXES
+
+SOFTNESS = 1.5  #: px; the soft coverage's edge width
+GRID = 3.0  #: px; spacing of the goal T's sample points
+TABLE = 512.0
+
+
+def _box_bounds() -> torch.Tensor:
+    """(2, 4) ``[x0, x1, y0, y1]`` of the T's two boxes in the block frame."""
+    return torch.tensor([[b[:, 0].min(), b[:, 0].max(), b[:, 1].min(), b[:, 1].max()] for b in TEE_BOXES],
+                        dtype=torch.float32)
+
+
+def _goal_points() -> torch.Tensor:
+    """(K, 2) world points of a uniform grid over the goal T (cell centres; the boxes do not overlap)."""
+    pts = []
+    for x0, x1, y0, y1 in _box_bounds().tolist():
+        xs = np.arange(x0 + GRID / 2, x1, GRID)
+        ys = np.arange(y0 + GRID / 2, y1, GRID)
+        pts.append(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))
+    p = np.concatenate(pts)
+    c, s = math.cos(GOAL_POSE[2]), math.sin(GOAL_POSE[2])
+    return torch.tensor(p @ np.array([[c, -s], [s, c]]).T + GOAL_POSE[:2], dtype=torch.float32)
+
+
+def _inside_soft(q: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """Soft membership (..., K) of block-frame points ``q`` (..., K, 2) in the union of the boxes."""
+    outside = torch.ones(q.shape[:-1], dtype=q.dtype, device=q.device)
+    for x0, x1, y0, y1 in bounds.tolist():
+        p = (torch.sigmoid((q[..., 0] - x0) / SOFTNESS) * torch.sigmoid((x1 - q[..., 0]) / SOFTNESS)
+             * torch.sigmoid((q[..., 1] - y0) / SOFTNESS) * torch.sigmoid((y1 - q[..., 1]) / SOFTNESS))
+        outside = outside * (1 - p)
+    return 1 - outside
+
+
+def _distance_to_tee(point: torch.Tensor, block: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+    """Distance (...,) from ``point`` (..., 2) to the block's T outline (0 inside), in px."""
+    rel = point - block
+    q = torch.stack([cs[..., 0] * rel[..., 0] + cs[..., 1] * rel[..., 1],
+                     -cs[..., 1] * rel[..., 0] + cs[..., 0] * rel[..., 1]], -1)  # into the block frame
+    dists = []
+    for x0, x1, y0, y1 in _box_bounds().tolist():
+        dx = torch.clamp(torch.maximum(x0 - q[..., 0], q[..., 0] - x1), min=0.0)
+        dy = torch.clamp(torch.maximum(y0 - q[..., 1], q[..., 1] - y1), min=0.0)
+        dists.append(torch.sqrt(dx * dx + dy * dy + 1e-9))
+    return torch.minimum(dists[0], dists[1])
+
+
+def soft_coverage(state: torch.Tensor) -> torch.Tensor:
+    """Soft coverage (...,) of the goal T by the block of probe-target states (..., 6)."""
+    block = state[..., 2:4] * TABLE
+    cs = state[..., 4:6] / state[..., 4:6].norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    rel = _goal_points().to(state)[None] - block.reshape(-1, 1, 2)  # (B, K, 2)
+    c, s = cs.reshape(-1, 1, 2).unbind(-1)
+    q = torch.stack([c * rel[..., 0] + s * rel[..., 1], -s * rel[..., 0] + c * rel[..., 1]], -1)
+    return _inside_soft(q, _box_bounds()).mean(-1).reshape(state.shape[:-1])
+
+
+def reward(state: torch.Tensor) -> torch.Tensor:
+    """The Push-T reward (...,) of probe-target states (..., 6), differentiable (soft coverage)."""
+    agent, block = state[..., 0:2] * TABLE, state[..., 2:4] * TABLE
+    cs = state[..., 4:6] / state[..., 4:6].norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    d_pos = (block - torch.tensor(GOAL_POSE[:2], dtype=state.dtype, device=state.device)).norm(dim=-1)
+    angle = torch.atan2(cs[..., 1], cs[..., 0])
+    d_angle = torch.remainder(angle - GOAL_POSE[2] + math.pi, 2 * math.pi) - math.pi
+    pose = 0.5 * torch.exp(-d_pos / 100.0) + 0.5 * torch.exp(-d_angle.abs() / (math.pi / 4))
+    gap = torch.clamp(_distance_to_tee(agent, block, cs) - AGENT_RADIUS, min=0.0)
+    coverage_term = torch.clamp(soft_coverage(state) / SUCCESS_COVERAGE, max=1.0)
+    return (REWARD_WEIGHTS["coverage"] * coverage_term + REWARD_WEIGHTS["pose"] * pose
+            + REWARD_WEIGHTS["approach"] * torch.exp(-gap / 50.0))
