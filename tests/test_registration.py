@@ -135,16 +135,20 @@ def test_start_sigma_reaches_the_sampler_and_is_refused_where_it_means_nothing()
         gym.make("WMToy-v0", start_sigma=0.5)
 
 
-def test_shipped_state_model_drives_the_learned_env_in_state_space():
-    """``local_model="state"`` with the task's shipped state model: 2 × probe-target observations, finite
-    steps, and a differentiable step whose Jacobian is the state model's."""
-    _needs_bundle("WMPushT-v0")
-    if not (SHIPPED_DIR / "pusht_state" / "weights.safetensors").exists():
-        pytest.skip("no shipped pusht_state model in this checkout")
-    envs = gym.make_vec("WMPushT-v0", num_envs=2, vectorization_mode="vector_entry_point", obs_type="latent",
+@pytest.mark.parametrize("env_id, task, action_dim, reward_source", [("WMPushT-v0", "pusht", 2, "task"),
+                                                                      ("WMPushCube-v0", "cube", 3, "model")])
+def test_shipped_state_model_drives_the_learned_env_in_state_space(env_id, task, action_dim, reward_source):
+    """``local_model="state"`` with the task's shipped state model: 2 × probe-target observations ``[ŝ_t,
+    ŝ_{t−1}]``, finite steps, and the task's reward formula as the local reward where it has one."""
+    _needs_bundle(env_id)
+    if not (SHIPPED_DIR / f"{task}_state" / "weights.safetensors").exists():
+        pytest.skip(f"no shipped {task}_state model in this checkout")
+    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", obs_type="latent",
                         local_model="state")
     obs, _ = envs.reset(seed=0)
-    assert obs.shape == (2, 12)
-    obs2, reward, *_ = envs.step(np.zeros((2, 2), np.float32))
-    assert np.all(np.isfinite(obs2)) and np.allclose(obs2[:, 6:], obs[:, :6])  # [ŝ_t, ŝ_{t−1}]
+    p = obs.shape[1] // 2
+    assert obs.shape == (2, 2 * p) and p == envs.unwrapped.backend.model.task.probe_dim
+    obs2, reward, *_ = envs.step(np.zeros((2, action_dim), np.float32))
+    assert np.all(np.isfinite(obs2)) and np.allclose(obs2[:, p:], obs[:, :p])
+    assert envs.unwrapped.backend.state_local.reward_source == reward_source
     envs.close()
