@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
 from fog_agent.controller import FogController  # noqa: E402
-from fog_agent.evaluate import load_agent  # noqa: E402
+from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "zero_shot_breakdown.json"
@@ -102,9 +102,7 @@ def main() -> None:
             raise FileNotFoundError(f"{run}/eval.json not found: run the training (or fog-eval) to the end first")
         final = json.loads((run / "eval.json").read_text())
         agent, ckpt = load_agent(run / "checkpoints" / "latest.pt")
-        kwargs = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
-        envs = gym.make_vec(ckpt["env_id"], num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
-                            **kwargs).unwrapped
+        envs = learned_env_for(ckpt)
         env_id, seed, episodes = final["env_id"], final["seed"], final["episodes"]
         action_dim = envs.single_action_space.shape[0]
         key = (env_id, seed, episodes)

@@ -49,13 +49,19 @@ def load_agent(checkpoint: Path) -> tuple[DMOSAPO, dict[str, Any]]:
     return agent, ckpt
 
 
+def learned_env_for(ckpt: dict[str, Any]):
+    """The learned env (one copy, latent observations) a training checkpoint's agent was trained in: the same
+    world model and local model, so that its ``make_observer()`` filters real frames as in training."""
+    kwargs = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
+    kwargs.update(local_model_kwargs(ckpt.get("local_model"), ckpt.get("state_model")))
+    return gym.make_vec(ckpt["env_id"], num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
+                        **kwargs).unwrapped
+
+
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     run = Path(cfg.run_dir)
     agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else run / "checkpoints" / "latest.pt")
-    kwargs = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
-    kwargs.update(local_model_kwargs(ckpt.get("local_model"), ckpt.get("state_model")))
-    envs = gym.make_vec(ckpt["env_id"], num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
-                        **kwargs).unwrapped
+    envs = learned_env_for(ckpt)
     env_id = cfg.env_id or envs.reference_env_id
     if env_id is None:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")

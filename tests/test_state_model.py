@@ -226,3 +226,21 @@ def test_gradient_against_the_truth_with_perfect_state_readings_is_the_state_mod
     cos = torch.nn.functional.cosine_similarity(grad.reshape(3, -1), true_fd, dim=1)
     assert result["true_cos_state_on_true_states_mean"] == pytest.approx(float(cos.mean()), abs=1e-5)
     assert "true_cos_state_on_true_states_mean" not in reference_gradient_cosine(model, data, cfg)  # RSSM: no such row
+
+
+def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_bundle, state_bundle, tmp_path):
+    """``fog-train --local-model state``: the agent sees 2 × probe targets; the checkpoint remembers the local
+    model, so ``fog-eval`` filters the real frames with the same probe and state model."""
+    from fog_agent.evaluate import EvalConfig, learned_env_for, load_agent, run_evaluation
+    from fog_agent.train import AgentTrainConfig, train_agent
+    from fog_envs.learned.state_local import StateObserver
+
+    run = tmp_path / "agent"
+    train_agent(AgentTrainConfig(env_id="WMPushT-v0", preset="debug", run_dir=str(run), world_model=str(debug_bundle),
+                                 local_model="state", state_model=str(state_bundle), eval_env_id=None),
+                progress=False)
+    agent, ckpt = load_agent(run / "checkpoints" / "latest.pt")
+    assert ckpt["obs_dim"] == 12 and ckpt["local_model"] == "state" and ckpt["state_model"] == str(state_bundle)
+    assert isinstance(learned_env_for(ckpt).make_observer(), StateObserver)
+    result = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0))
+    assert result["env_id"] == "RealPushT-v0" and result["episodes"] == 1
