@@ -244,3 +244,15 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     assert isinstance(learned_env_for(ckpt).make_observer(), StateObserver)
     result = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0))
     assert result["env_id"] == "RealPushT-v0" and result["episodes"] == 1
+
+
+def test_cli_trains_and_writes_a_bundle_with_heldout_errors(tiny_dataset, tmp_path, capsys):
+    from fog_envs.wm.state_cli import main
+
+    out = tmp_path / "cli"
+    assert main(["--task", "pusht", "--data", str(tiny_dataset), "--heldout", str(tiny_dataset), "--out", str(out),
+                 "--steps", "3", "--batch", "16", "--hidden", "8", "--layers", "1", "--no-progress"]) == 0
+    assert "state model written to" in capsys.readouterr().out
+    card = json.loads((out / "bundle" / "card.json").read_text())
+    assert card["heldout"]["transitions"] == len(load_transitions(tiny_dataset, get_task("pusht")).state)
+    assert {"model_agent_px_median", "copy_agent_px_median", "reward_abs_err_mean"} <= set(card["heldout"])

@@ -1,4 +1,5 @@
-"""``fog-train-state``: train a :class:`~fog_envs.wm.state_model.StateModel` on a play dataset's true states.
+"""Train a :class:`~fog_envs.wm.state_model.StateModel` on a play dataset's true states (CLI: ``fog-train-state``,
+:mod:`fog_envs.wm.state_cli`).
 
     fog-train-state --task pusht --data datasets/pusht_play.h5 --out runs/state_pusht \
         [--heldout datasets/pusht_heldout.h5] [--steps 8000]
@@ -12,7 +13,6 @@ reward model's error.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,16 +141,3 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     if cfg.heldout is not None:
         card["heldout"] = {"dataset": str(cfg.heldout), **one_step_errors(model, load_transitions(cfg.heldout, spec), spec)}
     return model.save(out / "bundle", cfg.task, card)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import tyro
-
-    cfg = tyro.cli(StateModelTrainConfig, args=sys.argv[1:] if argv is None else argv, description=__doc__)
-    bundle = train_state_model(cfg)
-    print(f"state model written to {bundle}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
