@@ -11,7 +11,7 @@ differences through the diffusion model; plus (d) the usual cosine of (a) with (
 each bundle gets a second row with that state-space local model (``local_model="state"``: the bundle's probe
 reads the frames) in place of its RSSM, and (e) the same model's gradient with the true states as readings.
 See :func:`fog_envs.wm.fidelity.reference_gradient_cosine`. Prints a table, writes
-``benchmarks/results/gradients_<task>.json``.
+``benchmarks/results/gradients_<task>.json``; ``--write-card`` stores each bundle's own row in its card.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fog_envs.wm.fidelity import FidelityConfig, reference_gradient_cosine  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
+from fog_envs.wm.bundle import update_card  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=FidelityConfig().grad_horizon)
     parser.add_argument("--state-model", default=None, help="also judge this state model (bundle name or path)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--write-card", action="store_true",
+                        help="store each bundle's own figures (its RSSM) in its card's fidelity.gradient")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/gradients_<task>.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -70,6 +73,12 @@ def main() -> None:
     for bundle, r in results.items():
         print(f"{bundle:<48}" + "".join(f" | {r[k + '_mean']:>13.3f} / {r[k + '_median']:>6.3f}     "
                                         if k + "_mean" in r else f" | {'-':>28}" for k, _ in COLUMNS))
+    if args.write_card:
+        for bundle in args.bundle:
+            card = WorldModel.load(bundle).card
+            fidelity = dict(card.get("fidelity") or {})
+            fidelity["gradient"] = {k: v for k, v in results[bundle].items() if k != "seconds"}
+            update_card(bundle, fidelity=fidelity)
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / f"gradients_{task}.json"
     tmp = path.with_name(path.name + ".tmp")
