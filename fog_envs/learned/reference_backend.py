@@ -3,10 +3,11 @@
 FoG's question is whether the diffusion model is faithful enough to train on. This backend answers its
 counterpart: what the same agent reaches when the forward trajectories are *perfect*. The global step steps
 ``num_envs`` copies of the task's reference system (``RealPushT-v0`` / ``RealPushCube-v0``) with the action and
-returns their true reward and success; the bundle's autoencoder encodes the true frame and its RSSM filters it
-into the local state exactly as at deployment (:class:`~fog_envs.learned.wm_backend.LatentObserver`). The local
-face (RSSM step and reward head, the Jacobians), the online refresh and the deployment observer are the
-world-model backend's. If an agent trained here still fails on the reference system, the limit is not the
+returns their true reward and success; the bundle's autoencoder encodes the true frame and its local model
+filters it into the local state exactly as at deployment (the RSSM as
+:class:`~fog_envs.learned.wm_backend.LatentObserver` does, or with ``local_model="state"`` the state probe on
+the true frame). The local face (step, reward, the Jacobians), the online refresh and the deployment observer
+are the world-model backend's. If an agent trained here still fails on the reference system, the limit is not the
 global model's fidelity.
 
 Episodes start from the reference system's own reset distribution (seeded from the env's generator), not
@@ -33,7 +34,7 @@ SEED_HIGH = 2**31 - 1
 
 
 class ReferenceBackend(WorldModelBackend):
-    """``num_envs`` copies of the reference system with the bundle's RSSM as the local model (module doc)."""
+    """``num_envs`` copies of the reference system with the bundle's local model (module doc)."""
 
     def __init__(self, model: WorldModel, num_envs: int, refresh: RefreshConfig | None = None,
                  bf16: bool = False, state_local: "StateLocalModel | None" = None) -> None:

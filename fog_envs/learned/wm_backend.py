@@ -6,7 +6,9 @@ the next local state ``x = [deter, stoch]``. With ``forward_model="rssm"`` (the 
 RSSM prior dreams the next state and its decoder the next latent frame.
 
 Local step (differentiable): the RSSM prior mean ``[GRU(deter, stoch, a), mean p(stoch | deter')]`` and the
-RSSM reward head; :class:`fog_envs.learned.diff.DifferentiableEnv` evaluates both at the global states.
+RSSM reward head; :class:`fog_envs.learned.diff.DifferentiableEnv` evaluates both at the global states. With
+``local_model="state"`` the local state, step and reward are a state-space model's instead
+(:mod:`fog_envs.learned.state_local`): the state probe reads each generated frame.
 """
 
 from __future__ import annotations
