@@ -11,6 +11,10 @@ under zero actions, which on both reference systems means "stay" (Push-T: the ag
 position; cube: zero body velocities). The true future is the start frame itself, so any change the model
 makes is its own drift, read by the state probe against the probe's reading of the start frame (the
 probe's bias cancels).
+
+Gradient quality (:func:`gradient_cosine`, :func:`reference_gradient_cosine`): FoG's surrogate gradient of a
+short-horizon return with respect to the actions against central differences through the diffusion model,
+and, the measure that matters, against central differences through the reference system itself.
 """
 
 from __future__ import annotations
@@ -161,7 +165,7 @@ def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fideli
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class _GradientProblem:
     """Held-out windows for the gradient checks: real context, the real future actions, fixed sampler noise."""
 
