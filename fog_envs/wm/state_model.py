@@ -105,7 +105,7 @@ class StateModel(nn.Module):
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"state-model bundle {path}: bad config ({exc})") from exc
         model = cls(config)
-        load_state(model, {f"m.{k}": v for k, v in tensors.items()}, "m", str(path))
+        load_state(model, {f"state_model.{k}": v for k, v in tensors.items()}, "state_model", str(path))
         return model.to(map_location).eval(), card
 
 
