@@ -25,7 +25,7 @@ from fog_envs.wm.distributed import DistContext
 from fog_envs.wm.stages import valid_window_starts
 from fog_envs.wm.state_model import StateModel, StateModelConfig
 from fog_envs.wm.tasks import TaskSpec, get_task
-from fog_envs.wm.trainer import StageConfig, train_stage
+from fog_envs.wm.trainer import StageConfig, stage_progress, train_stage
 
 
 @dataclass(frozen=True)
@@ -112,27 +112,12 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     model.fit_scale(torch.from_numpy(data.next_state - data.state))
     n = len(data.state)
     stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps))
-    bar = None
-    if cfg.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, desc=f"{cfg.task}/state_model", dynamic_ncols=True)
-
-    def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
-        if bar is not None:
-            bar.n = step
-            bar.set_postfix(loss=f"{metrics.get('state_model/loss', float('nan')):.4f}", refresh=False)
-            bar.update(0)
-
     t0 = time.perf_counter()
-    try:
+    with stage_progress("state_model", f"{cfg.task}/state_model", cfg.steps, cfg.progress) as on_step:
         metrics = train_stage("state_model", model, lambda m, b: m.loss(b),
                               lambda rng, size: data.batch(rng.integers(0, n, size)), stage, out / "checkpoints",
                               cfg.seed, DistContext(), bf16=False, progress=on_step,
                               checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_after)
-    finally:
-        if bar is not None:
-            bar.close()
     card: dict[str, Any] = {
         "task": cfg.task, "dataset": str(cfg.data), "dataset_fingerprint": dataset_fingerprint(cfg.data),
         "transitions": n, "steps": cfg.steps, "train": asdict(cfg), "wall_time_s_last_call": round(time.perf_counter() - t0, 1),

@@ -23,7 +23,7 @@ from fog_envs.wm.distributed import DistContext, init_distributed, shutdown_dist
 from fog_envs.wm.autoencoder import FrameAutoencoder
 from fog_envs.wm.presets import STAGES, Preset, make_preset, scale_steps
 from fog_envs.wm.tasks import get_task
-from fog_envs.wm.trainer import train_stage
+from fog_envs.wm.trainer import stage_progress, train_stage
 
 
 @dataclass(frozen=True)
@@ -305,24 +305,9 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     def run(name: str, module: torch.nn.Module, loss_fn, sampler) -> None:
         nonlocal steps_left
         scfg = preset.stages[name]
-        bar = None
-        if progress_bar and ctx.is_main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=scfg.steps, desc=f"{cfg.task}/{name}", dynamic_ncols=True)
-
-        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
-            if bar is not None:
-                bar.n = step
-                bar.set_postfix(loss=f"{metrics.get(f'{name}/loss', float('nan')):.4f}", refresh=False)
-                bar.update(0)
-
-        try:
+        with stage_progress(name, f"{cfg.task}/{name}", scfg.steps, progress_bar and ctx.is_main) as on_step:
             metrics = train_stage(name, module, loss_fn, sampler, scfg, ckpt, cfg.seed, ctx, bf16, log_fn, on_step,
                                   preset.checkpoint_every, steps_left)
-        finally:
-            if bar is not None:
-                bar.close()
         if steps_left is not None:
             steps_left -= scfg.steps  # only reached when the stage finished within the budget
         progress["done"][name] = {k: v for k, v in metrics.items() if np.isfinite(v)}

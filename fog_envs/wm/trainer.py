@@ -13,7 +13,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -59,6 +60,29 @@ def lr_factor(step: int, cfg: StageConfig) -> float:
         return (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@contextmanager
+def stage_progress(name: str, desc: str, total: int, enabled: bool = True) -> Iterator[Callable[[int, int, dict], None]]:
+    """A tqdm bar for stage ``name`` (``desc``, ``total`` steps) as :func:`train_stage`'s ``progress`` callback,
+    showing the stage's loss; closed on exit (a no-op callback when not ``enabled``)."""
+    bar = None
+    if enabled:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=desc, dynamic_ncols=True)
+
+    def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
+        if bar is not None:
+            bar.n = step
+            bar.set_postfix(loss=f"{metrics.get(f'{name}/loss', float('nan')):.4f}", refresh=False)
+            bar.update(0)
+
+    try:
+        yield on_step
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
