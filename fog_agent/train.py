@@ -44,7 +44,7 @@ class AgentTrainConfig:
     """bundle name or path (default: the env's shipped bundle)"""
     forward_model: str = "diffusion"
     """'diffusion' (FoG), 'rssm' (the 'no diffusion' ablation) or 'reference' (diagnostic upper bound: the
-    reference system itself produces the trajectories and rewards; the RSSM still supplies the gradients)"""
+    reference system itself produces the trajectories and rewards; the local model still supplies the gradients)"""
     gradient_model: str = "rssm"
     """'rssm' (FoG's decoupled gradient) or 'diffusion' (ablation: back-propagate through the sampler)"""
     local_model: str = "rssm"

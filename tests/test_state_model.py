@@ -191,6 +191,11 @@ def test_local_model_errors_name_the_problem(debug_bundle, state_bundle):
         _state_backend(debug_bundle, state_bundle, forward_model="rssm")
     with pytest.raises(ValueError, match="toy env"):
         make_backend("toy", 1, local_model="state")
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match="does not combine with local_model='state'"):
+        gym.make_vec("WMPushT-v0", num_envs=1, vectorization_mode="vector_entry_point", world_model=str(debug_bundle),
+                     local_model="state", state_model=str(state_bundle), gradient_model="diffusion")
     with pytest.raises(BundleError, match="not a fog-state-model config"):
         make_backend("pusht", 1, world_model=str(debug_bundle), local_model="state", state_model=str(debug_bundle))
     from fog_envs.learned.state_local import StateLocalModel

@@ -23,6 +23,9 @@ class DiffusionBPTTEnv(DifferentiableEnv):
                  terminate_on_success: bool = False) -> None:
         if not isinstance(backend, WorldModelBackend) or backend.forward_model != "diffusion":
             raise ValueError("gradient_model='diffusion' needs a world-model env with forward_model='diffusion'")
+        if backend.state_local is not None:
+            raise ValueError("gradient_model='diffusion' back-propagates through the RSSM filter of the sampled "
+                             "frames; it does not combine with local_model='state'")
         super().__init__(backend, max_episode_steps, terminate_on_success)
         self._ctx: torch.Tensor | None = None
 
