@@ -65,11 +65,11 @@ class ReferenceBackend(WorldModelBackend):
         self.ctx[idx] = z[:, None].expand(-1, self.ctx.shape[1], -1, -1, -1)
         self.ctx_act[idx] = 0.0
         with torch.no_grad():  # as the deployment observer starts: one frame, no action before it
-            if self.state_local is not None:
+            if self.state_local is not None:  # the probe reads the true frame itself, not its encoding
                 self.x[idx] = self.state_local.start(self.state_local.read_frames(self._frames[ids]))
             else:
-                self.x[idx] = self.model.filter_window(z[:, None], torch.zeros(len(ids), 1, self.action_dim,
-                                                                             device=self.device))
+                self.x[idx] = self.local.start_window(z[:, None], torch.zeros(len(ids), 1, self.action_dim,
+                                                                              device=self.device))
         self._fresh[idx] = True
 
     @torch.no_grad()

@@ -46,9 +46,9 @@ class StateLocalModel:
 
     @torch.no_grad()
     def read_frames(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """The probe's state estimate of uint8 frames (N, H, W, 3)."""
+        """The probe's state estimate of uint8 frames (N, H, W, 3), numpy or torch (on any device)."""
         device = self.model.start_latents.device
-        return self.model.probe(torch.as_tensor(np.asarray(frames), device=device)).float()
+        return self.model.probe(torch.as_tensor(frames, device=device)).float()
 
     @torch.no_grad()
     def read_latents(self, latents: torch.Tensor) -> torch.Tensor:
