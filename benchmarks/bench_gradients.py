@@ -53,17 +53,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = FidelityConfig(grad_windows=args.grad_windows, grad_horizon=args.horizon)
-    results, task = {}, None
+    results, task, data, state_model = {}, None, None, None
     for bundle in args.bundle:
         model = WorldModel.load(bundle)
         if task is not None and model.config.task != task:
             raise ValueError(f"bundle {bundle!r} is for task {model.config.task!r}, the others for {task!r}")
-        task = model.config.task
-        data = load_play_arrays(args.heldout, task)
+        if task is None:  # the held-out data and the state model, once for all bundles
+            task = model.config.task
+            data = load_play_arrays(args.heldout, task)
+            if args.state_model is not None:
+                state_model, _ = StateModel.load(args.state_model, task=task)
         t0 = time.perf_counter()
         results[bundle] = {**reference_gradient_cosine(model, data, cfg), "seconds": time.perf_counter() - t0}
-        if args.state_model is not None:
-            state_model, _ = StateModel.load(args.state_model, task=task)
+        if state_model is not None:
             t0 = time.perf_counter()
             results[f"{bundle} + state model"] = {
                 **reference_gradient_cosine(model, data, cfg, StateLocalModel(model, state_model)),
