@@ -36,10 +36,24 @@ class SAPOConfig:
     """imagined episode length before re-spawning from a real window"""
     local_refresh_steps: int = 0
     """RSSM refresh gradient steps per iteration (0: off)"""
+    bootstrap: bool = True
+    """add the critics' value of the state at each segment's end to the actor objective (SAPO/SHAC); False:
+    the actor maximises only the H-step return (an ablation of the critic's gradient)"""
+    state_grad_clip: float = 0.0
+    """> 0: at every step, clip each env's gradient of the objective w.r.t. its state to this norm before it
+    flows back through the local model's Jacobian (bounds the chained-Jacobian blow-up of contact dynamics);
+    0: off"""
     reward_scale: float = 1.0
     """the env reward is multiplied by this in the objective and the critic targets (logged unscaled). SAPO's
     entropy bonus is ~[0, 1] per step by construction, so rewards whose policy-dependent part is much smaller
     (Push-T's shaped reward varies by ~0.05 per step between behaviours) are swamped by it"""
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "horizon", "iterations", "critic_iterations", "critic_minibatches", "episode_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SAPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.state_grad_clip < 0:
+            raise ValueError(f"SAPOConfig.state_grad_clip must be >= 0 (0: off), got {self.state_grad_clip}")
 
 
 def make_preset(name: str) -> SAPOConfig:

@@ -11,6 +11,12 @@ def normalized_entropy(neg_log_prob: torch.Tensor, target_entropy: float) -> tor
     return (neg_log_prob + scale) / (2 * scale)
 
 
+def clip_row_norms(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """Scale each row of ``grad`` (N, D) down to at most ``max_norm`` in L2 norm; shorter rows are unchanged."""
+    norms = grad.norm(dim=-1, keepdim=True)
+    return grad * (max_norm / norms.clamp_min(max_norm))
+
+
 def td_lambda_targets(rewards: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
                       gamma: float, lam: float) -> torch.Tensor:
     """TD(λ) targets over an H-step buffer (SHAC's recursion), all tensors (H, N).

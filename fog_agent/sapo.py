@@ -6,8 +6,10 @@ One :meth:`DMOSAPO.iteration`:
 2. an H-step rollout of N envs from the current states (graph cut at the start), actions sampled with the
    reparameterisation trick; the actor loss is ``-J/(N·H)`` with
    ``J = Σ_segments [Σ γ^k (r + α·Ĥ) + γ^K · mean_k V_k(x_end)]`` (segments end at episode ends and at H;
-   V = 0 after a true termination); values of the states come from the global model and gradients
-   from the local one (the env's straight-through step);
+   V = 0 after a true termination; without ``bootstrap`` the V term is left out); values of the states come
+   from the global model and gradients from the local one (the env's straight-through step); with
+   ``state_grad_clip`` each env's gradient w.r.t. its state is clipped to that norm at every step before it
+   flows further back;
 3. one AdamW step on the actor (grad clip), then α towards the target entropy;
 4. TD(λ) targets (entropy bonus included, min over the two critics) and ``critic_iterations`` epochs of
    ``critic_minibatches`` contiguous minibatches of MSE.
@@ -25,7 +27,7 @@ from torch import nn
 from fog_agent.config import SAPOConfig
 from fog_agent.networks import DoubleCritic, SquashedGaussianActor
 from fog_agent.normalizer import RunningNorm
-from fog_agent.returns import normalized_entropy, td_lambda_targets
+from fog_agent.returns import clip_row_norms, normalized_entropy, td_lambda_targets
 
 
 class DMOSAPO(nn.Module):
@@ -87,10 +89,13 @@ class DMOSAPO(nn.Module):
             step_rew = cfg.reward_scale * reward + alpha * normalized_entropy(neg_logp, self.target_entropy)
             seg_return = seg_return + discount * step_rew
             discount = discount * cfg.gamma
-            end_obs = norm(extras["obs_before_reset"].to(self.device).float())
+            reached = extras["obs_before_reset"]
+            if cfg.state_grad_clip > 0 and reached.requires_grad:
+                reached.register_hook(lambda g: clip_row_norms(g, cfg.state_grad_clip))
+            end_obs = norm(reached.to(self.device).float())
             alive = (~terminated).float()
             cut = done if t < horizon - 1 else torch.ones_like(done)
-            end_value = self.critic(end_obs).mean(0) * alive
+            end_value = self.critic(end_obs).mean(0) * alive if cfg.bootstrap else torch.zeros_like(seg_return)
             objective = objective + (cut.float() * (seg_return + discount * end_value)).sum()
             seg_return = torch.where(cut, torch.zeros_like(seg_return), seg_return)
             discount = torch.where(cut, torch.ones_like(discount), discount)

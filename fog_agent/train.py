@@ -66,6 +66,12 @@ class AgentTrainConfig:
     """override the preset's initial entropy temperature"""
     episode_steps: int | None = None
     """override the preset's imagined episode length (steps before re-spawning from a real window)"""
+    horizon: int | None = None
+    """override the preset's back-propagation horizon H"""
+    bootstrap: bool | None = None
+    """override whether the actor objective adds the critics' value at segment ends"""
+    state_grad_clip: float | None = None
+    """override the preset's per-step state-gradient clip (see SAPOConfig.state_grad_clip)"""
     eval_env_id: str | None = "auto"
     """reference system for zero-shot evaluation ('auto': the learned env's; None: skip)"""
     eval_every: int = 100
@@ -80,7 +86,8 @@ class AgentTrainConfig:
 
 
 #: AgentTrainConfig fields that override the SAPOConfig field of the same name when set
-SAPO_OVERRIDES = ("iterations", "local_refresh_steps", "reward_scale", "alpha_init", "episode_steps")
+SAPO_OVERRIDES = ("iterations", "local_refresh_steps", "reward_scale", "alpha_init", "episode_steps", "horizon",
+                  "bootstrap", "state_grad_clip")
 
 
 def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:

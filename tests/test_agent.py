@@ -16,7 +16,7 @@ import fog_envs  # noqa: F401
 from fog_agent.config import make_preset
 from fog_agent.networks import SquashedGaussianActor
 from fog_agent.normalizer import RunningNorm
-from fog_agent.returns import normalized_entropy, td_lambda_reference, td_lambda_targets
+from fog_agent.returns import clip_row_norms, normalized_entropy, td_lambda_reference, td_lambda_targets
 from fog_agent.sapo import DMOSAPO
 from fog_agent.train import AgentTrainConfig, train_agent
 from fog_envs.learned.toy import ToyConfig, toy_reward, toy_step
@@ -81,12 +81,28 @@ def _toy_env(num_envs: int, episode_steps: int = 50):
     return envs.unwrapped.diff
 
 
-@pytest.mark.parametrize("reward_scale", [1.0, 3.0])
-def test_actor_gradient_equals_analytic_model_gradient(reward_scale):
+def test_clip_row_norms_by_hand():
+    g = torch.tensor([[3.0, 4.0], [0.3, 0.4], [0.0, 0.0]])
+    out = clip_row_norms(g, 1.0)
+    torch.testing.assert_close(out, torch.tensor([[0.6, 0.8], [0.3, 0.4], [0.0, 0.0]]))
+
+
+@pytest.mark.parametrize("field,value,match", [("horizon", 0, "horizon must be >= 1"),
+                                               ("state_grad_clip", -1.0, "state_grad_clip must be >= 0"),
+                                               ("num_envs", 0, "num_envs must be >= 1")])
+def test_sapo_config_names_bad_values(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        replace(make_preset("debug"), **{field: value})
+
+
+@pytest.mark.parametrize("reward_scale,bootstrap,state_grad_clip", [(1.0, True, 0.0), (3.0, True, 0.0),
+                                                                    (1.0, False, 0.0), (1.0, True, 0.05)])
+def test_actor_gradient_equals_analytic_model_gradient(reward_scale, bootstrap, state_grad_clip):
     """Through the exact-surrogate toy env, the actor gradient equals autograd through the true dynamics
-    (the reward scaled by ``reward_scale``, the entropy bonus not)."""
+    (the reward scaled by ``reward_scale``, the entropy bonus not; without ``bootstrap`` no value term; with
+    ``state_grad_clip`` each env's gradient w.r.t. every reached state clipped to that norm)."""
     cfg = replace(make_preset("debug"), num_envs=3, horizon=5, actor_hidden=(8,), critic_hidden=(8,),
-                  reward_scale=reward_scale)
+                  reward_scale=reward_scale, bootstrap=bootstrap, state_grad_clip=state_grad_clip)
     env = _toy_env(cfg.num_envs)
     env.reset(seed=0)
     agent = DMOSAPO(env.state_dim, env.action_dim, cfg, seed=1)
@@ -104,12 +120,27 @@ def test_actor_gradient_equals_analytic_model_gradient(reward_scale):
     for t in range(cfg.horizon):
         a, neg_logp = agent.actor.sample(agent.obs_norm(x), agent.generator)
         x = toy_step(x, a, toy, toy.damping)
+        if state_grad_clip:
+            x.register_hook(lambda g: g * (state_grad_clip / g.norm(dim=-1, keepdim=True).clamp_min(state_grad_clip)))
         seg = seg + disc * (reward_scale * toy_reward(x) + alpha * normalized_entropy(neg_logp, agent.target_entropy))
         disc = disc * cfg.gamma
-    objective = (seg + disc * agent.critic(agent.obs_norm(x)).mean(0)).sum()
+    objective = (seg + (disc * agent.critic(agent.obs_norm(x)).mean(0) if bootstrap else 0.0)).sum()
     ref = torch.autograd.grad(-objective / (3 * cfg.horizon), list(agent.actor.parameters()))
     for g, h in zip(grads, ref):
         torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-6)
+    if state_grad_clip:  # the clip is active here: the unclipped gradient differs
+        agent.generator.set_state(gen_state)
+        env.reset(seed=0)
+        unclipped = DMOSAPO.rollout(_with(agent, state_grad_clip=0.0), env, agent.obs_norm, alpha)[0]
+        free = torch.autograd.grad(unclipped, list(agent.actor.parameters()))
+        assert sum((f - g).abs().sum() for f, g in zip(free, grads)) > 1e-3
+
+
+def _with(agent: DMOSAPO, **changes) -> DMOSAPO:
+    """The same agent (shared networks and generator) with some config fields changed."""
+    other = copy.copy(agent)
+    other.cfg = replace(agent.cfg, **changes)
+    return other
 
 
 def test_temperature_moves_towards_target_entropy():
@@ -165,8 +196,9 @@ def test_cli_overrides_reach_the_resolved_config():
 
     base = make_preset("cpu")
     cfg = resolve_sapo_config(AgentTrainConfig(preset="cpu", iterations=7, local_refresh_steps=0, reward_scale=3.0,
-                                               alpha_init=0.1, episode_steps=8))
-    assert (cfg.iterations, cfg.local_refresh_steps, cfg.reward_scale, cfg.alpha_init, cfg.episode_steps) == \
-        (7, 0, 3.0, 0.1, 8)
+                                               alpha_init=0.1, episode_steps=8, horizon=4, bootstrap=False,
+                                               state_grad_clip=2.0))
+    assert (cfg.iterations, cfg.local_refresh_steps, cfg.reward_scale, cfg.alpha_init, cfg.episode_steps,
+            cfg.horizon, cfg.bootstrap, cfg.state_grad_clip) == (7, 0, 3.0, 0.1, 8, 4, False, 2.0)
     assert resolve_sapo_config(AgentTrainConfig(preset="cpu")) == base
     assert base.reward_scale == 10.0 and make_preset("debug").reward_scale == 1.0

@@ -1,0 +1,228 @@
+"""Does DMO-SAPO itself learn Push-T when nothing else is in the way? An oracle for the agent.
+
+    python benchmarks/bench_agent_oracle.py --iterations 100 --jobs 2 \\
+        --variant base= --variant no_bootstrap=bootstrap:false --variant state_clip1=state_grad_clip:1.0
+
+The world model, the autoencoder and the probe are taken out of the loop: ``num_envs`` copies of
+``RealPushT-v0`` produce the trajectories and rewards, the agent observes the *true* state
+``[s_t, s_{t−1}]`` (the task's probe targets of the simulator state, no probe), and the local model that
+supplies the Jacobians is the shipped state-space model (``pusht_state``) with the task's differentiable reward
+formula (its gradient's cosine with the true gradient: 0.66 / 0.80, ``benchmarks/bench_gradients.py``). Each
+variant is the ``cpu`` preset with ``key:value`` overrides of :class:`fog_agent.config.SAPOConfig`; variants
+run side by side in ``--jobs`` processes of one thread each. Reported per variant: the true reward per step
+over the first and the last ``--window`` iterations, the reward's approach term (does the agent learn to reach
+the block?), the actor's gradient norm, and a deterministic zero-shot evaluation on ``RealPushT-v0`` (mean max
+coverage over ``--episodes`` seeded episodes, seed 100000, the agent reading the true state) next to doing
+nothing on the same episodes. Prints a table and writes ``benchmarks/results/agent_oracle.json``.
+
+Not resumable (each variant is a few minutes); it is a diagnostic, not a training path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import fog_envs  # noqa: E402,F401
+from fog_agent.config import SAPOConfig, make_preset  # noqa: E402
+from fog_agent.sapo import DMOSAPO  # noqa: E402
+from fog_envs.evaluation import evaluate  # noqa: E402
+from fog_envs.learned.backend import GlobalStep  # noqa: E402
+from fog_envs.learned.diff import DifferentiableEnv  # noqa: E402
+from fog_envs.wm.state_model import StateModel  # noqa: E402
+from fog_envs.wm.tasks import get_task  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "agent_oracle.json"
+SEED_HIGH = 2**31 - 1
+
+
+class TrueStatePushT:
+    """A fog backend whose global face is ``RealPushT-v0`` read at its true state and whose local face is a
+    state model and the task's reward formula. No snapshots: the benchmark does not resume."""
+
+    def __init__(self, num_envs: int, state_model: StateModel) -> None:
+        self.task = get_task("pusht")
+        self.num_envs, self.action_dim = num_envs, self.task.action_dim
+        self.sdim = self.task.probe_dim
+        self.state_dim = 2 * self.sdim
+        self.device = torch.device("cpu")
+        self.state_model = state_model.eval().requires_grad_(False)
+        self.envs = [gym.make("RealPushT-v0", render_mode=None, disable_env_checker=True).unwrapped
+                     for _ in range(num_envs)]
+        self.x = torch.zeros(num_envs, self.state_dim)
+        self.approach_log: list[float] = []  #: mean approach term of the true reward, per global step
+
+    def _read(self, ids: list[int]) -> torch.Tensor:
+        states = np.stack([self.envs[i].true_state() for i in ids])
+        return torch.as_tensor(self.task.probe_targets(states), dtype=torch.float32)
+
+    def reset(self, env_ids: torch.Tensor, generators: list[torch.Generator]) -> None:
+        ids = env_ids.tolist()
+        for i in ids:
+            self.envs[i].reset(seed=int(torch.randint(SEED_HIGH, (1,), generator=generators[i])))
+        s = self._read(ids)
+        self.x[torch.as_tensor(ids, dtype=torch.long)] = torch.cat([s, s], -1)
+
+    def state(self) -> torch.Tensor:
+        return self.x.clone()
+
+    def global_step(self, action: torch.Tensor, generators: list[torch.Generator]) -> GlobalStep:
+        acts = action.detach().clamp(-1.0, 1.0).numpy()
+        rewards, success, cov, approach = [], [], [], []
+        for env, a in zip(self.envs, acts):
+            _, r, _, _, info = env.step(a)
+            rewards.append(r)
+            success.append(info["is_success"])
+            cov.append(info["coverage"])
+            approach.append(info["reward_terms"]["approach_term"])
+        self.x = torch.cat([self._read(list(range(self.num_envs))), self.x[:, :self.sdim]], -1)
+        self.approach_log.append(float(np.mean(approach)))
+        return GlobalStep(self.x.clone(), torch.tensor(rewards, dtype=torch.float32), torch.tensor(success),
+                          {"coverage": torch.tensor(cov, dtype=torch.float32),
+                           "approach": torch.tensor(approach, dtype=torch.float32)})
+
+    def local_step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        s, s_prev = x[:, :self.sdim], x[:, self.sdim:]
+        return torch.cat([self.state_model.step(s, s_prev, action), s], -1)
+
+    def local_reward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.task.state_reward(x[:, :self.sdim])
+
+    def snapshot(self) -> dict:
+        raise NotImplementedError("TrueStatePushT does not resume")
+
+    def restore(self, snapshot: dict) -> None:
+        raise NotImplementedError("TrueStatePushT does not resume")
+
+    def render_obs(self, obs_type: str) -> np.ndarray:
+        raise NotImplementedError("TrueStatePushT has no observations besides the state")
+
+
+class TrueStateController:
+    """Acts on ``RealPushT-v0`` from the true state ``[s_t, s_{t−1}]`` (or zero actions when ``agent`` is None)."""
+
+    def __init__(self, agent: DMOSAPO | None) -> None:
+        self.agent, self.task = agent, get_task("pusht")
+        self.prev: np.ndarray | None = None
+
+    def _read(self, info: dict[str, Any]) -> np.ndarray:
+        return self.task.probe_targets(np.asarray(info["state"])[None])[0]
+
+    def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
+        self.prev = self._read(info)
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        s = self._read(info)
+        x = torch.as_tensor(np.concatenate([s, self.prev]), dtype=torch.float32)[None]
+        self.prev = s
+        if self.agent is None:
+            return np.zeros(2, np.float32)
+        return self.agent.act(x)[0].numpy().astype(np.float32)
+
+
+def parse_overrides(spec: str) -> dict[str, Any]:
+    """``"key:value,key:value"`` → SAPOConfig overrides, each value cast to its field's type."""
+    types = {f.name: f.type for f in fields(SAPOConfig)}
+    out: dict[str, Any] = {}
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition(":")
+        if key not in types:
+            raise ValueError(f"unknown SAPOConfig field {key!r} in variant {spec!r}; fields: {sorted(types)}")
+        kind = types[key]
+        if kind in (bool, "bool"):
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"{key} takes true or false, got {value!r}")
+            out[key] = value.lower() == "true"
+        else:
+            out[key] = (int if kind in (int, "int") else float)(value)
+    return out
+
+
+def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Train one variant and evaluate it; one thread."""
+    torch.set_num_threads(1)
+    cfg = replace(make_preset("cpu"), iterations=args.iterations, local_refresh_steps=0, **overrides)
+    backend = TrueStatePushT(cfg.num_envs, StateModel.load(args.state_model, task="pusht")[0])
+    env = DifferentiableEnv(backend, max_episode_steps=cfg.episode_steps)
+    env.reset(seed=args.seed * cfg.num_envs)
+    agent = DMOSAPO(backend.state_dim, backend.action_dim, cfg, seed=args.seed)
+    rows, t0 = [], time.perf_counter()
+    for _ in range(cfg.iterations):
+        m = agent.iteration(env)
+        m["approach"] = float(np.mean(backend.approach_log))
+        backend.approach_log.clear()
+        rows.append(m)
+    train_s = time.perf_counter() - t0
+    result = evaluate(lambda: TrueStateController(agent), "RealPushT-v0", episodes=args.episodes, seed=100_000)
+    rewards = np.array([r["train/reward"] for r in rows])
+    grads = np.array([r["train/actor_grad_norm"] for r in rows])
+    approach = np.array([r["approach"] for r in rows])
+    w = min(args.window, len(rows))
+    return {"name": name, "overrides": overrides, "sapo": asdict(cfg), "train_s": train_s,
+            "reward_first": float(rewards[:w].mean()), "reward_last": float(rewards[-w:].mean()),
+            "approach_first": float(approach[:w].mean()), "approach_last": float(approach[-w:].mean()),
+            "grad_norm_median": float(np.median(grads)), "grad_norm_p90": float(np.percentile(grads, 90)),
+            "entropy_last": float(np.mean([r["train/entropy"] for r in rows[-w:]])),
+            "coverage": result.mean_max_coverage, "max_coverages": result.max_coverages,
+            "success_rate": result.success_rate, "reward_curve": rewards.tolist()}
+
+
+def do_nothing(episodes: int) -> dict[str, Any]:
+    result = evaluate(lambda: TrueStateController(None), "RealPushT-v0", episodes=episodes, seed=100_000)
+    return {"coverage": result.mean_max_coverage, "max_coverages": result.max_coverages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variant", action="append", default=None,
+                        help="NAME=key:value,key:value (SAPOConfig overrides of the cpu preset); repeatable")
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--window", type=int, default=20, help="iterations averaged at the start and the end")
+    parser.add_argument("--state-model", default="pusht_state")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    variants = {}
+    for spec in args.variant or ["base="]:
+        name, sep, overrides = spec.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--variant must be NAME=key:value,..., got {spec!r}")
+        variants[name] = parse_overrides(overrides)
+    torch.set_num_threads(1)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {name: pool.submit(run_variant, name, ov, args) for name, ov in variants.items()}
+        baseline = do_nothing(args.episodes)
+        results = [f.result() for f in futures.values()]
+    cols = ("variant", "reward first→last", "approach first→last", "grad median / p90", "coverage", "success",
+            "train min")
+    print(" | ".join(cols))
+    for r in results:
+        print(f"{r['name']} | {r['reward_first']:.3f} → {r['reward_last']:.3f} | {r['approach_first']:.3f} → "
+              f"{r['approach_last']:.3f} | {r['grad_norm_median']:.1f} / {r['grad_norm_p90']:.0f} | "
+              f"{r['coverage']:.3f} | {r['success_rate']:.0%} | {r['train_s'] / 60:.1f}")
+    print(f"do nothing | | | | {baseline['coverage']:.3f} | |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps({"args": vars(args), "do_nothing": baseline, "variants": results}, indent=2))
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
