@@ -40,6 +40,62 @@ def test_step_is_the_state_plus_a_scaled_change_and_the_scale_is_the_rms_change(
     torch.testing.assert_close(model.step(s, s_prev, a), s + torch.tensor([1.0, 2.0, -1.0]) * model.change_scale)
 
 
+def _rest_batch() -> dict[str, torch.Tensor]:
+    """Three rows of a 3-D state whose dims 1, 2 are passive (scales 0.5, 2): row 0 rests (its passive change is
+    0.01 scales), row 1's passive dim 1 moved before (0.2 scales), row 2's dim 2 moves after (0.1 scales); the
+    active dim 0 moves in every row."""
+    s_prev, s = torch.zeros(3, 3), torch.zeros(3, 3)
+    s[:, 0] = 1.0
+    s[1, 1] = 0.1
+    nxt = s.clone()
+    nxt[:, 0] = 2.0
+    nxt[0, 1] = 0.005
+    nxt[2, 2] = 0.2
+    return {"prev_state": s_prev, "state": s, "next_state": nxt, "action": torch.tensor([[0.3, -0.2]] * 3),
+            "reward": torch.zeros(3)}
+
+
+def test_resting_rows_and_the_still_jacobian_penalty_by_hand():
+    from fog_envs.wm.state_model_train import resting_rows, still_jacobian_penalty, training_loss
+
+    torch.manual_seed(0)
+    model = StateModel(StateModelConfig(state_dim=3, action_dim=2, hidden=8, layers=1))
+    model.change_scale.copy_(torch.tensor([1.0, 0.5, 2.0]))
+    batch, passive = _rest_batch(), (1, 2)
+    assert resting_rows(model, batch, passive, 0.05).tolist() == [True, False, False]
+    assert resting_rows(model, batch, passive, 0.25).tolist() == [True, True, True]
+    # the squared Frobenius norm of d(predicted passive change)/d(input) at the one resting row
+    inp = model.inputs(batch["state"][:1], batch["prev_state"][:1], batch["action"][:1])[0]
+    jac = torch.autograd.functional.jacobian(lambda x: model.dynamics(x)[list(passive)], inp)
+    assert jac.shape == (2, 8)
+    penalty = still_jacobian_penalty(model, batch, passive, 0.05)
+    assert penalty.item() == pytest.approx(jac.pow(2).sum().item(), rel=1e-5)
+    loss, metrics = training_loss(model, batch, passive, 3.0, 0.05)
+    assert loss.item() == pytest.approx(model.loss(batch)[0].item() + 3.0 * penalty.item(), rel=1e-5)
+    assert metrics["state_model/still_jacobian"] == pytest.approx(penalty.item())
+    # it is differentiable in the weights (it trains them), and absent without resting rows or weight
+    assert torch.autograd.grad(penalty, model.dynamics[0].weight)[0].abs().sum() > 0
+    assert still_jacobian_penalty(model, batch, passive, 0.001).item() == 0.0
+    assert "state_model/still_jacobian" not in training_loss(model, batch, passive, 0.0, 0.05)[1]
+
+
+def test_still_jacobian_training_quiets_resting_objects(tiny_dataset, tmp_path, state_bundle):
+    """Trained with the penalty (the default), a resting block responds less to the model's inputs than
+    trained without it, on the same transitions; a negative weight is named."""
+    from fog_envs.wm.state_model_train import still_jacobian_penalty
+
+    spec = get_task("pusht")
+    tr = load_transitions(tiny_dataset, spec)
+    batch = tr.batch(np.arange(len(tr.state)))
+    with_penalty, _ = StateModel.load(state_bundle)
+    without, _ = StateModel.load(train_state_model(_train_cfg(tiny_dataset, tmp_path / "free", still_jacobian=0.0)))
+    quiet = still_jacobian_penalty(with_penalty, batch, spec.passive_dims, 0.05).item()
+    loud = still_jacobian_penalty(without, batch, spec.passive_dims, 0.05).item()
+    assert quiet < 0.5 * loud
+    with pytest.raises(ValueError, match="still_jacobian must be >= 0"):
+        train_state_model(_train_cfg(tiny_dataset, tmp_path / "bad", still_jacobian=-1.0))
+
+
 def test_transitions_are_the_dataset_rows_with_both_neighbours(tiny_dataset):
     from fog_envs.data.format import open_dataset
 

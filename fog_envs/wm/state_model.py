@@ -71,10 +71,13 @@ class StateModel(nn.Module):
         scale = changes.float().pow(2).mean(0).sqrt()
         self.change_scale.copy_(scale.clamp_min(1e-3 * float(scale.max().clamp_min(1e-6))))
 
+    def inputs(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The dynamics network's input ``[s, (s − s_prev) / change_scale, a]``."""
+        return torch.cat([s, (s - s_prev) / self.change_scale, action.to(s.dtype)], -1)
+
     def step(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """The next state (..., state_dim); differentiable in every argument."""
-        inp = torch.cat([s, (s - s_prev) / self.change_scale, action.to(s.dtype)], -1)
-        return s + self.dynamics(inp) * self.change_scale
+        return s + self.dynamics(self.inputs(s, s_prev, action)) * self.change_scale
 
     def reward(self, s: torch.Tensor) -> torch.Tensor:
         """The reward of arriving in ``s`` (...,)."""

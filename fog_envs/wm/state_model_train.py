@@ -42,6 +42,11 @@ class StateModelTrainConfig:
     lr: float = 1e-3
     hidden: int = 256
     layers: int = 3
+    still_jacobian: float = 1.0
+    """weight of the resting-object penalty (:func:`still_jacobian_penalty`; 0: off): without it the MLP lets the
+    block respond to the agent's action from across the table, a spurious gradient larger than the true ones"""
+    still_tol: float = 0.05
+    """an object rests where its passive dimensions change by less than this many change scales, before and after"""
     seed: int = 0
     threads: int = 0
     checkpoint_every: int = 1000
@@ -82,6 +87,47 @@ def load_transitions(path: str | os.PathLike, spec: TaskSpec) -> StateTransition
     return StateTransitions(state[rows - 1], state[rows], actions[rows], rewards[rows], state[rows + 1])
 
 
+def resting_rows(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...],
+                 tol: float) -> torch.Tensor:
+    """(B,) bool: rows whose passive dimensions moved by less than ``tol`` change scales on both sides of s_t."""
+    dims = list(passive_dims)
+    scale = model.change_scale[dims]
+    before = ((batch["state"] - batch["prev_state"])[:, dims] / scale).abs().amax(-1)
+    after = ((batch["next_state"] - batch["state"])[:, dims] / scale).abs().amax(-1)
+    return (before < tol) & (after < tol)
+
+
+def still_jacobian_penalty(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...],
+                           tol: float) -> torch.Tensor:
+    """Mean over resting rows (:func:`resting_rows`) of the squared Frobenius norm of the Jacobian of the predicted
+    change of the passive dimensions (in change scales) w.r.t. the dynamics input; 0 when no row rests.
+
+    A resting object (far from the pusher) does not respond to small changes of the action, the pusher's
+    position or its own pose: its true local Jacobian is zero, and this teaches the model so."""
+    rest = resting_rows(model, batch, passive_dims, tol)
+    if not rest.any():
+        return torch.zeros((), device=batch["state"].device)
+    inp = model.inputs(batch["state"][rest], batch["prev_state"][rest], batch["action"][rest]).detach().requires_grad_(True)
+    change = model.dynamics(inp)
+    total = torch.zeros((), device=inp.device)
+    for k in passive_dims:
+        (grad,) = torch.autograd.grad(change[:, k].sum(), inp, create_graph=True)
+        total = total + grad.pow(2).sum(-1).mean()
+    return total
+
+
+def training_loss(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...], weight: float,
+                  tol: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """The model's one-step loss plus ``weight`` × :func:`still_jacobian_penalty` (when weight > 0 and the task
+    has passive dimensions)."""
+    loss, metrics = model.loss(batch)
+    if weight > 0 and passive_dims:
+        penalty = still_jacobian_penalty(model, batch, passive_dims, tol)
+        loss = loss + weight * penalty
+        metrics["state_model/still_jacobian"] = penalty.item()
+    return loss, metrics
+
+
 @torch.no_grad()
 def one_step_errors(model: StateModel, data: StateTransitions, spec: TaskSpec) -> dict[str, float]:
     """Median one-step errors of the model and of copying the state, in the task's units, and the reward MAE."""
@@ -102,6 +148,8 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.still_jacobian < 0 or cfg.still_tol <= 0:
+        raise ValueError(f"still_jacobian must be >= 0 and still_tol > 0, got {cfg.still_jacobian}, {cfg.still_tol}")
     spec = get_task(cfg.task)
     data = load_transitions(cfg.data, spec)
     out = Path(cfg.out)
@@ -114,7 +162,8 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps))
     t0 = time.perf_counter()
     with stage_progress("state_model", f"{cfg.task}/state_model", cfg.steps, cfg.progress) as on_step:
-        metrics = train_stage("state_model", model, lambda m, b: m.loss(b),
+        metrics = train_stage("state_model", model,
+                              lambda m, b: training_loss(m, b, spec.passive_dims, cfg.still_jacobian, cfg.still_tol),
                               lambda rng, size: data.batch(rng.integers(0, n, size)), stage, out / "checkpoints",
                               cfg.seed, DistContext(), bf16=False, progress=on_step,
                               checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_after)

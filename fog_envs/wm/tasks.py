@@ -82,6 +82,9 @@ class TaskSpec:
     state_dim: int = 5
     state_reward: Callable[[Any], Any] | None = None
     """the task's reward as a differentiable torch function of probe-target states (None: not available)"""
+    passive_dims: tuple[int, ...] = ()
+    """probe-target dimensions of objects that move only when pushed (the block, the cube): a state model is
+    taught that they do not respond to its inputs where they rest (``StateModelTrainConfig.still_jacobian``)"""
 
     @property
     def probe_dim(self) -> int:
@@ -91,9 +94,11 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
-                      _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5, _pusht_state_reward),
+                      _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5, _pusht_state_reward,
+                      passive_dims=(2, 3, 4, 5)),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
-                     _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6),
+                     _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
+                     passive_dims=(4, 5, 6, 7)),
 }
 
 
