@@ -142,6 +142,8 @@ def parse_overrides(spec: str) -> dict[str, Any]:
         if key not in types:
             raise ValueError(f"unknown SAPOConfig field {key!r} in variant {spec!r}; fields: {sorted(types)}")
         kind = types[key]
+        if kind not in (bool, "bool", int, "int", float, "float"):
+            raise ValueError(f"variant {spec!r}: field {key!r} ({kind}) cannot be set from the command line")
         if kind in (bool, "bool"):
             if value.lower() not in ("true", "false"):
                 raise ValueError(f"{key} takes true or false, got {value!r}")
