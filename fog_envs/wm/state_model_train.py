@@ -54,6 +54,11 @@ class StateModelTrainConfig:
     """stop (as if killed) after this many steps in this call; for tests"""
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if self.still_jacobian < 0 or self.still_tol <= 0:
+            raise ValueError(f"still_jacobian must be >= 0 and still_tol > 0, got {self.still_jacobian}, "
+                             f"{self.still_tol}")
+
 
 @dataclass(frozen=True)
 class StateTransitions:
@@ -148,8 +153,6 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.still_jacobian < 0 or cfg.still_tol <= 0:
-        raise ValueError(f"still_jacobian must be >= 0 and still_tol > 0, got {cfg.still_jacobian}, {cfg.still_tol}")
     spec = get_task(cfg.task)
     data = load_transitions(cfg.data, spec)
     out = Path(cfg.out)
