@@ -148,6 +148,14 @@ def test_reuse_from_composes_stages_of_two_bundles(tiny_dataset, debug_bundle, t
     with pytest.raises(ValueError, match="different autoencoder"):
         train_world_model(WMTrainConfig(**common, out=str(tmp_path / "x"), init_from=str(debug_bundle),
                                         reuse_from=(f"rssm={stranger}",)), progress_bar=False)
+    # the probe reads frames, not latents: it may come from a bundle with another autoencoder
+    probed = train_world_model(WMTrainConfig(**common, out=str(tmp_path / "p"), init_from=str(debug_bundle),
+                                             reuse=("autoencoder", "denoiser", "reward", "rssm"),
+                                             reuse_from=(f"probe={stranger}",)), progress_bar=False)
+    w_probed, w_stranger = _weights(probed), _weights(stranger)
+    for key, value in w_probed.items():
+        if not key.startswith("start."):
+            assert torch.equal(value, (w_stranger if key.startswith("probe.") else w_src)[key]), key
     for bad, words in (("rssm", "expected STAGE=BUNDLE"), (f"autoencoder={other}", "cannot come from another")):
         with pytest.raises(ValueError, match=words):
             train_world_model(WMTrainConfig(**common, out=str(tmp_path / "y"), init_from=str(debug_bundle),

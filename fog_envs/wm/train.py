@@ -142,6 +142,8 @@ def start_windows(data: st.PlayArrays, context_len: int, count: int, seed: int) 
 #: the model-config sections that belong to each stage (taken along with its weights by ``reuse_from``)
 STAGE_CONFIG_SECTIONS = {"denoiser": ("denoiser", "edm"), "reward": ("reward",), "rssm": ("rssm",),
                          "probe": ("probe",)}
+#: stages that read frames, not latents: they may come from a bundle with another autoencoder
+FRAME_STAGES = frozenset({"probe"})
 
 
 def _other_sources(cfg: WMTrainConfig, source) -> dict[str, tuple[str, object]]:
@@ -163,7 +165,7 @@ def _other_sources(cfg: WMTrainConfig, source) -> dict[str, tuple[str, object]]:
         other = WorldModel.load(bundle, map_location="cpu")
         if other.config.task != cfg.task:
             raise ValueError(f"reuse_from bundle {bundle!r} is a {other.config.task!r} model, not {cfg.task!r}")
-        same_ae = other.config.autoencoder == source.config.autoencoder and all(
+        same_ae = stage in FRAME_STAGES or other.config.autoencoder == source.config.autoencoder and all(
             torch.equal(a, b) for a, b in zip(other.autoencoder.state_dict().values(),
                                               source.autoencoder.state_dict().values()))
         if not same_ae:
