@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fog_envs  # noqa: E402,F401
 from fog_agent.config import SAPOConfig, make_preset  # noqa: E402
 from fog_agent.sapo import DMOSAPO  # noqa: E402
-from fog_envs.evaluation import evaluate  # noqa: E402
+from fog_envs.evaluation import ZeroActionController, evaluate  # noqa: E402
 from fog_envs.learned.backend import GlobalStep  # noqa: E402
 from fog_envs.learned.diff import DifferentiableEnv  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
@@ -112,9 +112,9 @@ class TrueStatePushT:
 
 
 class TrueStateController:
-    """Acts on ``RealPushT-v0`` from the true state ``[s_t, s_{t−1}]`` (or zero actions when ``agent`` is None)."""
+    """Acts on ``RealPushT-v0`` from the true state ``[s_t, s_{t−1}]``."""
 
-    def __init__(self, agent: DMOSAPO | None) -> None:
+    def __init__(self, agent: DMOSAPO) -> None:
         self.agent, self.task = agent, get_task("pusht")
         self.prev: np.ndarray | None = None
 
@@ -128,8 +128,6 @@ class TrueStateController:
         s = self._read(info)
         x = torch.as_tensor(np.concatenate([s, self.prev]), dtype=torch.float32)[None]
         self.prev = s
-        if self.agent is None:
-            return np.zeros(2, np.float32)
         return self.agent.act(x)[0].numpy().astype(np.float32)
 
 
@@ -183,7 +181,7 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
 
 
 def do_nothing(episodes: int) -> dict[str, Any]:
-    result = evaluate(lambda: TrueStateController(None), "RealPushT-v0", episodes=episodes, seed=100_000)
+    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=episodes, seed=100_000)
     return {"coverage": result.mean_max_coverage, "max_coverages": result.max_coverages}
 
 

@@ -33,22 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fog_envs  # noqa: E402,F401
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
-from fog_envs.evaluation import evaluate  # noqa: E402
+from fog_envs.evaluation import ZeroActionController, evaluate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "zero_shot_breakdown.json"
-
-
-class DoNothing:
-    """Zero actions: on both reference systems the agent / robot stays where it is."""
-
-    def __init__(self, action_dim: int) -> None:
-        self.action = np.zeros(action_dim, np.float32)
-
-    def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
-        pass
-
-    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        return self.action
 
 
 def episode_gains(agent: np.ndarray, baseline: np.ndarray, threshold: float) -> dict[str, float]:
@@ -107,14 +94,14 @@ def main() -> None:
         action_dim = envs.single_action_space.shape[0]
         key = (env_id, seed, episodes)
         if key not in baselines:
-            res = evaluate(lambda: DoNothing(action_dim), env_id, episodes=episodes, seed=seed)
+            res = evaluate(lambda: ZeroActionController(action_dim), env_id, episodes=episodes, seed=seed)
             baselines[key] = {"returns": res.returns, "max_coverages": res.max_coverages}
         score = "max_coverages" if final.get("max_coverages") is not None else "returns"
         gains = episode_gains(final[score], baselines[key][score], args.threshold)
         model = envs.backend.model
         policy = reward_model_error(lambda: FogController(agent, envs.make_observer()), env_id, model, seed,
                                     args.reward_episodes, args.reward_steps)
-        still = reward_model_error(lambda: DoNothing(action_dim), env_id, model, seed, args.reward_episodes,
+        still = reward_model_error(lambda: ZeroActionController(action_dim), env_id, model, seed, args.reward_episodes,
                                    args.reward_steps)
         rows.append({"run_dir": str(run), "env_id": env_id, "seed": seed, "score": score, **gains,
                      "reward_model_error": {"agent": policy, "do_nothing": still}})

@@ -26,6 +26,19 @@ class Controller(Protocol):
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray: ...
 
 
+class ZeroActionController:
+    """The do-nothing baseline: zero actions (on both reference systems the agent / robot stays where it is)."""
+
+    def __init__(self, action_dim: int) -> None:
+        self.action = np.zeros(action_dim, np.float32)
+
+    def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        return self.action
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """Figures of one evaluation."""

@@ -187,3 +187,21 @@ def test_differentiable_reward_mirrors_the_reward_on_probe_states():
     np.testing.assert_allclose(r.detach().numpy(), expected, atol=1e-5)
     r.sum().backward()
     assert torch.isfinite(probe.grad).all()
+
+
+def test_zero_action_controller_keeps_the_scene_still():
+    """The do-nothing baseline of the zero-shot comparisons: on RealPushT-v0 zero actions leave the agent and the
+    block where they started, so every episode scores its start coverage."""
+    from fog_envs.evaluation import ZeroActionController, evaluate
+
+    env = gym.make("RealPushT-v0")
+    obs, info = env.reset(seed=3)
+    start = info["state"].copy()
+    controller = ZeroActionController(2)
+    controller.reset(obs, info)
+    for _ in range(5):
+        obs, _, _, _, info = env.step(controller.act(obs, info))
+    np.testing.assert_allclose(info["state"], start, atol=1e-6)
+    env.close()
+    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=2, seed=3)
+    assert result.max_coverages[0] == pytest.approx(pusht_reward.reward(start)[1])
