@@ -15,7 +15,7 @@ import torch
 
 import fog_envs  # noqa: F401
 from fog_envs.data.collect import CollectConfig, collect
-from fog_envs.wm.bundle import BundleError
+from fog_envs.wm.bundle import BundleError, weights_fingerprint
 from fog_envs.wm.model import WorldModel
 from fog_envs.wm.train import WMTrainConfig, train_world_model
 
@@ -78,6 +78,22 @@ def test_init_from_a_bundle_reuses_the_named_stages(tiny_dataset, debug_bundle, 
     src_steps = json.loads((debug_bundle / "card.json").read_text())["steps"]
     assert set(card["reused"]) == set(reuse) and card["steps"]["rssm"] == src_steps["rssm"]
     assert card["reused"]["rssm"]["from"] == str(debug_bundle)
+    source = WorldModel.load(debug_bundle)
+    for stage in reuse:  # the card names the exact weights taken, whatever later happens to the source
+        assert card["reused"][stage]["weights_sha256"] == weights_fingerprint(getattr(source, stage).state_dict())
+    assert len({card["reused"][stage]["weights_sha256"] for stage in reuse}) == len(reuse)
+
+
+def test_weights_fingerprint_names_exact_weights():
+    """Equal for equal weights (whatever the insertion order), different after a one-ulp change, a renamed
+    tensor or another dtype."""
+    state = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.tensor([0.5, -1.0])}
+    base = weights_fingerprint(state)
+    assert len(base) == 64 and base == weights_fingerprint({"a": state["a"].clone(), "b": state["b"].clone()})
+    nudged = dict(state, a=torch.nextafter(state["a"], torch.full_like(state["a"], 2.0)))
+    assert weights_fingerprint(nudged) != base
+    assert weights_fingerprint({"c": state["b"], "a": state["a"]}) != base
+    assert weights_fingerprint(dict(state, a=state["a"].double())) != base
 
 
 def test_warm_start_self_forcing_and_state_head(tiny_dataset, debug_bundle, tmp_path, monkeypatch):

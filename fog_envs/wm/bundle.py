@@ -13,6 +13,7 @@ own bundle loads by path. Missing, corrupt or mismatched bundles raise :class:`B
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -155,6 +156,17 @@ def read_bundle(name_or_path: str | os.PathLike) -> tuple[WorldModelConfig, dict
     """Read ``(config, tensors, card)`` from a world-model bundle; every failure is a :class:`BundleError`."""
     _, raw, tensors, card = read_bundle_files(name_or_path)
     return WorldModelConfig.from_dict(raw), tensors, card
+
+
+def weights_fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over a state dict's names, dtypes, shapes and values, in sorted name order: names one
+    stage's weights exactly, whichever bundle or checkpoint they sit in."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        value = state[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}\n".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
 
 
 def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

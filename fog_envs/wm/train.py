@@ -21,6 +21,7 @@ from fog_envs.runtime import resolve_device, use_bf16
 from fog_envs.wm import stages as st
 from fog_envs.wm.distributed import DistContext, init_distributed, shutdown_distributed
 from fog_envs.wm.autoencoder import FrameAutoencoder
+from fog_envs.wm.bundle import weights_fingerprint
 from fog_envs.wm.presets import STAGES, Preset, make_preset, scale_steps
 from fog_envs.wm.tasks import get_task
 from fog_envs.wm.trainer import stage_progress, train_stage
@@ -321,7 +322,7 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
         module.load_state_dict(getattr(model_from, name).state_dict())
         progress["done"][name] = {}
         steps = model_from.card.get("steps", {}).get(name)
-        entry = {"from": where, "steps": steps}
+        entry = {"from": where, "steps": steps, "weights_sha256": weights_fingerprint(module.state_dict())}
         if name in model_from.card.get("reused", {}):
             entry["originally"] = model_from.card["reused"][name]
         if "dataset" in model_from.card:
