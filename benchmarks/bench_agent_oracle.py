@@ -13,7 +13,8 @@ run side by side in ``--jobs`` processes of one thread each. Reported per varian
 over the first and the last ``--window`` iterations, the reward's approach term (does the agent learn to reach
 the block?), the actor's gradient norm, and a deterministic zero-shot evaluation on ``RealPushT-v0`` (mean max
 coverage over ``--episodes`` seeded episodes, seed 100000, the agent reading the true state) next to doing
-nothing on the same episodes. Prints a table and writes ``benchmarks/results/agent_oracle.json``.
+nothing on the same episodes; ``--eval-every N`` adds a coverage curve (``--curve-episodes`` episodes every N
+iterations, their time not counted as training). Prints a table and writes ``benchmarks/results/agent_oracle.json``.
 
 Not resumable (each variant is a few minutes); it is a diagnostic, not a training path.
 """
@@ -159,25 +160,36 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
     env = DifferentiableEnv(backend, max_episode_steps=cfg.episode_steps)
     env.reset(seed=args.seed * cfg.num_envs)
     agent = DMOSAPO(backend.state_dim, backend.action_dim, cfg, seed=args.seed)
-    rows, t0 = [], time.perf_counter()
-    for _ in range(cfg.iterations):
+    rows, curve, t0, eval_s = [], [], time.perf_counter(), 0.0
+    for it in range(1, cfg.iterations + 1):
         m = agent.iteration(env)
         m["approach"] = float(np.mean(backend.approach_log))
         backend.approach_log.clear()
         rows.append(m)
-    train_s = time.perf_counter() - t0
+        if args.eval_every and it % args.eval_every == 0 and it < cfg.iterations:
+            t_eval = time.perf_counter()
+            point = evaluate(lambda: TrueStateController(agent), "RealPushT-v0", episodes=args.curve_episodes,
+                             seed=100_000)
+            eval_s += time.perf_counter() - t_eval
+            curve.append({"iteration": it, "steps": agent.imagined_steps,
+                          "train_s": time.perf_counter() - t0 - eval_s, "coverage": point.mean_max_coverage,
+                          "success_rate": point.success_rate, "episodes": args.curve_episodes})
+    train_s = time.perf_counter() - t0 - eval_s
     result = evaluate(lambda: TrueStateController(agent), "RealPushT-v0", episodes=args.episodes, seed=100_000)
     rewards = np.array([r["train/reward"] for r in rows])
     grads = np.array([r["train/actor_grad_norm"] for r in rows])
     approach = np.array([r["approach"] for r in rows])
     w = min(args.window, len(rows))
+    curve.append({"iteration": cfg.iterations, "steps": agent.imagined_steps,
+                  "train_s": train_s, "coverage": result.mean_max_coverage, "success_rate": result.success_rate,
+                  "episodes": args.episodes})
     return {"name": name, "overrides": overrides, "sapo": asdict(cfg), "train_s": train_s,
             "reward_first": float(rewards[:w].mean()), "reward_last": float(rewards[-w:].mean()),
             "approach_first": float(approach[:w].mean()), "approach_last": float(approach[-w:].mean()),
             "grad_norm_median": float(np.median(grads)), "grad_norm_p90": float(np.percentile(grads, 90)),
             "entropy_last": float(np.mean([r["train/entropy"] for r in rows[-w:]])),
             "coverage": result.mean_max_coverage, "max_coverages": result.max_coverages,
-            "success_rate": result.success_rate, "reward_curve": rewards.tolist()}
+            "success_rate": result.success_rate, "reward_curve": rewards.tolist(), "coverage_curve": curve}
 
 
 def do_nothing(episodes: int) -> dict[str, Any]:
@@ -192,6 +204,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--window", type=int, default=20, help="iterations averaged at the start and the end")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="also evaluate zero-shot every N iterations (a coverage curve; 0: only at the end)")
+    parser.add_argument("--curve-episodes", type=int, default=20, help="episodes per curve point")
     parser.add_argument("--state-model", default="pusht_state")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
@@ -216,6 +231,10 @@ def main() -> None:
               f"{r['approach_last']:.3f} | {r['grad_norm_median']:.1f} / {r['grad_norm_p90']:.0f} | "
               f"{r['coverage']:.3f} | {r['success_rate']:.0%} | {r['train_s'] / 60:.1f}")
     print(f"do nothing | | | | {baseline['coverage']:.3f} | |")
+    for r in results:
+        if len(r["coverage_curve"]) > 1:
+            print(f"{r['name']} coverage curve (iteration: coverage): " + ", ".join(
+                f"{p['iteration']}: {p['coverage']:.3f}" for p in r["coverage_curve"]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -1,7 +1,7 @@
 """World-model fidelity against speed on held-out real episodes (a seed the training never saw).
 
     python benchmarks/bench_fidelity.py --bundle runs/wm_pusht/bundle --heldout datasets/pusht_heldout.h5 \
-        [--nfe 1 2 3] [--precision fp32 bf16] [--start-sigma 0 0.5 1] [--write-card]
+        [--nfe 1 2 3] [--precision fp32 bf16] [--start-sigma 0 0.5 1] [--probe pusht] [--write-card]
 
 For each number of denoising steps (NFE) and sampling precision (float32, or the denoiser under bf16
 autocast as the learned envs run it on CPUs with fast bf16): imagined-step throughput of the global model at batch 64, and
@@ -67,11 +67,25 @@ def main() -> None:
                         help="held-out windows for the gradient cosine (2·H·|A| diffusion rollouts each)")
     parser.add_argument("--start-sigma", type=float, nargs="+", default=None,
                         help="sampler starts to compare (default: the bundle's own)")
+    parser.add_argument("--probe", default=None,
+                        help="read every frame with this bundle's state probe instead of the bundle's own (one ruler "
+                             "for bundles whose probes differ; the probe reads frames, so any bundle of the task)")
     parser.add_argument("--write-card", action="store_true")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/fidelity_<task>.json)")
     args = parser.parse_args()
+    if args.write_card and args.probe:
+        parser.error("--write-card stores the bundle's own figures: drop --probe (another bundle's probe)")
+    if args.write_card and args.grad_windows == 0:
+        parser.error("--write-card stores the gradient cosines too: --grad-windows must be > 0")
+    if args.grad_windows < 0:
+        parser.error(f"--grad-windows must be >= 0 (0 skips the gradient cosines), got {args.grad_windows}")
     torch.set_num_threads(args.threads)
     model = WorldModel.load(args.bundle)
+    if args.probe:
+        ruler = WorldModel.load(args.probe)
+        if ruler.config.task != model.config.task:
+            parser.error(f"--probe {args.probe} is a {ruler.config.task} bundle, --bundle a {model.config.task} one")
+        model.probe = ruler.probe
     data = load_play_arrays(args.heldout, model.config.task)
     rows = []
     own_start = model.config.edm.start_sigma
@@ -85,7 +99,8 @@ def main() -> None:
                              "global_steps_per_s": global_steps_per_s(model, nfe, bf16),
                              "open_loop": open_loop(model, data, fcfg), "hold": hold_still(model, data, fcfg)})
     model.set_sampler(start_sigma=own_start)
-    grad = reference_gradient_cosine(model, data, FidelityConfig(grad_windows=args.grad_windows))
+    grad = (reference_gradient_cosine(model, data, FidelityConfig(grad_windows=args.grad_windows))
+            if args.grad_windows else None)
     probe_keys = [k for k in rows[0]["open_loop"]["diffusion"]["16"] if k.startswith("probe_") and k.endswith("median")]
     print(f"task {model.config.task}: {rows[0]['open_loop']['windows']} held-out windows")
     head = ["model", "NFE", "precision", "start σ", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
@@ -107,15 +122,18 @@ def main() -> None:
             print(" | ".join(f"{v:>10}" for v in [kind, r["nfe"] if sampled else "-", r["precision"] if sampled else "-",
                                                    r["start_sigma"] if sampled else "-", f"{sps:.0f}", h])
                   + " | " + " | ".join(f"{v:>10.3f}" for v in vals))
-    print(f"gradient cosine (surrogate vs finite differences through diffusion, H={grad['grad_horizon']}): "
-          f"mean {grad['grad_cosine_mean']:.3f}, median {grad['grad_cosine_median']:.3f}")
-    print(f"against the true gradient (finite differences through {model.task.real_env_id}), cosine mean / median: "
-          f"FoG's surrogate {grad['true_cos_fog_mean']:.3f} / {grad['true_cos_fog_median']:.3f}, the RSSM along "
-          f"the true frames {grad['true_cos_rssm_on_reference_mean']:.3f} / "
-          f"{grad['true_cos_rssm_on_reference_median']:.3f}, differences through diffusion "
-          f"{grad['true_cos_diffusion_fd_mean']:.3f} / {grad['true_cos_diffusion_fd_median']:.3f}")
-    out = {"bundle": args.bundle, "heldout": args.heldout, "task": model.config.task, "rows": rows, "gradient": grad,
-           "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if grad is None:
+        print("gradient cosines skipped (--grad-windows 0)")
+    else:
+        print(f"gradient cosine (surrogate vs finite differences through diffusion, H={grad['grad_horizon']}): "
+              f"mean {grad['grad_cosine_mean']:.3f}, median {grad['grad_cosine_median']:.3f}")
+        print(f"against the true gradient (finite differences through {model.task.real_env_id}), cosine mean / median: "
+              f"FoG's surrogate {grad['true_cos_fog_mean']:.3f} / {grad['true_cos_fog_median']:.3f}, the RSSM along "
+              f"the true frames {grad['true_cos_rssm_on_reference_mean']:.3f} / "
+              f"{grad['true_cos_rssm_on_reference_median']:.3f}, differences through diffusion "
+              f"{grad['true_cos_diffusion_fd_mean']:.3f} / {grad['true_cos_diffusion_fd_median']:.3f}")
+    out = {"bundle": args.bundle, "probe": args.probe or args.bundle, "heldout": args.heldout,
+           "task": model.config.task, "rows": rows, "gradient": grad, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / f"fidelity_{model.config.task}.json"
     tmp = path.with_name(path.name + ".tmp")
