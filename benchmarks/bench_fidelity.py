@@ -6,7 +6,8 @@
 For each number of denoising steps (NFE) and sampling precision (float32, or the denoiser under bf16
 autocast as the learned envs run it on CPUs with fast bf16): imagined-step throughput of the global model at batch 64, and
 open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors) of the diffusion model next to
-the RSSM-alone forward model and to copying the last real frame ("persist"); the drift of a scene at rest under
+the RSSM-alone forward model, to copying the last real frame ("persist"), to the true future frame through the
+autoencoder ("autoencoder", the floor of any latent model) and to the probe on real frames ("real"); the drift of a scene at rest under
 zero actions ("hold", object permanence alone: its true future is the start frame); for each sampler start
 (``--start-sigma``: 0 = from pure noise, > 0 = from the last latent noised to that σ); plus the cosine between FoG's
 surrogate gradient and a finite-difference gradient through the diffusion model, and the cosines of FoG's
@@ -107,7 +108,7 @@ def main() -> None:
     print(" | ".join(f"{h:>10}" for h in head))
     table = []
     for r in rows:
-        for kind in ("diffusion", "rssm", "persist", "real"):
+        for kind in ("diffusion", "rssm", "persist", "autoencoder", "real"):
             if kind == "diffusion" or r is rows[0]:
                 table.append((kind, r, r["open_loop"][kind]))
         table.append(("hold", r, r["hold"]["diffusion"]))

@@ -472,7 +472,7 @@ def test_fidelity_open_loop_and_gradient_cosine_on_the_debug_bundle(tiny_dataset
     cfg = FidelityConfig(horizons=(1, 4), num_windows=4, batch=2, grad_windows=3, grad_horizon=2)
     fid = open_loop(model, data, cfg)
     assert fid["windows"] == 4
-    for kind in ("diffusion", "rssm", "persist", "real"):
+    for kind in ("diffusion", "rssm", "persist", "autoencoder", "real"):
         assert set(fid[kind]) == {"1", "4"}
         assert all(np.isfinite(v) for m in fid[kind].values() for v in m.values()), kind
     assert {"psnr_median", "reward_abs_err_median", "probe_block_px_median"} <= set(fid["diffusion"]["4"])
@@ -487,6 +487,9 @@ def test_fidelity_open_loop_and_gradient_cosine_on_the_debug_bundle(tiny_dataset
     for h in (1, 4):
         expected = np.median(_psnr(held.numpy(), data.frames[starts + L + h - 1]))
         assert fid["persist"][str(h)]["psnr_median"] == pytest.approx(expected, rel=1e-5)
+        # "autoencoder" is the true frame t+h through the autoencoder: its PSNR is the "real" row's ae_psnr
+        assert fid["autoencoder"][str(h)]["psnr_median"] == pytest.approx(fid["real"][str(h)]["ae_psnr_median"],
+                                                                          rel=1e-6)
     grad = gradient_cosine(model, data, cfg)
     assert grad["grad_windows"] == 3 and grad["grad_horizon"] == 2
     assert -1.0 <= grad["grad_cosine_mean"] <= 1.0 and -1.0 <= grad["grad_cosine_median"] <= 1.0

@@ -82,15 +82,16 @@ def _summary(per: dict[str, dict[int, dict[str, list]]], stats: dict) -> dict[st
 @torch.no_grad()
 def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, dict]:
     """Errors of the diffusion model (``"diffusion"``) and of the RSSM alone (``"rssm"``) at each horizon,
-    the floors set by the autoencoder and the probe on real frames (``"real"``), and the copy-the-last-frame
-    reference (``"persist"``)."""
+    the copy-the-last-frame reference (``"persist"``), and two floors: the true future frame through the
+    autoencoder (``"autoencoder"``: what a perfect latent model would score, every figure read the same way)
+    and the probe on the real frame itself (``"real"``)."""
     spec = model.task
     L, H = model.context_len, max(cfg.horizons)
     starts = _windows(data, L, H, cfg)
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     per: dict[str, dict[int, dict[str, list]]] = {m: {h: {} for h in cfg.horizons}
-                                                  for m in ("diffusion", "rssm", "persist", "real")}
+                                                  for m in ("diffusion", "rssm", "persist", "autoencoder", "real")}
 
     def add(kind: str, h: int, name: str, values: np.ndarray) -> None:
         per[kind][h].setdefault(name, []).extend(np.asarray(values, dtype=np.float64).tolist())
@@ -113,7 +114,8 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
             probe_real = model.probe(torch.from_numpy(real).to(device)).cpu().numpy()
             for name, err in spec.probe_errors(probe_real, true_probe).items():
                 add("real", h, f"probe_{name}", err)
-            for kind, lat in (("diffusion", diff_lat), ("rssm", rssm_lat), ("persist", persist)):
+            for kind, lat in (("diffusion", diff_lat), ("rssm", rssm_lat), ("persist", persist),
+                              ("autoencoder", latents[:, L:])):
                 z = lat[:, h - 1]
                 img = model.autoencoder.decode(z)
                 pred = img.cpu().numpy()
