@@ -554,3 +554,44 @@ def test_surrogate_gradient_along_any_frames_and_against_the_reference_system(ti
     for key in ("true_cos_fog", "true_cos_rssm_on_reference", "true_cos_diffusion_fd"):
         assert -1.0 <= result[f"{key}_mean"] <= 1.0 and -1.0 <= result[f"{key}_median"] <= 1.0
     assert result["grad_windows"] == 3 and result["true_grad_norm_median"] >= 0.0
+
+
+def test_probe_batch_shows_the_asked_fraction_through_the_autoencoder(tiny_dataset):
+    """``decoded_fraction``: that many random rows of each batch are the autoencoder's drawing of the row's
+    latent, the rest the real frames; the targets are the rows' own either way."""
+    from fog_envs.wm import stages
+    from fog_envs.wm.train import load_play_arrays
+
+    data = load_play_arrays(tiny_dataset, "pusht")
+    data.latents = torch.arange(len(data.frames), dtype=torch.float32)[:, None]  # a latent that names its row
+    decode = lambda z: z[:, 0].to(torch.uint8)[:, None, None, None].expand(-1, *data.frames.shape[1:])  # noqa: E731
+    plain = stages.probe_batch(data, np.random.default_rng(0), 16)
+    mixed = stages.probe_batch(data, np.random.default_rng(0), 16, decode, 0.25)
+    assert torch.equal(plain["targets"], mixed["targets"])
+    drawn = [i for i in range(16) if not torch.equal(mixed["frames"][i], plain["frames"][i])]
+    assert len(drawn) == 4
+    rows = np.sort(np.random.default_rng(0).integers(0, len(data.frames), size=16))
+    for i in drawn:
+        assert torch.all(mixed["frames"][i] == int(rows[i]) % 256)
+    with pytest.raises(ValueError, match="decode"):
+        stages.probe_batch(data, np.random.default_rng(0), 16, None, 0.5)
+
+
+def test_probe_decoded_fraction_is_recorded_and_checked(tiny_dataset, debug_bundle, tmp_path):
+    """``probe_decoded_fraction`` trains the probe with that mix and records it in the bundle's config; it
+    cannot apply to a reused probe; the config refuses fractions outside [0, 1]."""
+    from fog_envs.wm.probe import ProbeConfig
+
+    common = dict(task="pusht", data=str(tiny_dataset), preset="debug", threads=2, init_from=str(debug_bundle))
+    bundle = train_world_model(WMTrainConfig(**common, out=str(tmp_path / "p"),
+                                             reuse=("autoencoder", "denoiser", "reward", "rssm"),
+                                             probe_decoded_fraction=0.5), progress_bar=False)
+    model = WorldModel.load(bundle)
+    assert model.config.probe.decoded_fraction == 0.5
+    old, new = _weights(debug_bundle), _weights(bundle)
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("probe."))
+    with pytest.raises(ValueError, match="reuses it"):
+        train_world_model(WMTrainConfig(**common, out=str(tmp_path / "x"), reuse=("autoencoder", "probe"),
+                                        probe_decoded_fraction=0.5), progress_bar=False)
+    with pytest.raises(ValueError, match="decoded_fraction"):
+        ProbeConfig(decoded_fraction=1.5)

@@ -14,12 +14,20 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Sizes of the state probe."""
+    """Sizes of the state probe, and what it is trained on."""
 
     image_size: int = 64
     channels: tuple[int, ...] = (32, 64, 128, 128)
     hidden: int = 256
     out_dim: int = 6
+    decoded_fraction: float = 0.0
+    """training only: the fraction of each batch seen through the bundle's autoencoder (encoded, decoded), so
+    the probe also reads frames as a latent world model draws them (what the state-space local model reads in
+    imagination); 0: real frames only, the independent ruler the fidelity figures use"""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.decoded_fraction <= 1.0:
+            raise ValueError(f"ProbeConfig: decoded_fraction must be in [0, 1], got {self.decoded_fraction}")
 
 
 class StateProbe(nn.Module):

@@ -8,7 +8,7 @@ episode the transition is (o_t, a_t) -> o_{t+1} with reward r_t, and ``rewards[t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -155,9 +155,21 @@ def rssm_loss(model: "RSSM", batch: dict[str, torch.Tensor]):
 
 # --- state probe --------------------------------------------------------------------------------------
 
-def probe_batch(data: PlayArrays, rng: np.random.Generator, batch: int) -> dict[str, torch.Tensor]:
+def probe_batch(data: PlayArrays, rng: np.random.Generator, batch: int,
+                decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                decoded_fraction: float = 0.0) -> dict[str, torch.Tensor]:
+    """Random rows' frames and probe targets; ``round(decoded_fraction · batch)`` random rows of the batch
+    show their frame through the autoencoder (``decode`` of the row's latent) instead of the real frame."""
     idx = np.sort(rng.integers(0, len(data.frames), size=batch))
-    return {"frames": torch.from_numpy(data.frames[idx]), "targets": torch.from_numpy(data.probe[idx])}
+    frames = torch.from_numpy(data.frames[idx])
+    k = int(round(decoded_fraction * batch))
+    if k:
+        if decode is None:
+            raise ValueError("probe_batch: decoded_fraction > 0 needs the autoencoder's decode")
+        pick = np.sort(rng.permutation(batch)[:k])
+        with torch.no_grad():
+            frames[torch.from_numpy(pick)] = decode(data.latents[torch.from_numpy(idx[pick])]).to(frames.device)
+    return {"frames": frames, "targets": torch.from_numpy(data.probe[idx])}
 
 
 def probe_loss(model: StateProbe, batch: dict[str, torch.Tensor]):

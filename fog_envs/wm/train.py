@@ -97,6 +97,9 @@ class WMTrainConfig:
     rssm_state_weight: float | None = None
     """give the RSSM a state head trained on the true state (the task's probe targets) with this weight
     (``RSSMConfig.state_dim/state_weight``); 0 removes it"""
+    probe_decoded_fraction: float | None = None
+    """override ``ProbeConfig.decoded_fraction``: the fraction of the probe's training frames seen through
+    the autoencoder (a reader for the state-space local model; 0: real frames only, the fidelity ruler)"""
 
 
 def load_play_arrays(path: str | os.PathLike, task: str) -> st.PlayArrays:
@@ -233,6 +236,11 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         if on:
             rssm_overrides["state_weight"] = cfg.rssm_state_weight
     model = preset.model
+    if cfg.probe_decoded_fraction is not None:
+        if "probe" in reused:
+            raise ValueError("probe_decoded_fraction trains the probe; this run reuses it (warm-start it or "
+                             "train it anew)")
+        model = replace(model, probe=replace(model.probe, decoded_fraction=cfg.probe_decoded_fraction))
     if ae_overrides:
         ae = replace(model.autoencoder, **ae_overrides)
         model = replace(model, autoencoder=ae,
@@ -364,7 +372,9 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
                      lambda r, b: st.denoiser_batch(data, L, r, b, den_starts, preset.model.edm)),
         "reward": (model.reward, st.reward_loss, lambda r, b: st.reward_batch(data, r, b, next_rows)),
         "rssm": (model.rssm, st.rssm_loss, lambda r, b: st.rssm_batch(data, preset.rssm_seq_len, r, b, rssm_starts)),
-        "probe": (model.probe, st.probe_loss, lambda r, b: st.probe_batch(data, r, b)),
+        "probe": (model.probe, st.probe_loss,
+                  lambda r, b: st.probe_batch(data, r, b, model.autoencoder.decode,
+                                              preset.model.probe.decoded_fraction)),
     }
     for name, (module, loss_fn, sampler) in jobs.items():
         if name in progress["done"]:
