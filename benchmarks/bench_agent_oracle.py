@@ -48,6 +48,7 @@ from fog_envs.wm.tasks import get_task  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "agent_oracle.json"
 SEED_HIGH = 2**31 - 1
+EVAL_SEED = 100_000  # the zero-shot episodes' seed, as in the learned-env evaluations
 
 
 class TrueStatePushT:
@@ -161,28 +162,31 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
     env.reset(seed=args.seed * cfg.num_envs)
     agent = DMOSAPO(backend.state_dim, backend.action_dim, cfg, seed=args.seed)
     rows, curve, t0, eval_s = [], [], time.perf_counter(), 0.0
+
+    def curve_point(episodes: int):
+        """Evaluate the agent zero-shot now; record the point (training time excludes evaluations)."""
+        nonlocal eval_s
+        train_s = time.perf_counter() - t0 - eval_s
+        result = evaluate(lambda: TrueStateController(agent), "RealPushT-v0", episodes=episodes, seed=EVAL_SEED)
+        eval_s = time.perf_counter() - t0 - train_s
+        curve.append({"iteration": len(rows), "steps": agent.imagined_steps, "train_s": train_s,
+                      "coverage": result.mean_max_coverage, "success_rate": result.success_rate,
+                      "episodes": episodes})
+        return result
+
     for it in range(1, cfg.iterations + 1):
         m = agent.iteration(env)
         m["approach"] = float(np.mean(backend.approach_log))
         backend.approach_log.clear()
         rows.append(m)
         if args.eval_every and it % args.eval_every == 0 and it < cfg.iterations:
-            t_eval = time.perf_counter()
-            point = evaluate(lambda: TrueStateController(agent), "RealPushT-v0", episodes=args.curve_episodes,
-                             seed=100_000)
-            eval_s += time.perf_counter() - t_eval
-            curve.append({"iteration": it, "steps": agent.imagined_steps,
-                          "train_s": time.perf_counter() - t0 - eval_s, "coverage": point.mean_max_coverage,
-                          "success_rate": point.success_rate, "episodes": args.curve_episodes})
-    train_s = time.perf_counter() - t0 - eval_s
-    result = evaluate(lambda: TrueStateController(agent), "RealPushT-v0", episodes=args.episodes, seed=100_000)
+            curve_point(args.curve_episodes)
+    result = curve_point(args.episodes)
+    train_s = curve[-1]["train_s"]
     rewards = np.array([r["train/reward"] for r in rows])
     grads = np.array([r["train/actor_grad_norm"] for r in rows])
     approach = np.array([r["approach"] for r in rows])
     w = min(args.window, len(rows))
-    curve.append({"iteration": cfg.iterations, "steps": agent.imagined_steps,
-                  "train_s": train_s, "coverage": result.mean_max_coverage, "success_rate": result.success_rate,
-                  "episodes": args.episodes})
     return {"name": name, "overrides": overrides, "sapo": asdict(cfg), "train_s": train_s,
             "reward_first": float(rewards[:w].mean()), "reward_last": float(rewards[-w:].mean()),
             "approach_first": float(approach[:w].mean()), "approach_last": float(approach[-w:].mean()),
@@ -193,7 +197,7 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
 
 
 def do_nothing(episodes: int) -> dict[str, Any]:
-    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=episodes, seed=100_000)
+    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=episodes, seed=EVAL_SEED)
     return {"coverage": result.mean_max_coverage, "max_coverages": result.max_coverages}
 
 
