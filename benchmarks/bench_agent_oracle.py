@@ -10,8 +10,8 @@ supplies the Jacobians is the shipped state-space model (``pusht_state``) with t
 formula (its gradient's cosine with the true gradient: 0.73 / 0.97 on held-out windows, ``benchmarks/bench_gradients.py``). Each
 variant is the ``cpu`` preset with ``key:value`` overrides of :class:`fog_agent.config.SAPOConfig`; variants
 run side by side in ``--jobs`` processes of one thread each. Reported per variant: the true reward per step
-over the first and the last ``--window`` iterations, the reward's approach term (does the agent learn to reach
-the block?), the actor's gradient norm, and a deterministic zero-shot evaluation on ``RealPushT-v0`` (mean max
+over the first and the last ``--window`` iterations, the reward's approach and pose terms and the coverage during
+training (does the agent learn to reach the block, to move it towards the goal?), the actor's gradient norm, and a deterministic zero-shot evaluation on ``RealPushT-v0`` (mean max
 coverage over ``--episodes`` seeded episodes, seed 100000, the agent reading the true state) next to doing
 nothing on the same episodes; ``--eval-every N`` adds a coverage curve (``--curve-episodes`` episodes every N
 iterations, their time not counted as training). Prints a table and writes ``benchmarks/results/agent_oracle.json``.
@@ -49,6 +49,8 @@ from fog_envs.wm.tasks import get_task  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "agent_oracle.json"
 SEED_HIGH = 2**31 - 1
 EVAL_SEED = 100_000  # the zero-shot episodes' seed, as in the learned-env evaluations
+#: logged reward terms during training → their key in ``RealPushT-v0``'s info (coverage: the raw coverage)
+TERMS = {"approach": "approach_term", "pose": "pose_term", "coverage": "coverage"}
 
 
 class TrueStatePushT:
@@ -65,7 +67,8 @@ class TrueStatePushT:
         self.envs = [gym.make("RealPushT-v0", render_mode=None, disable_env_checker=True).unwrapped
                      for _ in range(num_envs)]
         self.x = torch.zeros(num_envs, self.state_dim)
-        self.approach_log: list[float] = []  #: mean approach term of the true reward, per global step
+        #: per global step, the envs' mean of each term of the true reward (``approach``, ``pose``) and coverage
+        self.term_log: dict[str, list[float]] = {k: [] for k in TERMS}
 
     def _read(self, ids: list[int]) -> torch.Tensor:
         states = np.stack([self.envs[i].true_state() for i in ids])
@@ -83,18 +86,18 @@ class TrueStatePushT:
 
     def global_step(self, action: torch.Tensor, generators: list[torch.Generator]) -> GlobalStep:
         acts = action.detach().clamp(-1.0, 1.0).numpy()
-        rewards, success, cov, approach = [], [], [], []
+        rewards, success, terms = [], [], {k: [] for k in TERMS}
         for env, a in zip(self.envs, acts):
             _, r, _, _, info = env.step(a)
             rewards.append(r)
             success.append(info["is_success"])
-            cov.append(info["coverage"])
-            approach.append(info["reward_terms"]["approach_term"])
+            for k, key in TERMS.items():
+                terms[k].append(info["coverage"] if key == "coverage" else info["reward_terms"][key])
         self.x = torch.cat([self._read(list(range(self.num_envs))), self.x[:, :self.sdim]], -1)
-        self.approach_log.append(float(np.mean(approach)))
+        for k, v in terms.items():
+            self.term_log[k].append(float(np.mean(v)))
         return GlobalStep(self.x.clone(), torch.tensor(rewards, dtype=torch.float32), torch.tensor(success),
-                          {"coverage": torch.tensor(cov, dtype=torch.float32),
-                           "approach": torch.tensor(approach, dtype=torch.float32)})
+                          {k: torch.tensor(v, dtype=torch.float32) for k, v in terms.items()})
 
     def local_step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         s, s_prev = x[:, :self.sdim], x[:, self.sdim:]
@@ -176,8 +179,9 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
 
     for it in range(1, cfg.iterations + 1):
         m = agent.iteration(env)
-        m["approach"] = float(np.mean(backend.approach_log))
-        backend.approach_log.clear()
+        for k, log in backend.term_log.items():
+            m[k] = float(np.mean(log))
+            log.clear()
         rows.append(m)
         if args.eval_every and it % args.eval_every == 0 and it < cfg.iterations:
             curve_point(args.curve_episodes)
@@ -185,11 +189,13 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
     train_s = curve[-1]["train_s"]
     rewards = np.array([r["train/reward"] for r in rows])
     grads = np.array([r["train/actor_grad_norm"] for r in rows])
-    approach = np.array([r["approach"] for r in rows])
     w = min(args.window, len(rows))
+    firsts_lasts = {}
+    for k in TERMS:
+        series = np.array([r[k] for r in rows])
+        firsts_lasts[f"{k}_first"], firsts_lasts[f"{k}_last"] = float(series[:w].mean()), float(series[-w:].mean())
     return {"name": name, "overrides": overrides, "sapo": asdict(cfg), "train_s": train_s,
-            "reward_first": float(rewards[:w].mean()), "reward_last": float(rewards[-w:].mean()),
-            "approach_first": float(approach[:w].mean()), "approach_last": float(approach[-w:].mean()),
+            "reward_first": float(rewards[:w].mean()), "reward_last": float(rewards[-w:].mean()), **firsts_lasts,
             "grad_norm_median": float(np.median(grads)), "grad_norm_p90": float(np.percentile(grads, 90)),
             "entropy_last": float(np.mean([r["train/entropy"] for r in rows[-w:]])),
             "coverage": result.mean_max_coverage, "max_coverages": result.max_coverages,
@@ -227,12 +233,13 @@ def main() -> None:
         futures = {name: pool.submit(run_variant, name, ov, args) for name, ov in variants.items()}
         baseline = do_nothing(args.episodes)
         results = [f.result() for f in futures.values()]
-    cols = ("variant", "reward first→last", "approach first→last", "grad median / p90", "coverage", "success",
-            "train min")
+    cols = ("variant", "reward first→last", *(f"{k} first→last" for k in TERMS), "grad median / p90", "coverage",
+            "success", "train min")
     print(" | ".join(cols))
     for r in results:
-        print(f"{r['name']} | {r['reward_first']:.3f} → {r['reward_last']:.3f} | {r['approach_first']:.3f} → "
-              f"{r['approach_last']:.3f} | {r['grad_norm_median']:.1f} / {r['grad_norm_p90']:.0f} | "
+        terms = " | ".join(f"{r[k + '_first']:.3f} → {r[k + '_last']:.3f}" for k in TERMS)
+        print(f"{r['name']} | {r['reward_first']:.3f} → {r['reward_last']:.3f} | {terms} | "
+              f"{r['grad_norm_median']:.1f} / {r['grad_norm_p90']:.0f} | "
               f"{r['coverage']:.3f} | {r['success_rate']:.0%} | {r['train_s'] / 60:.1f}")
     print(f"do nothing | | | | {baseline['coverage']:.3f} | |")
     for r in results:
