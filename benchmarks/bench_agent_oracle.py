@@ -44,6 +44,8 @@ from fog_envs.evaluation import ZeroActionController, evaluate  # noqa: E402
 from fog_envs.learned.backend import GlobalStep  # noqa: E402
 from fog_envs.learned.diff import DifferentiableEnv  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
+from fog_envs.wm.state_model_train import load_transitions  # noqa: E402
+from fog_envs.wm.state_refresh import StateRefreshConfig, StateRefresher  # noqa: E402
 from fog_envs.wm.tasks import get_task  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "agent_oracle.json"
@@ -51,19 +53,26 @@ SEED_HIGH = 2**31 - 1
 EVAL_SEED = 100_000  # the zero-shot episodes' seed, as in the learned-env evaluations
 #: logged reward terms during training → their key in ``RealPushT-v0``'s info (coverage: the raw coverage)
 TERMS = {"approach": "approach_term", "pose": "pose_term", "coverage": "coverage"}
+OBJECT_MOVED_TOL = 2e-3  #: probe units (~1 px): the block moved in a step
+#: logged contact errors: the state model's and copying's median one-step block error (px) where the block moved
+CONTACT = ("model_px", "copy_px")
 
 
 class TrueStatePushT:
     """A fog backend whose global face is ``RealPushT-v0`` read at its true state and whose local face is a
     state model and the task's reward formula. No snapshots: the benchmark does not resume."""
 
-    def __init__(self, num_envs: int, state_model: StateModel) -> None:
+    def __init__(self, num_envs: int, state_model: StateModel, refresher: StateRefresher | None = None) -> None:
         self.task = get_task("pusht")
         self.num_envs, self.action_dim = num_envs, self.task.action_dim
         self.sdim = self.task.probe_dim
         self.state_dim = 2 * self.sdim
         self.device = torch.device("cpu")
         self.state_model = state_model.eval().requires_grad_(False)
+        self.refresher = refresher
+        #: per global step, the state model's median one-step block error (px) on the envs whose block moved in
+        #: that step, and copying the last state's (NaN when no block moved)
+        self.contact_log: dict[str, list[float]] = {k: [] for k in CONTACT}
         self.envs = [gym.make("RealPushT-v0", render_mode=None, disable_env_checker=True).unwrapped
                      for _ in range(num_envs)]
         self.x = torch.zeros(num_envs, self.state_dim)
@@ -93,11 +102,28 @@ class TrueStatePushT:
             success.append(info["is_success"])
             for k, key in TERMS.items():
                 terms[k].append(info["coverage"] if key == "coverage" else info["reward_terms"][key])
-        self.x = torch.cat([self._read(list(range(self.num_envs))), self.x[:, :self.sdim]], -1)
+        s, s_prev = self.x[:, :self.sdim], self.x[:, self.sdim:]
+        s_next = self._read(list(range(self.num_envs)))
+        self._log_contact(s, s_prev, action.detach(), s_next)
+        if self.refresher is not None:
+            self.refresher.record(s_prev, s, action.detach().clamp(-1.0, 1.0), torch.tensor(rewards), s_next)
+        self.x = torch.cat([s_next, s], -1)
         for k, v in terms.items():
             self.term_log[k].append(float(np.mean(v)))
         return GlobalStep(self.x.clone(), torch.tensor(rewards, dtype=torch.float32), torch.tensor(success),
                           {k: torch.tensor(v, dtype=torch.float32) for k, v in terms.items()})
+
+    @torch.no_grad()
+    def _log_contact(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor, s_next: torch.Tensor) -> None:
+        moved = (s_next[:, 2:] - s[:, 2:]).abs().amax(-1) > OBJECT_MOVED_TOL
+        if not moved.any():
+            self.contact_log["model_px"].append(float("nan"))
+            self.contact_log["copy_px"].append(float("nan"))
+            return
+        pred = self.state_model.step(s[moved], s_prev[moved], action[moved].clamp(-1.0, 1.0))
+        block = lambda a: float(((a[:, 2:4] - s_next[moved][:, 2:4]).norm(dim=-1) * 512).median())  # noqa: E731
+        self.contact_log["model_px"].append(block(pred))
+        self.contact_log["copy_px"].append(block(s[moved]))
 
     def local_step(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         s, s_prev = x[:, :self.sdim], x[:, self.sdim:]
@@ -136,14 +162,19 @@ class TrueStateController:
         return self.agent.act(x)[0].numpy().astype(np.float32)
 
 
+#: variant keys that are not SAPOConfig fields: the state model's online refresh (:mod:`fog_envs.wm.state_refresh`)
+REFRESH_KEYS = {"state_refresh_steps": int, "state_refresh_lr": float, "state_refresh_fraction": float}
+
+
 def parse_overrides(spec: str) -> dict[str, Any]:
-    """``"key:value,key:value"`` → SAPOConfig overrides, each value cast to its field's type."""
-    types = {f.name: f.type for f in fields(SAPOConfig)}
+    """``"key:value,key:value"`` → SAPOConfig overrides and :data:`REFRESH_KEYS`, each value cast to its type."""
+    types: dict[str, Any] = {f.name: f.type for f in fields(SAPOConfig)} | REFRESH_KEYS
     out: dict[str, Any] = {}
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition(":")
         if key not in types:
-            raise ValueError(f"unknown SAPOConfig field {key!r} in variant {spec!r}; fields: {sorted(types)}")
+            raise ValueError(f"unknown key {key!r} in variant {spec!r}; SAPOConfig fields and refresh keys: "
+                             f"{sorted(types)}")
         kind = types[key]
         if kind not in (bool, "bool", int, "int", float, "float"):
             raise ValueError(f"variant {spec!r}: field {key!r} ({kind}) cannot be set from the command line")
@@ -159,8 +190,19 @@ def parse_overrides(spec: str) -> dict[str, Any]:
 def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Train one variant and evaluate it; one thread."""
     torch.set_num_threads(1)
-    cfg = replace(make_preset("cpu"), iterations=args.iterations, local_refresh_steps=0, **overrides)
-    backend = TrueStatePushT(cfg.num_envs, StateModel.load(args.state_model, task="pusht")[0])
+    refresh = {k: overrides[k] for k in REFRESH_KEYS if k in overrides}
+    sapo = {k: v for k, v in overrides.items() if k not in REFRESH_KEYS}
+    cfg = replace(make_preset("cpu"), iterations=args.iterations, local_refresh_steps=0, **sapo)
+    state_model = StateModel.load(args.state_model, task="pusht")[0]
+    refresh_steps = refresh.get("state_refresh_steps", 0)
+    refresher = None
+    if refresh_steps > 0:
+        task = get_task("pusht")
+        refresher = StateRefresher(state_model, load_transitions(args.play_data, task), task.passive_dims,
+                                   StateRefreshConfig(lr=refresh.get("state_refresh_lr", StateRefreshConfig.lr),
+                                                      policy_fraction=refresh.get("state_refresh_fraction", 0.5),
+                                                      seed=args.seed))
+    backend = TrueStatePushT(cfg.num_envs, state_model, refresher)
     env = DifferentiableEnv(backend, max_episode_steps=cfg.episode_steps)
     env.reset(seed=args.seed * cfg.num_envs)
     agent = DMOSAPO(backend.state_dim, backend.action_dim, cfg, seed=args.seed)
@@ -178,9 +220,9 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
         return result
 
     for it in range(1, cfg.iterations + 1):
-        m = agent.iteration(env)
-        for k, log in backend.term_log.items():
-            m[k] = float(np.mean(log))
+        m = agent.iteration(env, (lambda: refresher.refresh(refresh_steps)) if refresher is not None else None)
+        for k, log in (*backend.term_log.items(), *backend.contact_log.items()):
+            m[k] = _nanmean(np.asarray(log))
             log.clear()
         rows.append(m)
         if args.eval_every and it % args.eval_every == 0 and it < cfg.iterations:
@@ -191,15 +233,19 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
     grads = np.array([r["train/actor_grad_norm"] for r in rows])
     w = min(args.window, len(rows))
     firsts_lasts = {}
-    for k in TERMS:
+    for k in (*TERMS, *CONTACT):
         series = np.array([r[k] for r in rows])
-        firsts_lasts[f"{k}_first"], firsts_lasts[f"{k}_last"] = float(series[:w].mean()), float(series[-w:].mean())
+        firsts_lasts[f"{k}_first"], firsts_lasts[f"{k}_last"] = _nanmean(series[:w]), _nanmean(series[-w:])
     return {"name": name, "overrides": overrides, "sapo": asdict(cfg), "train_s": train_s,
             "reward_first": float(rewards[:w].mean()), "reward_last": float(rewards[-w:].mean()), **firsts_lasts,
             "grad_norm_median": float(np.median(grads)), "grad_norm_p90": float(np.percentile(grads, 90)),
             "entropy_last": float(np.mean([r["train/entropy"] for r in rows[-w:]])),
             "coverage": result.mean_max_coverage, "max_coverages": result.max_coverages,
             "success_rate": result.success_rate, "reward_curve": rewards.tolist(), "coverage_curve": curve}
+
+
+def _nanmean(x: np.ndarray) -> float:
+    return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
 
 
 def do_nothing(episodes: int) -> dict[str, Any]:
@@ -218,6 +264,8 @@ def main() -> None:
                         help="also evaluate zero-shot every N iterations (a coverage curve; 0: only at the end)")
     parser.add_argument("--curve-episodes", type=int, default=20, help="episodes per curve point")
     parser.add_argument("--state-model", default="pusht_state")
+    parser.add_argument("--play-data", default="datasets/pusht_play.h5",
+                        help="the play data mixed into the state model's online refresh (variant key state_refresh_steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS))
@@ -233,11 +281,11 @@ def main() -> None:
         futures = {name: pool.submit(run_variant, name, ov, args) for name, ov in variants.items()}
         baseline = do_nothing(args.episodes)
         results = [f.result() for f in futures.values()]
-    cols = ("variant", "reward first→last", *(f"{k} first→last" for k in TERMS), "grad median / p90", "coverage",
-            "success", "train min")
+    cols = ("variant", "reward first→last", *(f"{k} first→last" for k in (*TERMS, *CONTACT)), "grad median / p90",
+            "coverage", "success", "train min")
     print(" | ".join(cols))
     for r in results:
-        terms = " | ".join(f"{r[k + '_first']:.3f} → {r[k + '_last']:.3f}" for k in TERMS)
+        terms = " | ".join(f"{r[k + '_first']:.3f} → {r[k + '_last']:.3f}" for k in (*TERMS, *CONTACT))
         print(f"{r['name']} | {r['reward_first']:.3f} → {r['reward_last']:.3f} | {terms} | "
               f"{r['grad_norm_median']:.1f} / {r['grad_norm_p90']:.0f} | "
               f"{r['coverage']:.3f} | {r['success_rate']:.0%} | {r['train_s'] / 60:.1f}")

@@ -9,7 +9,8 @@ state) and (a) FoG's gradient (RSSM Jacobians along the diffusion model's frames
 along the reference system's own frames (what ``forward_model="reference"`` gives an agent), (c) finite
 differences through the diffusion model; plus (d) the usual cosine of (a) with (c). With ``--state-model``,
 each bundle gets a second row with that state-space local model (``local_model="state"``: the bundle's probe
-reads the frames) in place of its RSSM, and (e) the same model's gradient with the true states as readings.
+reads the frames) in place of its RSSM, and (e) the same model's gradient with the true states as readings,
+also split into the windows where the object (block, cube) moved and those where it rested.
 See :func:`fog_envs.wm.fidelity.reference_gradient_cosine`. Prints a table, writes
 ``benchmarks/results/gradients_<task>.json``; ``--write-card`` stores each bundle's own row in its card.
 """
@@ -75,6 +76,13 @@ def main() -> None:
     for bundle, r in results.items():
         print(f"{bundle:<48}" + "".join(f" | {r[k + '_mean']:>13.3f} / {r[k + '_median']:>6.3f}     "
                                         if k + "_mean" in r else f" | {'-':>28}" for k, _ in COLUMNS))
+    for bundle, r in results.items():
+        split = [(name, r.get(f"true_cos_state_on_true_states_{name}_mean")) for name in ("moving", "resting")]
+        if "windows_object_moved" in r:  # the state model with true readings, on windows with and without a push
+            print(f"{bundle}: state model, true readings, windows where the object moved ({r['windows_object_moved']}) "
+                  "/ rested: " + " / ".join(f"{r[f'true_cos_state_on_true_states_{n}_mean']:.3f} mean, "
+                                            f"{r[f'true_cos_state_on_true_states_{n}_median']:.3f} median"
+                                            if v is not None else "-" for n, v in split))
     if args.write_card:
         for bundle in args.bundle:
             card = WorldModel.load(bundle).card

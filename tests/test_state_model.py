@@ -286,7 +286,26 @@ def test_gradient_against_the_truth_with_perfect_state_readings_is_the_state_mod
     (grad,) = torch.autograd.grad(total, acts)
     cos = torch.nn.functional.cosine_similarity(grad.reshape(3, -1), true_fd, dim=1)
     assert result["true_cos_state_on_true_states_mean"] == pytest.approx(float(cos.mean()), abs=1e-5)
+    moved = (states[:, :, 2:] - states[:, :1, 2:]).abs().amax(dim=(1, 2)) > 2e-3  # block pose dims
+    assert result["windows_object_moved"] == int(moved.sum())
+    for name, rows in (("moving", moved), ("resting", ~moved)):  # the split: the same cosines, by window
+        key = f"true_cos_state_on_true_states_{name}_mean"
+        if rows.any():
+            assert result[key] == pytest.approx(float(cos[rows].mean()), abs=1e-5)
+        else:
+            assert key not in result
     assert "true_cos_state_on_true_states_mean" not in reference_gradient_cosine(model, data, cfg)  # RSSM: no such row
+
+
+def test_object_moved_flags_windows_where_a_passive_dimension_leaves_its_start():
+    from fog_envs.wm.fidelity import OBJECT_MOVED_TOL, _object_moved
+
+    states = torch.zeros(3, 4, 6)
+    states[1, 2, 3] = 2 * OBJECT_MOVED_TOL  # the block's y moves in window 1
+    states[2, :, 0] = 1.0  # only the agent moves in window 2
+    states[2, 3, 4] = 0.5 * OBJECT_MOVED_TOL  # and the block's angle jitters below the tolerance
+    assert _object_moved(states, (2, 3, 4, 5)).tolist() == [False, True, False]
+    assert not _object_moved(states, ()).any()
 
 
 def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_bundle, state_bundle, tmp_path):

@@ -280,6 +280,20 @@ def _reference_differences(model: WorldModel, data: PlayArrays, p: _GradientProb
     return true_fd, latents.reshape(b, horizon, *p.ctx.shape[2:]), true_states.reshape(b, horizon + 1, -1)
 
 
+OBJECT_MOVED_TOL = 2e-3
+"""probe units (px / 512 for Push-T, ~1 px; m for the cube): a passive object that moved more than this in a
+window was pushed in it"""
+
+
+def _object_moved(states: torch.Tensor, passive_dims: tuple[int, ...]) -> torch.Tensor:
+    """(B,) bool: whether any passive dimension of states (B, T, P) left its first value by more than
+    :data:`OBJECT_MOVED_TOL` within the window."""
+    if not passive_dims:
+        return torch.zeros(states.shape[0], dtype=torch.bool, device=states.device)
+    passive = states[..., list(passive_dims)]
+    return (passive - passive[:, :1]).abs().amax(dim=(1, 2)) > OBJECT_MOVED_TOL
+
+
 class _TrueStateReadings:
     """A state-space local model whose readings are the reference system's true states instead of the
     probe's (the local model's Jacobians alone, with perfect state estimation)."""
@@ -330,8 +344,14 @@ def reference_gradient_cosine(model: WorldModel, data: PlayArrays, cfg: Fidelity
     extra: dict[str, float] = {}
     if hasattr(local, "advance"):  # a state-space local model: also with perfect state readings
         truth = _TrueStateReadings(local, true_states)
-        extra = _cosines("true_cos_state_on_true_states", model.surrogate_gradient_along(
-            p.ctx, p.ctx_actions, p.future, lambda k, c, a: ref_latents[:, k], truth), true_fd)
+        on_truth = model.surrogate_gradient_along(p.ctx, p.ctx_actions, p.future,
+                                                  lambda k, c, a: ref_latents[:, k], truth)
+        extra = _cosines("true_cos_state_on_true_states", on_truth, true_fd)
+        moving = _object_moved(true_states, model.task.passive_dims)
+        extra["windows_object_moved"] = int(moving.sum())
+        for name, rows in (("moving", moving), ("resting", ~moving)):
+            if rows.any():  # contact windows (the object was pushed) and the rest, judged apart
+                extra.update(_cosines(f"true_cos_state_on_true_states_{name}", on_truth[rows], true_fd[rows]))
     return {**extra, **_cosines("true_cos_fog", fog, true_fd),
             **_cosines("true_cos_rssm_on_reference", on_reference, true_fd),
             **_cosines("true_cos_diffusion_fd", diffusion_fd, true_fd),
