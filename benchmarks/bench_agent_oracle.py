@@ -53,6 +53,7 @@ SEED_HIGH = 2**31 - 1
 EVAL_SEED = 100_000  # the zero-shot episodes' seed, as in the learned-env evaluations
 #: logged reward terms during training → their key in ``RealPushT-v0``'s info (coverage: the raw coverage)
 TERMS = {"approach": "approach_term", "pose": "pose_term", "coverage": "coverage"}
+STATE_OBS = {"obs_type": "state"}  #: RealPushT-v0 without drawing frames: every reader here uses the true state
 OBJECT_MOVED_TOL = 2e-3  #: probe units (~1 px): the block moved in a step
 #: logged contact errors: the state model's and copying's median one-step block error (px) where the block moved
 CONTACT = ("model_px", "copy_px")
@@ -73,7 +74,7 @@ class TrueStatePushT:
         #: per global step, the state model's median one-step block error (px) on the envs whose block moved in
         #: that step, and copying the last state's (NaN when no block moved)
         self.contact_log: dict[str, list[float]] = {k: [] for k in CONTACT}
-        self.envs = [gym.make("RealPushT-v0", render_mode=None, disable_env_checker=True).unwrapped
+        self.envs = [gym.make("RealPushT-v0", render_mode=None, obs_type="state", disable_env_checker=True).unwrapped
                      for _ in range(num_envs)]
         self.x = torch.zeros(num_envs, self.state_dim)
         #: per global step, the envs' mean of each term of the true reward (``approach``, ``pose``) and coverage
@@ -212,7 +213,8 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
         """Evaluate the agent zero-shot now; record the point (training time excludes evaluations)."""
         nonlocal eval_s
         train_s = time.perf_counter() - t0 - eval_s
-        result = evaluate(lambda: TrueStateController(agent), "RealPushT-v0", episodes=episodes, seed=EVAL_SEED)
+        result = evaluate(lambda: TrueStateController(agent), "RealPushT-v0", episodes=episodes, seed=EVAL_SEED,
+                          env_kwargs=STATE_OBS)
         eval_s = time.perf_counter() - t0 - train_s
         curve.append({"iteration": len(rows), "steps": agent.imagined_steps, "train_s": train_s,
                       "coverage": result.mean_max_coverage, "success_rate": result.success_rate,
@@ -249,7 +251,8 @@ def _nanmean(x: np.ndarray) -> float:
 
 
 def do_nothing(episodes: int) -> dict[str, Any]:
-    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=episodes, seed=EVAL_SEED)
+    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=episodes, seed=EVAL_SEED,
+                      env_kwargs=STATE_OBS)
     return {"coverage": result.mean_max_coverage, "max_coverages": result.max_coverages}
 
 

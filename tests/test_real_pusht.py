@@ -28,6 +28,26 @@ def test_check_env_and_spaces(env):
     assert env.metadata["render_fps"] == 10
 
 
+def test_state_observations_are_the_true_state_and_the_same_trajectory():
+    """``obs_type="state"``: the observation is ``info["state"]``, nothing is drawn, and the physics, rewards
+    and infos are those of the pixel env under the same seed and actions; an unknown obs_type is named."""
+    pixels, state = gym.make("RealPushT-v0"), gym.make("RealPushT-v0", obs_type="state")
+    check_env(state.unwrapped, skip_render_check=True)
+    assert state.observation_space.shape == (5,) and state.observation_space.dtype == np.float64
+    actions = np.random.default_rng(0).uniform(-1, 1, (20, 2)).astype(np.float32)
+    (_, info_p), (obs_s, info_s) = pixels.reset(seed=4), state.reset(seed=4)
+    np.testing.assert_array_equal(obs_s, info_s["state"])
+    for a in actions:
+        _, r_p, _, _, info_p = pixels.step(a)
+        obs_s, r_s, _, _, info_s = state.step(a)
+        np.testing.assert_array_equal(obs_s, info_s["state"])
+        np.testing.assert_array_equal(info_s["state"], info_p["state"])
+        assert r_s == r_p and info_s["coverage"] == info_p["coverage"]
+        assert r_s == pytest.approx(pusht_reward.reward(info_s["state"])[0], abs=1e-12)
+    with pytest.raises(ValueError, match="obs_type must be 'pixels' or 'state', got 'rgb'"):
+        gym.make("RealPushT-v0", obs_type="rgb")
+
+
 def _rollout(env, seed: int, actions: np.ndarray):
     obs, info = env.reset(seed=seed)
     frames, states = [obs], [info["state"]]

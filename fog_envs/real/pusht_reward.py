@@ -76,9 +76,13 @@ def reward_terms(state: np.ndarray) -> dict[str, float]:
     }
 
 
+def combine_terms(terms: dict[str, float]) -> float:
+    """The reward from :func:`reward_terms`' output (the weighted sum of the three terms)."""
+    return float(REWARD_WEIGHTS["coverage"] * terms["coverage_term"] + REWARD_WEIGHTS["pose"] * terms["pose_term"]
+                 + REWARD_WEIGHTS["approach"] * terms["approach_term"])
+
+
 def reward(state: np.ndarray) -> tuple[float, float]:
     """Return ``(reward, coverage)`` for a true state ``[agent_x, agent_y, block_x, block_y, angle]``."""
     t = reward_terms(state)
-    r = (REWARD_WEIGHTS["coverage"] * t["coverage_term"] + REWARD_WEIGHTS["pose"] * t["pose_term"]
-         + REWARD_WEIGHTS["approach"] * t["approach_term"])
-    return float(r), t["coverage"]
+    return combine_terms(t), t["coverage"]
