@@ -43,6 +43,8 @@ from fog_agent.sapo import DMOSAPO  # noqa: E402
 from fog_envs.evaluation import ZeroActionController, evaluate  # noqa: E402
 from fog_envs.learned.backend import GlobalStep  # noqa: E402
 from fog_envs.learned.diff import DifferentiableEnv  # noqa: E402
+from fog_envs.real import pusht_reward_torch  # noqa: E402
+from fog_envs.real.pusht_reward import REWARD_WEIGHTS  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.state_model_train import load_transitions  # noqa: E402
 from fog_envs.wm.state_refresh import StateRefreshConfig, StateRefresher  # noqa: E402
@@ -63,14 +65,15 @@ class TrueStatePushT:
     """A fog backend whose global face is ``RealPushT-v0`` read at its true state and whose local face is a
     state model and the task's reward formula. No snapshots: the benchmark does not resume."""
 
-    def __init__(self, num_envs: int, state_model: StateModel, refresher: StateRefresher | None = None) -> None:
+    def __init__(self, num_envs: int, state_model: StateModel, refresher: StateRefresher | None = None,
+                 local_weights: dict[str, float] = REWARD_WEIGHTS) -> None:
         self.task = get_task("pusht")
         self.num_envs, self.action_dim = num_envs, self.task.action_dim
         self.sdim = self.task.probe_dim
         self.state_dim = 2 * self.sdim
         self.device = torch.device("cpu")
         self.state_model = state_model.eval().requires_grad_(False)
-        self.refresher = refresher
+        self.refresher, self.local_weights = refresher, local_weights
         #: per global step, the state model's median one-step block error (px) on the envs whose block moved in
         #: that step, and copying the last state's (NaN when no block moved)
         self.contact_log: dict[str, list[float]] = {k: [] for k in CONTACT}
@@ -131,7 +134,7 @@ class TrueStatePushT:
         return torch.cat([self.state_model.step(s, s_prev, action), s], -1)
 
     def local_reward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.task.state_reward(x[:, :self.sdim])
+        return pusht_reward_torch.reward(x[:, :self.sdim], self.local_weights)
 
     def snapshot(self) -> dict:
         raise NotImplementedError("TrueStatePushT does not resume")
@@ -165,11 +168,14 @@ class TrueStateController:
 
 #: variant keys that are not SAPOConfig fields: the state model's online refresh (:mod:`fog_envs.wm.state_refresh`)
 REFRESH_KEYS = {"state_refresh_steps": int, "state_refresh_lr": float, "state_refresh_fraction": float}
+#: ... and the weights of the reward's terms in the *local* reward, whose gradient the agent follows (the
+#: true reward, its value, is unchanged): a shaping experiment
+WEIGHT_KEYS = {f"local_{k}_weight": float for k in REWARD_WEIGHTS}
 
 
 def parse_overrides(spec: str) -> dict[str, Any]:
     """``"key:value,key:value"`` → SAPOConfig overrides and :data:`REFRESH_KEYS`, each value cast to its type."""
-    types: dict[str, Any] = {f.name: f.type for f in fields(SAPOConfig)} | REFRESH_KEYS
+    types: dict[str, Any] = {f.name: f.type for f in fields(SAPOConfig)} | REFRESH_KEYS | WEIGHT_KEYS
     out: dict[str, Any] = {}
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition(":")
@@ -192,7 +198,8 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
     """Train one variant and evaluate it; one thread."""
     torch.set_num_threads(1)
     refresh = {k: overrides[k] for k in REFRESH_KEYS if k in overrides}
-    sapo = {k: v for k, v in overrides.items() if k not in REFRESH_KEYS}
+    weights = {k: overrides.get(f"local_{k}_weight", w) for k, w in REWARD_WEIGHTS.items()}
+    sapo = {k: v for k, v in overrides.items() if k not in REFRESH_KEYS and k not in WEIGHT_KEYS}
     cfg = replace(make_preset("cpu"), iterations=args.iterations, local_refresh_steps=0, **sapo)
     state_model = StateModel.load(args.state_model, task="pusht")[0]
     refresh_steps = refresh.get("state_refresh_steps", 0)
@@ -203,7 +210,7 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
                                    StateRefreshConfig(lr=refresh.get("state_refresh_lr", StateRefreshConfig.lr),
                                                       policy_fraction=refresh.get("state_refresh_fraction", 0.5),
                                                       seed=args.seed))
-    backend = TrueStatePushT(cfg.num_envs, state_model, refresher)
+    backend = TrueStatePushT(cfg.num_envs, state_model, refresher, weights)
     env = DifferentiableEnv(backend, max_episode_steps=cfg.episode_steps)
     env.reset(seed=args.seed * cfg.num_envs)
     agent = DMOSAPO(backend.state_dim, backend.action_dim, cfg, seed=args.seed)

@@ -207,6 +207,9 @@ def test_differentiable_reward_mirrors_the_reward_on_probe_states():
     np.testing.assert_allclose(r.detach().numpy(), expected, atol=1e-5)
     r.sum().backward()
     assert torch.isfinite(probe.grad).all()
+    weights = {"coverage": 0.2, "pose": 0.5, "approach": 0.03}  # other weights: the same terms, reweighted
+    reweighted = np.array([0.2 * c + 0.5 * t["pose_term"] + 0.03 * t["approach_term"] for c, t in zip(cov_term, terms)])
+    np.testing.assert_allclose(reward(probe, weights).detach().numpy(), reweighted, atol=1e-5)
 
 
 def test_zero_action_controller_keeps_the_scene_still():

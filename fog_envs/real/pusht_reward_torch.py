@@ -73,8 +73,9 @@ def soft_coverage(state: torch.Tensor) -> torch.Tensor:
     return _inside_soft(q, _box_bounds()).mean(-1).reshape(state.shape[:-1])
 
 
-def reward(state: torch.Tensor) -> torch.Tensor:
-    """The Push-T reward (...,) of probe-target states (..., 6), differentiable (soft coverage)."""
+def reward(state: torch.Tensor, weights: dict[str, float] = REWARD_WEIGHTS) -> torch.Tensor:
+    """The Push-T reward (...,) of probe-target states (..., 6), differentiable (soft coverage); ``weights`` of
+    the three terms (``coverage``, ``pose``, ``approach``) default to the task's."""
     agent, block = state[..., 0:2] * TABLE, state[..., 2:4] * TABLE
     cs = state[..., 4:6] / state[..., 4:6].norm(dim=-1, keepdim=True).clamp_min(1e-6)
     d_pos = (block - torch.tensor(GOAL_POSE[:2], dtype=state.dtype, device=state.device)).norm(dim=-1)
@@ -83,5 +84,4 @@ def reward(state: torch.Tensor) -> torch.Tensor:
     pose = 0.5 * torch.exp(-d_pos / 100.0) + 0.5 * torch.exp(-d_angle.abs() / (math.pi / 4))
     gap = torch.clamp(_distance_to_tee(agent, block, cs) - AGENT_RADIUS, min=0.0)
     coverage_term = torch.clamp(soft_coverage(state) / SUCCESS_COVERAGE, max=1.0)
-    return (REWARD_WEIGHTS["coverage"] * coverage_term + REWARD_WEIGHTS["pose"] * pose
-            + REWARD_WEIGHTS["approach"] * torch.exp(-gap / 50.0))
+    return (weights["coverage"] * coverage_term + weights["pose"] * pose + weights["approach"] * torch.exp(-gap / 50.0))
