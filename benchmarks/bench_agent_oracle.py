@@ -44,7 +44,8 @@ from fog_envs.evaluation import ZeroActionController, evaluate  # noqa: E402
 from fog_envs.learned.backend import GlobalStep  # noqa: E402
 from fog_envs.learned.diff import DifferentiableEnv  # noqa: E402
 from fog_envs.real import pusht_reward_torch  # noqa: E402
-from fog_envs.real.pusht_reward import REWARD_WEIGHTS  # noqa: E402
+from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE, REWARD_WEIGHTS, tee_polygon  # noqa: E402
+from shapely.geometry import Point  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.state_model_train import load_transitions  # noqa: E402
 from fog_envs.wm.state_refresh import StateRefreshConfig, StateRefresher  # noqa: E402
@@ -66,14 +67,14 @@ class TrueStatePushT:
     state model and the task's reward formula. No snapshots: the benchmark does not resume."""
 
     def __init__(self, num_envs: int, state_model: StateModel, refresher: StateRefresher | None = None,
-                 local_weights: dict[str, float] = REWARD_WEIGHTS) -> None:
+                 local_weights: dict[str, float] = REWARD_WEIGHTS, start: tuple[float, float] = (0.0, 0.0)) -> None:
         self.task = get_task("pusht")
         self.num_envs, self.action_dim = num_envs, self.task.action_dim
         self.sdim = self.task.probe_dim
         self.state_dim = 2 * self.sdim
         self.device = torch.device("cpu")
         self.state_model = state_model.eval().requires_grad_(False)
-        self.refresher, self.local_weights = refresher, local_weights
+        self.refresher, self.local_weights, self.start = refresher, local_weights, start
         #: per global step, the state model's median one-step block error (px) on the envs whose block moved in
         #: that step, and copying the last state's (NaN when no block moved)
         self.contact_log: dict[str, list[float]] = {k: [] for k in CONTACT}
@@ -90,7 +91,12 @@ class TrueStatePushT:
     def reset(self, env_ids: torch.Tensor, generators: list[torch.Generator]) -> None:
         ids = env_ids.tolist()
         for i in ids:
-            self.envs[i].reset(seed=int(torch.randint(SEED_HIGH, (1,), generator=generators[i])))
+            seed = int(torch.randint(SEED_HIGH, (1,), generator=generators[i]))
+            if self.start[0] > 0 or self.start[1] > 0:
+                state = near_goal_state(np.random.default_rng(seed), *self.start)
+                self.envs[i].reset(seed=seed, options={"reset_to_state": state})
+            else:
+                self.envs[i].reset(seed=seed)
         s = self._read(ids)
         self.x[torch.as_tensor(ids, dtype=torch.long)] = torch.cat([s, s], -1)
 
@@ -171,11 +177,29 @@ REFRESH_KEYS = {"state_refresh_steps": int, "state_refresh_lr": float, "state_re
 #: ... and the weights of the reward's terms in the *local* reward, whose gradient the agent follows (the
 #: true reward, its value, is unchanged): a shaping experiment
 WEIGHT_KEYS = {f"local_{k}_weight": float for k in REWARD_WEIGHTS}
+#: ... and near-goal starts for training (a curriculum experiment): the block within this many px and degrees
+#: of the goal pose (0: gym-pusht's resets)
+START_KEYS = {"start_block_px": float, "start_block_deg": float}
+OTHER_KEYS = REFRESH_KEYS | WEIGHT_KEYS | START_KEYS
+AGENT_CLEARANCE = 10.0  #: px between the agent disk and the T at a near-goal start
+
+
+def near_goal_state(rng: np.random.Generator, block_px: float, block_deg: float) -> np.ndarray:
+    """A start ``[ax, ay, bx, by, angle]``: the block uniformly within ``block_px`` px (disk) and ``block_deg``
+    degrees of the goal pose, the agent uniform on the table clear of the block."""
+    radius, direction = block_px * np.sqrt(rng.uniform()), rng.uniform(0, 2 * np.pi)
+    block = GOAL_POSE + np.array([radius * np.cos(direction), radius * np.sin(direction),
+                                  np.radians(rng.uniform(-block_deg, block_deg))])
+    tee = tee_polygon(block)
+    while True:
+        agent = rng.uniform(50, 462, 2)
+        if tee.distance(Point(*agent)) > AGENT_RADIUS + AGENT_CLEARANCE:
+            return np.array([*agent, block[0], block[1], block[2] % (2 * np.pi)])
 
 
 def parse_overrides(spec: str) -> dict[str, Any]:
     """``"key:value,key:value"`` → SAPOConfig overrides and :data:`REFRESH_KEYS`, each value cast to its type."""
-    types: dict[str, Any] = {f.name: f.type for f in fields(SAPOConfig)} | REFRESH_KEYS | WEIGHT_KEYS
+    types: dict[str, Any] = {f.name: f.type for f in fields(SAPOConfig)} | OTHER_KEYS
     out: dict[str, Any] = {}
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition(":")
@@ -199,7 +223,8 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
     torch.set_num_threads(1)
     refresh = {k: overrides[k] for k in REFRESH_KEYS if k in overrides}
     weights = {k: overrides.get(f"local_{k}_weight", w) for k, w in REWARD_WEIGHTS.items()}
-    sapo = {k: v for k, v in overrides.items() if k not in REFRESH_KEYS and k not in WEIGHT_KEYS}
+    sapo = {k: v for k, v in overrides.items() if k not in OTHER_KEYS}
+    start = (overrides.get("start_block_px", 0.0), overrides.get("start_block_deg", 0.0))
     cfg = replace(make_preset("cpu"), iterations=args.iterations, local_refresh_steps=0, **sapo)
     state_model = StateModel.load(args.state_model, task="pusht")[0]
     refresh_steps = refresh.get("state_refresh_steps", 0)
@@ -210,7 +235,7 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
                                    StateRefreshConfig(lr=refresh.get("state_refresh_lr", StateRefreshConfig.lr),
                                                       policy_fraction=refresh.get("state_refresh_fraction", 0.5),
                                                       seed=args.seed))
-    backend = TrueStatePushT(cfg.num_envs, state_model, refresher, weights)
+    backend = TrueStatePushT(cfg.num_envs, state_model, refresher, weights, start)
     env = DifferentiableEnv(backend, max_episode_steps=cfg.episode_steps)
     env.reset(seed=args.seed * cfg.num_envs)
     agent = DMOSAPO(backend.state_dim, backend.action_dim, cfg, seed=args.seed)
@@ -237,6 +262,7 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
         if args.eval_every and it % args.eval_every == 0 and it < cfg.iterations:
             curve_point(args.curve_episodes)
     result = curve_point(args.episodes)
+    near = near_goal_eval(lambda: TrueStateController(agent), args)
     train_s = curve[-1]["train_s"]
     rewards = np.array([r["train/reward"] for r in rows])
     grads = np.array([r["train/actor_grad_norm"] for r in rows])
@@ -249,18 +275,33 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
             "reward_first": float(rewards[:w].mean()), "reward_last": float(rewards[-w:].mean()), **firsts_lasts,
             "grad_norm_median": float(np.median(grads)), "grad_norm_p90": float(np.percentile(grads, 90)),
             "entropy_last": float(np.mean([r["train/entropy"] for r in rows[-w:]])),
-            "coverage": result.mean_max_coverage, "max_coverages": result.max_coverages,
-            "success_rate": result.success_rate, "reward_curve": rewards.tolist(), "coverage_curve": curve}
+            "coverage": result.mean_max_coverage, "max_coverages": result.max_coverages, "near_goal": near,
+            "success_rate": result.success_rate, "reward_curve": rewards.tolist(), "coverage_curve": curve,
+            "term_curves": {k: [r[k] for r in rows] for k in (*TERMS, *CONTACT)}}
 
 
 def _nanmean(x: np.ndarray) -> float:
     return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
 
 
-def do_nothing(episodes: int) -> dict[str, Any]:
-    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=episodes, seed=EVAL_SEED,
+def near_goal_eval(make_controller: Any, args: argparse.Namespace) -> dict[str, Any] | None:
+    """With ``--near-goal-eval PX DEG``: the controller on ``--episodes`` near-goal starts (:func:`near_goal_state`,
+    episode i drawn with seed ``EVAL_SEED + i``), mean max coverage and success rate; else None."""
+    if not args.near_goal_eval:
+        return None
+    px, deg = args.near_goal_eval
+    result = evaluate(make_controller, "RealPushT-v0", episodes=args.episodes, seed=EVAL_SEED, env_kwargs=STATE_OBS,
+                      reset_options=lambda i: {"reset_to_state": near_goal_state(np.random.default_rng(EVAL_SEED + i),
+                                                                                 px, deg)})
+    return {"block_px": px, "block_deg": deg, "coverage": result.mean_max_coverage,
+            "success_rate": result.success_rate, "max_coverages": result.max_coverages}
+
+
+def do_nothing(args: argparse.Namespace) -> dict[str, Any]:
+    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=args.episodes, seed=EVAL_SEED,
                       env_kwargs=STATE_OBS)
-    return {"coverage": result.mean_max_coverage, "max_coverages": result.max_coverages}
+    return {"coverage": result.mean_max_coverage, "max_coverages": result.max_coverages,
+            "near_goal": near_goal_eval(lambda: ZeroActionController(2), args)}
 
 
 def main() -> None:
@@ -274,6 +315,9 @@ def main() -> None:
                         help="also evaluate zero-shot every N iterations (a coverage curve; 0: only at the end)")
     parser.add_argument("--curve-episodes", type=int, default=20, help="episodes per curve point")
     parser.add_argument("--state-model", default="pusht_state")
+    parser.add_argument("--near-goal-eval", type=float, nargs=2, default=None, metavar=("PX", "DEG"),
+                        help="also evaluate every variant and doing nothing from near-goal starts (block within PX px "
+                             "and DEG degrees of the goal)")
     parser.add_argument("--play-data", default="datasets/pusht_play.h5",
                         help="the play data mixed into the state model's online refresh (variant key state_refresh_steps)")
     parser.add_argument("--seed", type=int, default=0)
@@ -289,7 +333,7 @@ def main() -> None:
     torch.set_num_threads(1)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {name: pool.submit(run_variant, name, ov, args) for name, ov in variants.items()}
-        baseline = do_nothing(args.episodes)
+        baseline = do_nothing(args)
         results = [f.result() for f in futures.values()]
     cols = ("variant", "reward first→last", *(f"{k} first→last" for k in (*TERMS, *CONTACT)), "grad median / p90",
             "coverage", "success", "train min")
@@ -300,6 +344,11 @@ def main() -> None:
               f"{r['grad_norm_median']:.1f} / {r['grad_norm_p90']:.0f} | "
               f"{r['coverage']:.3f} | {r['success_rate']:.0%} | {r['train_s'] / 60:.1f}")
     print(f"do nothing | | | | {baseline['coverage']:.3f} | |")
+    if args.near_goal_eval:
+        print(f"near-goal starts ({args.near_goal_eval[0]:g} px, {args.near_goal_eval[1]:g}°), coverage / success: "
+              + ", ".join(f"{r['name']} {r['near_goal']['coverage']:.3f} / {r['near_goal']['success_rate']:.0%}"
+                          for r in results)
+              + f", do nothing {baseline['near_goal']['coverage']:.3f} / {baseline['near_goal']['success_rate']:.0%}")
     for r in results:
         if len(r["coverage_curve"]) > 1:
             print(f"{r['name']} coverage curve (iteration: coverage): " + ", ".join(

@@ -82,14 +82,16 @@ def evaluate(
     video_episodes: int = 3,
     env_kwargs: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    reset_options: Callable[[int], dict[str, Any]] | None = None,
 ) -> EvalResult:
-    """Run ``episodes`` seeded episodes (episode i uses ``seed + i``) of ``env_id`` with a fresh controller."""
+    """Run ``episodes`` seeded episodes (episode i uses ``seed + i``) of ``env_id`` with a fresh controller;
+    ``reset_options(i)``, when given, are episode i's reset options (e.g. ``{"reset_to_state": ...}``)."""
     env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
     controller = make_controller()
     returns, successes, coverages, lengths, videos = [], [], [], [], []
     t0 = time.perf_counter()
     for ep in range(episodes):
-        obs, info = env.reset(seed=seed + ep)
+        obs, info = env.reset(seed=seed + ep, options=reset_options(ep) if reset_options is not None else None)
         controller.reset(obs, info)
         record = video_dir is not None and ep < video_episodes
         frames = [env.render()] if record else []

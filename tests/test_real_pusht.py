@@ -212,6 +212,19 @@ def test_differentiable_reward_mirrors_the_reward_on_probe_states():
     np.testing.assert_allclose(reward(probe, weights).detach().numpy(), reweighted, atol=1e-5)
 
 
+def test_evaluation_resets_each_episode_with_its_options():
+    """``reset_options(i)``: episode i starts where its options say; a block already home scores success."""
+    from fog_envs.evaluation import ZeroActionController, evaluate
+
+    home = np.array([100.0, 100.0, *pusht_reward.GOAL_POSE])
+    away = np.array([100.0, 100.0, 150.0, 350.0, 0.0])
+    result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=2, seed=3,
+                      env_kwargs={"obs_type": "state"}, reset_options=lambda i: {"reset_to_state": (home, away)[i]})
+    assert result.successes == [True, False]
+    assert result.max_coverages[0] == pytest.approx(1.0, abs=1e-6)
+    assert result.max_coverages[1] == pytest.approx(pusht_reward.coverage(away[2:]), abs=1e-6)
+
+
 def test_zero_action_controller_keeps_the_scene_still():
     """The do-nothing baseline of the zero-shot comparisons: on RealPushT-v0 zero actions leave the agent and the
     block where they started, so every episode scores its start coverage."""
