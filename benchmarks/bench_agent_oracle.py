@@ -75,6 +75,7 @@ class TrueStatePushT:
         self.device = torch.device("cpu")
         self.state_model = state_model.eval().requires_grad_(False)
         self.refresher, self.local_weights, self.start = refresher, local_weights, start
+        self.near_share = 1.0  #: the share of resets that start near the goal (when ``start`` is set)
         #: per global step, the state model's median one-step block error (px) on the envs whose block moved in
         #: that step, and copying the last state's (NaN when no block moved)
         self.contact_log: dict[str, list[float]] = {k: [] for k in CONTACT}
@@ -92,7 +93,8 @@ class TrueStatePushT:
         ids = env_ids.tolist()
         for i in ids:
             seed = int(torch.randint(SEED_HIGH, (1,), generator=generators[i]))
-            if self.start[0] > 0 or self.start[1] > 0:
+            near = self.near_share >= 1.0 or np.random.default_rng([seed, 1]).uniform() < self.near_share
+            if (self.start[0] > 0 or self.start[1] > 0) and near:
                 state = near_goal_state(np.random.default_rng(seed), *self.start)
                 self.envs[i].reset(seed=seed, options={"reset_to_state": state})
             else:
@@ -179,7 +181,9 @@ REFRESH_KEYS = {"state_refresh_steps": int, "state_refresh_lr": float, "state_re
 WEIGHT_KEYS = {f"local_{k}_weight": float for k in REWARD_WEIGHTS}
 #: ... and near-goal starts for training (a curriculum experiment): the block within this many px and degrees
 #: of the goal pose (0: gym-pusht's resets)
-START_KEYS = {"start_block_px": float, "start_block_deg": float}
+START_KEYS = {"start_block_px": float, "start_block_deg": float, "start_near_final": float}
+"""``start_near_final``: a curriculum; the share of near-goal starts falls linearly from 1 to this over the run
+(default 1: every start near the goal)"""
 OTHER_KEYS = REFRESH_KEYS | WEIGHT_KEYS | START_KEYS
 AGENT_CLEARANCE = 10.0  #: px between the agent disk and the T at a near-goal start
 
@@ -253,7 +257,9 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
                       "episodes": episodes})
         return result
 
+    near_final = overrides.get("start_near_final", 1.0)
     for it in range(1, cfg.iterations + 1):
+        backend.near_share = 1.0 + (near_final - 1.0) * (it - 1) / max(1, cfg.iterations - 1)
         m = agent.iteration(env, (lambda: refresher.refresh(refresh_steps)) if refresher is not None else None)
         for k, log in (*backend.term_log.items(), *backend.contact_log.items()):
             m[k] = _nanmean(np.asarray(log))

@@ -30,8 +30,8 @@ from fog_envs.data.reader import WindowSampler  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "foundation.json"
 
 
-def env_steps_per_s(env_id: str, steps: int) -> float:
-    env = gym.make(env_id)
+def env_steps_per_s(env_id: str, steps: int, **kwargs) -> float:
+    env = gym.make(env_id, **kwargs)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, size=(steps,) + env.action_space.shape).astype(np.float32)
@@ -72,6 +72,8 @@ def main() -> None:
     for env_id in ("RealPushT-v0", "RealPushCube-v0"):
         rows.append({"what": f"{env_id} step, 64x64 pixels", "value": env_steps_per_s(env_id, args.steps),
                      "unit": "steps/s"})
+    rows.append({"what": "RealPushT-v0 step, obs_type='state' (no drawing)",
+                 "value": env_steps_per_s("RealPushT-v0", args.steps, obs_type="state"), "unit": "steps/s"})
     for env_id in ("RealPushT-v0", "RealPushCube-v0"):
         for workers in (1, 2):
             fps, moved = collection_frames_per_s(env_id, workers, episodes=4, steps=100)
