@@ -4,17 +4,24 @@
         --variant base= --variant no_bootstrap=bootstrap:false --variant state_clip1=state_grad_clip:1.0
 
 The world model, the autoencoder and the probe are taken out of the loop: ``num_envs`` copies of
-``RealPushT-v0`` produce the trajectories and rewards, the agent observes the *true* state
-``[s_t, s_{t−1}]`` (the task's probe targets of the simulator state, no probe), and the local model that
-supplies the Jacobians is the shipped state-space model (``pusht_state``) with the task's differentiable reward
-formula (its gradient's cosine with the true gradient: 0.73 / 0.97 on held-out windows, ``benchmarks/bench_gradients.py``). Each
-variant is the ``cpu`` preset with ``key:value`` overrides of :class:`fog_agent.config.SAPOConfig`; variants
-run side by side in ``--jobs`` processes of one thread each. Reported per variant: the true reward per step
-over the first and the last ``--window`` iterations, the reward's approach and pose terms and the coverage during
-training (does the agent learn to reach the block, to move it towards the goal?), the actor's gradient norm, and a deterministic zero-shot evaluation on ``RealPushT-v0`` (mean max
-coverage over ``--episodes`` seeded episodes, seed 100000, the agent reading the true state) next to doing
-nothing on the same episodes; ``--eval-every N`` adds a coverage curve (``--curve-episodes`` episodes every N
-iterations, their time not counted as training). Prints a table and writes ``benchmarks/results/agent_oracle.json``.
+``RealPushT-v0`` (state observations, nothing drawn) produce the trajectories and rewards, the agent observes
+the *true* state ``[s_t, s_{t−1}]`` (the task's probe targets of the simulator state, no probe), and the local
+model that supplies the Jacobians is the shipped state-space model (``pusht_state``) with the task's
+differentiable reward formula. Each variant is the ``cpu`` preset with ``key:value`` overrides of
+:class:`fog_agent.config.SAPOConfig` and of the oracle's own keys: ``state_refresh_steps`` / ``_lr`` /
+``_fraction`` (refresh the state model online on the agent's true transitions, :mod:`fog_envs.wm.state_refresh`),
+``local_<term>_weight`` (reweight the local reward's terms: the gradient's shaping, the value unchanged) and
+``start_block_px`` / ``start_block_deg`` / ``start_near_final`` (start the block near the goal; a curriculum that
+moves to gym-pusht's resets). Variants run side by side in ``--jobs`` processes of one thread each.
+
+Reported per variant: the true reward per step and its approach and pose terms and the coverage over the first
+and the last ``--window`` iterations of training (does the agent reach the block, does it move it towards the
+goal?), the state model's median one-step block error where the block moved (next to copying the last state's),
+the actor's gradient norm, and a deterministic zero-shot evaluation on ``RealPushT-v0`` (mean max coverage over
+``--episodes`` seeded episodes, seed 100000, the agent reading the true state) next to doing nothing on the same
+episodes; ``--near-goal-eval PX DEG`` adds the same from near-goal starts, ``--eval-every N`` a coverage curve
+(``--curve-episodes`` episodes every N iterations, their time not counted as training). Prints a table and
+writes ``benchmarks/results/agent_oracle.json``.
 
 Not resumable (each variant is a few minutes); it is a diagnostic, not a training path.
 """

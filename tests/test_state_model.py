@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -336,3 +337,74 @@ def test_cli_trains_and_writes_a_bundle_with_heldout_errors(tiny_dataset, tmp_pa
     card = json.loads((out / "bundle" / "card.json").read_text())
     assert card["heldout"]["transitions"] == len(load_transitions(tiny_dataset, get_task("pusht")).state)
     assert {"model_agent_px_median", "copy_agent_px_median", "reward_abs_err_mean"} <= set(card["heldout"])
+
+
+def _pusht_state(agent, block, angle) -> torch.Tensor:
+    """A probe-target state from px and radians."""
+    return torch.tensor([agent[0] / 512, agent[1] / 512, block[0] / 512, block[1] / 512, math.cos(angle),
+                         math.sin(angle)], dtype=torch.float32)
+
+
+def test_block_frame_step_moves_by_hand():
+    """Block frame: with a constant network output the agent and the block move by that output turned into
+    the table's frame (times their scales) and the block turns by its output times the turn scale."""
+    model = StateModel(StateModelConfig(hidden=8, layers=1, frame="block"))
+    model.change_scale.copy_(torch.tensor([0.02, 0.02, 0.004, 0.004, 0.03, 0.04]))  # turn scale 0.05 rad
+    last = model.dynamics[-1]
+    torch.nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 2.0, 3.0]))
+    angle = math.pi / 2  # the block's x axis is the table's y axis
+    s = _pusht_state((100, 200), (256, 300), angle)
+    nxt = model.step(s[None], s[None], torch.zeros(1, 2))[0]
+    expected = torch.tensor([100 / 512, 200 / 512 + 0.02, 256 / 512 - 2 * 0.004, 300 / 512,
+                             math.cos(angle + 0.15), math.sin(angle + 0.15)])
+    torch.testing.assert_close(nxt, expected, atol=1e-6, rtol=0)
+
+
+def test_block_frame_inputs_are_the_scene_seen_from_the_block():
+    """The same agent offset, moves and action seen from the block give the same frame inputs however the
+    block is placed and turned (the trailing absolute state aside)."""
+    model = StateModel(StateModelConfig(hidden=8, layers=1, frame="block"))
+    model.change_scale.copy_(torch.full((6,), 0.01))
+    rows = []
+    for block, angle in (((256, 256), 0.3), ((100, 400), 2.0)):
+        rot = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        offset, agent_move, action = rot @ torch.tensor([40.0, -10.0]), rot @ torch.tensor([3.0, 1.0]), rot @ torch.tensor([0.5, 0.1])
+        agent = torch.tensor(block) + offset
+        s = _pusht_state(agent.tolist(), block, angle)
+        prev = _pusht_state((agent - agent_move).tolist(), block, angle - 0.02)
+        rows.append(model.inputs(s[None], prev[None], action[None])[0])
+    torch.testing.assert_close(rows[0][:9], rows[1][:9], atol=1e-5, rtol=0)
+    assert rows[0][0] == pytest.approx(40 / 100) and rows[0][6] == pytest.approx(0.02 / (0.01 * 2 ** 0.5), rel=1e-4)
+
+
+def test_block_frame_config_errors_and_round_trip(tmp_path):
+    with pytest.raises(ValueError, match="frame='block' needs Push-T's layout"):
+        StateModelConfig(state_dim=8, action_dim=3, frame="block")
+    with pytest.raises(ValueError, match="frame must be 'world' or 'block', got 'agent'"):
+        StateModelConfig(frame="agent")
+    torch.manual_seed(0)
+    model = StateModel(StateModelConfig(hidden=16, layers=2, frame="block"))
+    path = model.save(tmp_path / "b", "pusht", {"note": "test"})
+    again, _ = StateModel.load(path, task="pusht")
+    assert again.config.frame == "block"
+    s, prev, a = torch.rand(4, 6), torch.rand(4, 6), torch.rand(4, 2)
+    torch.testing.assert_close(again.step(s, prev, a), model.step(s, prev, a))
+
+
+def test_block_frame_still_penalty_is_on_the_blocks_outputs():
+    """The resting-object penalty of a block-frame model: zero when only the agent's outputs respond to the
+    inputs, positive when the block's do."""
+    from fog_envs.wm.state_model_train import still_jacobian_penalty
+
+    model = StateModel(StateModelConfig(hidden=8, layers=1, frame="block"))
+    s = torch.stack([_pusht_state((100, 100), (300, 300), 0.5)] * 3)
+    batch = {"prev_state": s, "state": s, "next_state": s, "action": torch.rand(3, 2), "reward": torch.zeros(3)}
+    last = model.dynamics[-1]
+    with torch.no_grad():
+        last.weight[2:].zero_()
+    assert float(still_jacobian_penalty(model, batch, (2, 3, 4, 5), 0.05).detach()) == 0.0
+    with torch.no_grad():
+        last.weight[3, 0] = 1.0
+    assert float(still_jacobian_penalty(model, batch, (2, 3, 4, 5), 0.05).detach()) > 0.0

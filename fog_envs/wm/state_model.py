@@ -39,10 +39,19 @@ class StateModelConfig:
     hidden: int = 256
     layers: int = 3
     reward_hidden: int = 256
+    frame: str = "world"
+    """``"world"``: the MLP sees and predicts table coordinates; ``"block"`` (Push-T's layout only): it sees the
+    agent, the velocities and the action in the block's frame and predicts the agent's and the block's moves
+    in that frame (pushing is the same wherever the block lies and however it is turned)"""
 
     def __post_init__(self) -> None:
         if min(self.state_dim, self.action_dim, self.hidden, self.layers, self.reward_hidden) < 1:
             raise ValueError(f"StateModelConfig: sizes must be positive, got {self}")
+        if self.frame not in ("world", "block"):
+            raise ValueError(f"StateModelConfig.frame must be 'world' or 'block', got {self.frame!r}")
+        if self.frame == "block" and (self.state_dim, self.action_dim) != (6, 2):
+            raise ValueError("StateModelConfig.frame='block' needs Push-T's layout (state_dim 6: agent xy, block xy, "
+                             f"cos, sin; action_dim 2), got state_dim {self.state_dim}, action_dim {self.action_dim}")
 
 
 def _mlp(inp: int, hidden: int, layers: int, out: int) -> nn.Sequential:
@@ -53,6 +62,27 @@ def _mlp(inp: int, hidden: int, layers: int, out: int) -> nn.Sequential:
     return nn.Sequential(*mods, nn.Linear(inp, out))
 
 
+BLOCK_FRAME_INPUTS = 15  #: agent offset 2, agent and block moves 2 + 2, turn 1, action 2 (block frame); state 6
+BLOCK_FRAME_OUTPUTS = 5  #: the agent's and the block's moves (block frame) and the block's turn
+AGENT_OFFSET_UNIT = 100.0 / 512.0  #: probe units (100 px) of the agent's offset from the block in the block frame
+
+
+def _to_frame(v: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+    """Vectors (..., 2) in the frame turned by the unit (cos, sin) ``cs`` (..., 2): ``Rᵀ v``."""
+    return torch.stack([cs[..., 0] * v[..., 0] + cs[..., 1] * v[..., 1],
+                        -cs[..., 1] * v[..., 0] + cs[..., 0] * v[..., 1]], -1)
+
+
+def _from_frame(v: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`_to_frame`: ``R v``."""
+    return torch.stack([cs[..., 0] * v[..., 0] - cs[..., 1] * v[..., 1],
+                        cs[..., 1] * v[..., 0] + cs[..., 0] * v[..., 1]], -1)
+
+
+def _unit(cs: torch.Tensor) -> torch.Tensor:
+    return cs / cs.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+
+
 class StateModel(nn.Module):
     """Dynamics ``step(s, s_prev, a) -> s'`` and reward ``reward(s')`` on probe-target states (module doc)."""
 
@@ -60,7 +90,10 @@ class StateModel(nn.Module):
         super().__init__()
         self.config = config
         s, a = config.state_dim, config.action_dim
-        self.dynamics = _mlp(2 * s + a, config.hidden, config.layers, s)
+        if config.frame == "block":
+            self.dynamics = _mlp(BLOCK_FRAME_INPUTS, config.hidden, config.layers, BLOCK_FRAME_OUTPUTS)
+        else:
+            self.dynamics = _mlp(2 * s + a, config.hidden, config.layers, s)
         self.reward_head = _mlp(s, config.reward_hidden, 2, 1)
         self.register_buffer("change_scale", torch.ones(s))
         """typical one-step change per dimension (root mean square of s_{t+1} − s_t over the data; a median would
@@ -71,13 +104,42 @@ class StateModel(nn.Module):
         scale = changes.float().pow(2).mean(0).sqrt()
         self.change_scale.copy_(scale.clamp_min(1e-3 * float(scale.max().clamp_min(1e-6))))
 
+    def _frame_scales(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Typical one-step moves of the agent, the block (probe units) and the block's turn (rad)."""
+        c = self.change_scale
+        return c[0:2].mean(), c[2:4].mean(), c[4:6].norm()
+
     def inputs(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """The dynamics network's input ``[s, (s − s_prev) / change_scale, a]``."""
-        return torch.cat([s, (s - s_prev) / self.change_scale, action.to(s.dtype)], -1)
+        """The dynamics network's input: ``[s, (s − s_prev) / change_scale, a]`` (world frame), or the agent's
+        offset, both moves, the turn and the action in the block's frame followed by ``s`` (block frame)."""
+        action = action.to(s.dtype)
+        if self.config.frame == "world":
+            return torch.cat([s, (s - s_prev) / self.change_scale, action], -1)
+        agent_scale, block_scale, turn_scale = self._frame_scales()
+        cs, cs_prev = _unit(s[..., 4:6]), _unit(s_prev[..., 4:6])
+        turn = torch.atan2(cs_prev[..., 0] * cs[..., 1] - cs_prev[..., 1] * cs[..., 0],
+                           (cs_prev * cs).sum(-1)).unsqueeze(-1)
+        return torch.cat([_to_frame(s[..., 0:2] - s[..., 2:4], cs) / AGENT_OFFSET_UNIT,
+                          _to_frame(s[..., 0:2] - s_prev[..., 0:2], cs) / agent_scale,
+                          _to_frame(s[..., 2:4] - s_prev[..., 2:4], cs) / block_scale,
+                          turn / turn_scale, _to_frame(action, cs), s], -1)
 
     def step(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """The next state (..., state_dim); differentiable in every argument."""
-        return s + self.dynamics(self.inputs(s, s_prev, action)) * self.change_scale
+        out = self.dynamics(self.inputs(s, s_prev, action))
+        if self.config.frame == "world":
+            return s + out * self.change_scale
+        agent_scale, block_scale, turn_scale = self._frame_scales()
+        cs = _unit(s[..., 4:6])
+        turn = out[..., 4] * turn_scale
+        turned = _from_frame(torch.stack([torch.cos(turn), torch.sin(turn)], -1), cs)
+        return torch.cat([s[..., 0:2] + _from_frame(out[..., 0:2], cs) * agent_scale,
+                          s[..., 2:4] + _from_frame(out[..., 2:4], cs) * block_scale, turned], -1)
+
+    def passive_outputs(self, out: torch.Tensor, passive_dims: tuple[int, ...]) -> torch.Tensor:
+        """The columns of a dynamics output ``out`` (B, ·) that move the passive objects: ``passive_dims``
+        (world frame) or the block's move and turn (block frame)."""
+        return out[:, list(passive_dims)] if self.config.frame == "world" else out[:, 2:5]
 
     def reward(self, s: torch.Tensor) -> torch.Tensor:
         """The reward of arriving in ``s`` (...,)."""

@@ -42,6 +42,8 @@ class StateModelTrainConfig:
     lr: float = 1e-3
     hidden: int = 256
     layers: int = 3
+    frame: str = "world"
+    """``world`` or ``block`` (Push-T: the model works in the block's frame, :class:`StateModelConfig`)"""
     still_jacobian: float = 1.0
     """weight of the resting-object penalty (:func:`still_jacobian_penalty`; 0: off): without it the MLP lets the
     block respond to the agent's action from across the table, a spurious gradient larger than the true ones"""
@@ -113,9 +115,9 @@ def still_jacobian_penalty(model: StateModel, batch: dict[str, torch.Tensor], pa
     if not rest.any():
         return torch.zeros((), device=batch["state"].device)
     inp = model.inputs(batch["state"][rest], batch["prev_state"][rest], batch["action"][rest]).detach().requires_grad_(True)
-    change = model.dynamics(inp)
+    change = model.passive_outputs(model.dynamics(inp), passive_dims)
     total = torch.zeros((), device=inp.device)
-    for k in passive_dims:
+    for k in range(change.shape[1]):
         (grad,) = torch.autograd.grad(change[:, k].sum(), inp, create_graph=True)
         total = total + grad.pow(2).sum(-1).mean()
     return total
@@ -159,7 +161,7 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = StateModel(StateModelConfig(state_dim=spec.probe_dim, action_dim=spec.action_dim, hidden=cfg.hidden,
-                                        layers=cfg.layers))
+                                        layers=cfg.layers, frame=cfg.frame))
     model.fit_scale(torch.from_numpy(data.next_state - data.state))
     n = len(data.state)
     stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps))
