@@ -41,6 +41,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from shapely.geometry import Point
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -52,7 +53,7 @@ from fog_envs.learned.backend import GlobalStep  # noqa: E402
 from fog_envs.learned.diff import DifferentiableEnv  # noqa: E402
 from fog_envs.real import pusht_reward_torch  # noqa: E402
 from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE, REWARD_WEIGHTS, tee_polygon  # noqa: E402
-from shapely.geometry import Point  # noqa: E402
+from fog_envs.wm.fidelity import object_moved  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.state_model_train import load_transitions  # noqa: E402
 from fog_envs.wm.state_refresh import StateRefreshConfig, StateRefresher  # noqa: E402
@@ -64,7 +65,6 @@ EVAL_SEED = 100_000  # the zero-shot episodes' seed, as in the learned-env evalu
 #: logged reward terms during training → their key in ``RealPushT-v0``'s info (coverage: the raw coverage)
 TERMS = {"approach": "approach_term", "pose": "pose_term", "coverage": "coverage"}
 STATE_OBS = {"obs_type": "state"}  #: RealPushT-v0 without drawing frames: every reader here uses the true state
-OBJECT_MOVED_TOL = 2e-3  #: probe units (~1 px): the block moved in a step
 #: logged contact errors: the state model's and copying's median one-step block error (px) where the block moved
 CONTACT = ("model_px", "copy_px")
 
@@ -134,7 +134,7 @@ class TrueStatePushT:
 
     @torch.no_grad()
     def _log_contact(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor, s_next: torch.Tensor) -> None:
-        moved = (s_next[:, 2:] - s[:, 2:]).abs().amax(-1) > OBJECT_MOVED_TOL
+        moved = object_moved(torch.stack([s, s_next], 1), self.task.passive_dims)
         if not moved.any():
             self.contact_log["model_px"].append(float("nan"))
             self.contact_log["copy_px"].append(float("nan"))

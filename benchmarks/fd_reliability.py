@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fog_envs.wm.fidelity import FidelityConfig, _gradient_problem, _object_moved, _reference_differences  # noqa: E402
+from fog_envs.wm.fidelity import FidelityConfig, _gradient_problem, object_moved, _reference_differences  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
 
@@ -44,7 +44,7 @@ def main() -> None:
     cfg = FidelityConfig(grad_windows=args.grad_windows)
     problem = _gradient_problem(model, data, cfg)
     reference, _, states = _reference_differences(model, data, problem, cfg)
-    moved = _object_moved(states, model.task.passive_dims)
+    moved = object_moved(states, model.task.passive_dims)
     rows = []
     for eps in args.eps:
         other, _, _ = _reference_differences(model, data, problem, replace(cfg, fd_eps=eps))

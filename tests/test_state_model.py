@@ -299,14 +299,14 @@ def test_gradient_against_the_truth_with_perfect_state_readings_is_the_state_mod
 
 
 def test_object_moved_flags_windows_where_a_passive_dimension_leaves_its_start():
-    from fog_envs.wm.fidelity import OBJECT_MOVED_TOL, _object_moved
+    from fog_envs.wm.fidelity import OBJECT_MOVED_TOL, object_moved
 
     states = torch.zeros(3, 4, 6)
     states[1, 2, 3] = 2 * OBJECT_MOVED_TOL  # the block's y moves in window 1
     states[2, :, 0] = 1.0  # only the agent moves in window 2
     states[2, 3, 4] = 0.5 * OBJECT_MOVED_TOL  # and the block's angle jitters below the tolerance
-    assert _object_moved(states, (2, 3, 4, 5)).tolist() == [False, True, False]
-    assert not _object_moved(states, ()).any()
+    assert object_moved(states, (2, 3, 4, 5)).tolist() == [False, True, False]
+    assert not object_moved(states, ()).any()
 
 
 def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_bundle, state_bundle, tmp_path):

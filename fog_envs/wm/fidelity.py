@@ -285,7 +285,7 @@ OBJECT_MOVED_TOL = 2e-3
 window was pushed in it"""
 
 
-def _object_moved(states: torch.Tensor, passive_dims: tuple[int, ...]) -> torch.Tensor:
+def object_moved(states: torch.Tensor, passive_dims: tuple[int, ...]) -> torch.Tensor:
     """(B,) bool: whether any passive dimension of states (B, T, P) left its first value by more than
     :data:`OBJECT_MOVED_TOL` within the window."""
     if not passive_dims:
@@ -347,7 +347,7 @@ def reference_gradient_cosine(model: WorldModel, data: PlayArrays, cfg: Fidelity
         on_truth = model.surrogate_gradient_along(p.ctx, p.ctx_actions, p.future,
                                                   lambda k, c, a: ref_latents[:, k], truth)
         extra = _cosines("true_cos_state_on_true_states", on_truth, true_fd)
-        moving = _object_moved(true_states, model.task.passive_dims)
+        moving = object_moved(true_states, model.task.passive_dims)
         extra["windows_object_moved"] = int(moving.sum())
         for name, rows in (("moving", moving), ("resting", ~moving)):
             if rows.any():  # contact windows (the object was pushed) and the rest, judged apart
