@@ -40,27 +40,27 @@ EVAL_SEED = 100_000
 STATE_OBS = {"obs_type": "state"}
 
 
+def probe_state(info: dict[str, Any]) -> np.ndarray:
+    """The true state of an info dict in the task's probe units (float32)."""
+    return get_task("pusht").probe_targets(np.asarray(info["state"])[None])[0].astype(np.float32)
+
+
 class StateHistory(gym.Wrapper):
     """``RealPushT-v0`` (state observations) seen as the oracle agent sees it: ``[s_t, s_{t−1}]`` in probe units."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self.task = get_task("pusht")
-        dim = 2 * self.task.probe_dim
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2 * get_task("pusht").probe_dim,), np.float32)
         self.prev: np.ndarray | None = None
-
-    def _probe(self, info: dict[str, Any]) -> np.ndarray:
-        return self.task.probe_targets(np.asarray(info["state"])[None])[0].astype(np.float32)
 
     def reset(self, **kwargs):
         _, info = self.env.reset(**kwargs)
-        self.prev = self._probe(info)
+        self.prev = probe_state(info)
         return np.concatenate([self.prev, self.prev]), info
 
     def step(self, action):
         _, reward, terminated, truncated, info = self.env.step(action)
-        s = self._probe(info)
+        s = probe_state(info)
         obs, self.prev = np.concatenate([s, self.prev]), s
         return obs, reward, terminated, truncated, info
 
@@ -69,17 +69,14 @@ class PPOStateController:
     """Acts on ``RealPushT-v0`` from ``[s_t, s_{t−1}]`` with a PPO policy and its frozen normalisation."""
 
     def __init__(self, model: PPO, norm: VecNormalize) -> None:
-        self.model, self.norm, self.task = model, norm, get_task("pusht")
+        self.model, self.norm = model, norm
         self.prev: np.ndarray | None = None
 
-    def _probe(self, info: dict[str, Any]) -> np.ndarray:
-        return self.task.probe_targets(np.asarray(info["state"])[None])[0].astype(np.float32)
-
     def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
-        self.prev = self._probe(info)
+        self.prev = probe_state(info)
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        s = self._probe(info)
+        s = probe_state(info)
         x = self.norm.normalize_obs(np.concatenate([s, self.prev])[None])
         self.prev = s
         return self.model.predict(x, deterministic=True)[0][0].astype(np.float32)
