@@ -40,6 +40,19 @@ def _goal_points() -> torch.Tensor:
     return torch.tensor(p @ np.array([[c, -s], [s, c]]).T + GOAL_POSE[:2], dtype=torch.float32)
 
 
+def to_frame(v: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+    """Vectors (..., 2) seen in the frame turned by the unit (cos, sin) ``cs`` (..., 2), e.g. the block's:
+    ``Rᵀ v``."""
+    return torch.stack([cs[..., 0] * v[..., 0] + cs[..., 1] * v[..., 1],
+                        -cs[..., 1] * v[..., 0] + cs[..., 0] * v[..., 1]], -1)
+
+
+def from_frame(v: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`to_frame`: ``R v``."""
+    return torch.stack([cs[..., 0] * v[..., 0] - cs[..., 1] * v[..., 1],
+                        cs[..., 1] * v[..., 0] + cs[..., 0] * v[..., 1]], -1)
+
+
 def _inside_soft(q: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
     """Soft membership (..., K) of block-frame points ``q`` (..., K, 2) in the union of the boxes."""
     outside = torch.ones(q.shape[:-1], dtype=q.dtype, device=q.device)
@@ -52,9 +65,7 @@ def _inside_soft(q: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
 
 def _distance_to_tee(point: torch.Tensor, block: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
     """Distance (...,) from ``point`` (..., 2) to the block's T outline (0 inside), in px."""
-    rel = point - block
-    q = torch.stack([cs[..., 0] * rel[..., 0] + cs[..., 1] * rel[..., 1],
-                     -cs[..., 1] * rel[..., 0] + cs[..., 0] * rel[..., 1]], -1)  # into the block frame
+    q = to_frame(point - block, cs)
     dists = []
     for x0, x1, y0, y1 in _box_bounds().tolist():
         dx = torch.clamp(torch.maximum(x0 - q[..., 0], q[..., 0] - x1), min=0.0)
@@ -68,8 +79,7 @@ def soft_coverage(state: torch.Tensor) -> torch.Tensor:
     block = state[..., 2:4] * TABLE
     cs = state[..., 4:6] / state[..., 4:6].norm(dim=-1, keepdim=True).clamp_min(1e-6)
     rel = _goal_points().to(state)[None] - block.reshape(-1, 1, 2)  # (B, K, 2)
-    c, s = cs.reshape(-1, 1, 2).unbind(-1)
-    q = torch.stack([c * rel[..., 0] + s * rel[..., 1], -s * rel[..., 0] + c * rel[..., 1]], -1)
+    q = to_frame(rel, cs.reshape(-1, 1, 2))
     return _inside_soft(q, _box_bounds()).mean(-1).reshape(state.shape[:-1])
 
 

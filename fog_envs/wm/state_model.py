@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fog_envs.real.pusht_reward_torch import from_frame, to_frame
 from fog_envs.wm.bundle import BundleError, load_state, read_bundle_files, write_bundle
 from fog_envs.wm.config_io import config_from_dict, config_to_dict
 
@@ -67,18 +68,6 @@ BLOCK_FRAME_OUTPUTS = 5  #: the agent's and the block's moves (block frame) and 
 AGENT_OFFSET_UNIT = 100.0 / 512.0  #: probe units (100 px) of the agent's offset from the block in the block frame
 
 
-def _to_frame(v: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
-    """Vectors (..., 2) in the frame turned by the unit (cos, sin) ``cs`` (..., 2): ``Rᵀ v``."""
-    return torch.stack([cs[..., 0] * v[..., 0] + cs[..., 1] * v[..., 1],
-                        -cs[..., 1] * v[..., 0] + cs[..., 0] * v[..., 1]], -1)
-
-
-def _from_frame(v: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`_to_frame`: ``R v``."""
-    return torch.stack([cs[..., 0] * v[..., 0] - cs[..., 1] * v[..., 1],
-                        cs[..., 1] * v[..., 0] + cs[..., 0] * v[..., 1]], -1)
-
-
 def _unit(cs: torch.Tensor) -> torch.Tensor:
     return cs / cs.norm(dim=-1, keepdim=True).clamp_min(1e-6)
 
@@ -119,10 +108,10 @@ class StateModel(nn.Module):
         cs, cs_prev = _unit(s[..., 4:6]), _unit(s_prev[..., 4:6])
         turn = torch.atan2(cs_prev[..., 0] * cs[..., 1] - cs_prev[..., 1] * cs[..., 0],
                            (cs_prev * cs).sum(-1)).unsqueeze(-1)
-        return torch.cat([_to_frame(s[..., 0:2] - s[..., 2:4], cs) / AGENT_OFFSET_UNIT,
-                          _to_frame(s[..., 0:2] - s_prev[..., 0:2], cs) / agent_scale,
-                          _to_frame(s[..., 2:4] - s_prev[..., 2:4], cs) / block_scale,
-                          turn / turn_scale, _to_frame(action, cs), s], -1)
+        return torch.cat([to_frame(s[..., 0:2] - s[..., 2:4], cs) / AGENT_OFFSET_UNIT,
+                          to_frame(s[..., 0:2] - s_prev[..., 0:2], cs) / agent_scale,
+                          to_frame(s[..., 2:4] - s_prev[..., 2:4], cs) / block_scale,
+                          turn / turn_scale, to_frame(action, cs), s], -1)
 
     def step(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """The next state (..., state_dim); differentiable in every argument."""
@@ -132,9 +121,9 @@ class StateModel(nn.Module):
         agent_scale, block_scale, turn_scale = self._frame_scales()
         cs = _unit(s[..., 4:6])
         turn = out[..., 4] * turn_scale
-        turned = _from_frame(torch.stack([torch.cos(turn), torch.sin(turn)], -1), cs)
-        return torch.cat([s[..., 0:2] + _from_frame(out[..., 0:2], cs) * agent_scale,
-                          s[..., 2:4] + _from_frame(out[..., 2:4], cs) * block_scale, turned], -1)
+        turned = from_frame(torch.stack([torch.cos(turn), torch.sin(turn)], -1), cs)
+        return torch.cat([s[..., 0:2] + from_frame(out[..., 0:2], cs) * agent_scale,
+                          s[..., 2:4] + from_frame(out[..., 2:4], cs) * block_scale, turned], -1)
 
     def passive_outputs(self, out: torch.Tensor, passive_dims: tuple[int, ...]) -> torch.Tensor:
         """The columns of a dynamics output ``out`` (B, ·) that move the passive objects: ``passive_dims``
