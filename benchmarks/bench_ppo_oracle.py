@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
-from fog_envs.evaluation import ZeroActionController, evaluate  # noqa: E402
+from fog_envs.evaluation import ZeroActionController, episode_gains, evaluate  # noqa: E402
 from fog_envs.wm.tasks import get_task  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ppo_oracle.json"
@@ -117,8 +117,8 @@ def main() -> None:
         result = evaluate(lambda: PPOStateController(model, venv), "RealPushT-v0", episodes=args.episodes,
                           seed=EVAL_SEED, env_kwargs=STATE_OBS)
         venv.training = True
-        improved = sum(c > b + 0.05 for c, b in zip(result.max_coverages, baseline.max_coverages))
-        worse = sum(c < b - 0.05 for c, b in zip(result.max_coverages, baseline.max_coverages))
+        gains = episode_gains(np.array(result.max_coverages), np.array(baseline.max_coverages), 0.05)
+        improved, worse = gains["improved"], gains["worse"]
         rows.append({"steps": int(done), "train_s": train_s, "coverage": result.mean_max_coverage,
                      "success_rate": result.success_rate, "improved": improved, "worse": worse,
                      "max_coverages": result.max_coverages})

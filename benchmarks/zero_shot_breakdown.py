@@ -33,18 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fog_envs  # noqa: E402,F401
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
-from fog_envs.evaluation import ZeroActionController, evaluate  # noqa: E402
+from fog_envs.evaluation import ZeroActionController, episode_gains, evaluate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "zero_shot_breakdown.json"
-
-
-def episode_gains(agent: np.ndarray, baseline: np.ndarray, threshold: float) -> dict[str, float]:
-    """Per-episode comparison of two score arrays over the same episodes."""
-    diff = np.asarray(agent, np.float64) - np.asarray(baseline, np.float64)
-    better = diff > threshold
-    return {"mean_agent": float(np.mean(agent)), "mean_baseline": float(np.mean(baseline)),
-            "improved": int(better.sum()), "mean_gain_where_improved": float(diff[better].mean()) if better.any() else 0.0,
-            "worse": int((diff < -threshold).sum()), "episodes": int(len(diff))}
 
 
 @torch.no_grad()

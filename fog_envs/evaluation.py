@@ -65,6 +65,16 @@ class EvalResult:
         os.replace(tmp, path)
 
 
+def episode_gains(agent: np.ndarray, baseline: np.ndarray, threshold: float) -> dict[str, float]:
+    """Per-episode comparison of two score arrays over the same episodes: the means, how many episodes
+    ``agent`` beats ``baseline`` by more than ``threshold`` (and its mean gain there), how many it loses by more."""
+    diff = np.asarray(agent, np.float64) - np.asarray(baseline, np.float64)
+    better = diff > threshold
+    return {"mean_agent": float(np.mean(agent)), "mean_baseline": float(np.mean(baseline)),
+            "improved": int(better.sum()), "mean_gain_where_improved": float(diff[better].mean()) if better.any() else 0.0,
+            "worse": int((diff < -threshold).sum()), "episodes": int(len(diff))}
+
+
 def write_video(frames: list[np.ndarray], path: str | os.PathLike, fps: int) -> None:
     """Write uint8 RGB frames to an mp4 with moviepy (its bundled ffmpeg; no display needed)."""
     from moviepy import ImageSequenceClip

@@ -225,6 +225,16 @@ def test_evaluation_resets_each_episode_with_its_options():
     assert result.max_coverages[1] == pytest.approx(pusht_reward.coverage(away[2:]), abs=1e-6)
 
 
+def test_episode_gains_by_hand():
+    from fog_envs.evaluation import episode_gains
+
+    g = episode_gains(np.array([0.5, 0.2, 0.1, 0.33]), np.array([0.2, 0.2, 0.3, 0.3]), 0.05)
+    assert g["improved"] == 1 and g["worse"] == 1 and g["episodes"] == 4
+    assert g["mean_gain_where_improved"] == pytest.approx(0.3)
+    assert g["mean_agent"] == pytest.approx(0.2825) and g["mean_baseline"] == pytest.approx(0.25)
+    assert episode_gains(np.zeros(2), np.zeros(2), 0.05)["mean_gain_where_improved"] == 0.0
+
+
 def test_zero_action_controller_keeps_the_scene_still():
     """The do-nothing baseline of the zero-shot comparisons: on RealPushT-v0 zero actions leave the agent and the
     block where they started, so every episode scores its start coverage."""
