@@ -48,12 +48,21 @@ class SAPOConfig:
     entropy bonus is ~[0, 1] per step by construction, so rewards whose policy-dependent part is much smaller
     (Push-T's shaped reward varies by ~0.05 per step between behaviours) are swamped by it"""
 
+    zeroth_order_weight: float = 0.0
+    """w in [0, 1]: the actor's gradient is ``(1 − w)·`` the first-order (pathwise) gradient ``+ w·`` a
+    likelihood-ratio (REINFORCE) estimate of the same objective, ``−mean_t log N(u_t; μ, σ)·Â_t``: an α-order
+    gradient (Suh et al. 2022, "Do Differentiable Simulators Give Better Policy Gradients?"), which needs no
+    model Jacobian. ``Â_t``: with ``bootstrap`` the TD(λ) target minus the critics' value of s_t, without it
+    the reward-to-go inside the window minus its mean over the envs at step t. 0: pure first order (SAPO)"""
+
     def __post_init__(self) -> None:
         for name in ("num_envs", "horizon", "iterations", "critic_iterations", "critic_minibatches", "episode_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SAPOConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.state_grad_clip < 0:
             raise ValueError(f"SAPOConfig.state_grad_clip must be >= 0 (0: off), got {self.state_grad_clip}")
+        if not 0.0 <= self.zeroth_order_weight <= 1.0:
+            raise ValueError(f"SAPOConfig.zeroth_order_weight must lie in [0, 1], got {self.zeroth_order_weight}")
 
 
 def make_preset(name: str) -> SAPOConfig:

@@ -39,13 +39,26 @@ class SquashedGaussianActor(nn.Module):
 
     def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised action and its ``-log π(a|x)`` (with the tanh correction), per row."""
+        action, neg_log_prob, _ = self.rsample(obs, generator)
+        return action, neg_log_prob
+
+    def rsample(self, obs: torch.Tensor,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`sample` plus the pre-squash Gaussian draw ``u`` (``a = tanh(u)``)."""
         mu, log_std = self.distribution(obs)
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         u = mu + log_std.exp() * eps
         action = torch.tanh(u)
         log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = log_prob - (2 * (math.log(2.0) - u - nn.functional.softplus(-2 * u))).sum(-1)
-        return action, -log_prob
+        return action, -log_prob, u
+
+    def gaussian_log_prob(self, obs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``log N(u; μ(x), σ(x))`` per row: the score-function (likelihood-ratio) term's log-likelihood. The
+        tanh correction is left out: for a fixed ``u`` it does not depend on the actor's weights."""
+        mu, log_std = self.distribution(obs)
+        z = (u - mu) / log_std.exp()
+        return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """``tanh(μ(x))``: the action used for evaluation and deployment."""

@@ -17,6 +17,20 @@ def clip_row_norms(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
     return grad * (max_norm / norms.clamp_min(max_norm))
 
 
+def reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Discounted sum of each step's own and later rewards up to its segment's end, tensors (H, N).
+
+    ``dones[t]`` marks an episode end after step t; the window's last step ends every segment (nothing is
+    bootstrapped): ``G_t = r_t + γ·G_{t+1}·(1 − done_t)``, ``G_{H−1} = r_{H−1}``.
+    """
+    out = torch.zeros_like(rewards)
+    g = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        g = rewards[t] + gamma * g * (1.0 - dones[t].to(rewards.dtype))
+        out[t] = g
+    return out
+
+
 def td_lambda_targets(rewards: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
                       gamma: float, lam: float) -> torch.Tensor:
     """TD(λ) targets over an H-step buffer (SHAC's recursion), all tensors (H, N).

@@ -10,6 +10,8 @@ One :meth:`DMOSAPO.iteration`:
    from the global model and gradients from the local one (the env's straight-through step); with
    ``state_grad_clip`` each env's gradient w.r.t. its state is clipped to that norm at every step before it
    flows further back;
+   with ``zeroth_order_weight`` w > 0 the actor loss is ``(1 − w)·`` that ``+ w·`` a likelihood-ratio loss on
+   the same rollout (:meth:`DMOSAPO.score_function_loss`);
 3. one AdamW step on the actor (grad clip), then α towards the target entropy;
 4. TD(λ) targets (entropy bonus included, min over the two critics) and ``critic_iterations`` epochs of
    ``critic_minibatches`` contiguous minibatches of MSE.
@@ -27,7 +29,7 @@ from torch import nn
 from fog_agent.config import SAPOConfig
 from fog_agent.networks import DoubleCritic, SquashedGaussianActor
 from fog_agent.normalizer import RunningNorm
-from fog_agent.returns import clip_row_norms, normalized_entropy, td_lambda_targets
+from fog_agent.returns import clip_row_norms, normalized_entropy, reward_to_go, td_lambda_targets
 
 
 class DMOSAPO(nn.Module):
@@ -79,9 +81,11 @@ class DMOSAPO(nn.Module):
         discount = torch.ones(n, device=self.device)
         objective = torch.zeros((), device=self.device)
         buf: dict[str, list[torch.Tensor]] = {k: [] for k in ("obs", "rew", "done", "next_v", "neg_logp", "reward",
-                                                               "success")}
+                                                               "success", "log_lik")}
         for t in range(horizon):
-            action, neg_logp = self.actor.sample(norm(obs), self.generator)
+            action, neg_logp, u = self.actor.rsample(norm(obs), self.generator)
+            if cfg.zeroth_order_weight > 0:  # the score term: θ only through log π, state and draw held fixed
+                buf["log_lik"].append(self.actor.gaussian_log_prob(norm(obs.detach()), u.detach()))
             next_obs, reward, terminated, truncated, extras = env.step(action)
             reward = reward.to(self.device).float()
             terminated = terminated.to(self.device)
@@ -108,7 +112,28 @@ class DMOSAPO(nn.Module):
             buf["reward"].append(reward.detach())
             buf["success"].append(extras["is_success"].to(self.device).float())
             obs = next_obs.to(self.device).float()
-        return -objective / (n * horizon), {k: torch.stack(v) for k, v in buf.items()}
+        loss = -objective / (n * horizon)
+        if cfg.zeroth_order_weight > 0:
+            lr_loss = self.score_function_loss(norm, torch.stack(buf.pop("log_lik")), buf)
+            loss = (1.0 - cfg.zeroth_order_weight) * loss + cfg.zeroth_order_weight * lr_loss
+        return loss, {k: torch.stack(v) for k, v in buf.items() if v}
+
+    def score_function_loss(self, norm: RunningNorm, log_lik: torch.Tensor,
+                            buf: dict[str, list[torch.Tensor]]) -> torch.Tensor:
+        """``−mean_{t,i} log N(u_t,i; μ, σ) · Â_t,i`` over the rollout (H, N), Â detached: with ``bootstrap``
+        the TD(λ) targets minus the critics' (min) value of s_t, else the in-window reward-to-go minus its
+        mean over the envs at step t."""
+        cfg = self.cfg
+        rew, done = torch.stack(buf["rew"]), torch.stack(buf["done"])
+        with torch.no_grad():
+            if cfg.bootstrap:
+                obs = torch.stack(buf["obs"])
+                values = self.critic(norm(obs.reshape(-1, obs.shape[-1]))).min(0).values.reshape(rew.shape)
+                adv = td_lambda_targets(rew, torch.stack(buf["next_v"]), done, cfg.gamma, cfg.lam) - values
+            else:
+                ret = reward_to_go(rew, done, cfg.gamma)
+                adv = ret - ret.mean(dim=1, keepdim=True)
+        return -(log_lik * adv).mean()
 
     def iteration(self, env: Any, local_refresh: Callable[[], dict[str, float]] | None = None) -> dict[str, float]:
         """One DMO-SAPO iteration on ``env`` (see the module docstring); returns scalar metrics."""

@@ -16,7 +16,8 @@ import fog_envs  # noqa: F401
 from fog_agent.config import make_preset
 from fog_agent.networks import SquashedGaussianActor
 from fog_agent.normalizer import RunningNorm
-from fog_agent.returns import clip_row_norms, normalized_entropy, td_lambda_reference, td_lambda_targets
+from fog_agent.returns import (clip_row_norms, normalized_entropy, reward_to_go, td_lambda_reference,
+                               td_lambda_targets)
 from fog_agent.sapo import DMOSAPO
 from fog_agent.train import AgentTrainConfig, train_agent
 from fog_envs.learned.toy import ToyConfig, toy_reward, toy_step
@@ -66,6 +67,30 @@ def test_squashed_gaussian_log_prob_matches_change_of_variables():
     assert (action.abs() < 1).all()
 
 
+def test_gaussian_log_prob_is_the_squashed_log_prob_without_the_tanh_term():
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(3, 2, (8,))
+    obs = torch.randn(5, 3)
+    action, neg_logp, u = actor.rsample(obs, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(action, torch.tanh(u))
+    mu, log_std = actor.distribution(obs)
+    base = torch.distributions.Normal(mu, log_std.exp()).log_prob(u).sum(-1)
+    torch.testing.assert_close(actor.gaussian_log_prob(obs, u), base)
+    torch.testing.assert_close(-neg_logp, base - torch.log(1 - action.pow(2)).sum(-1), atol=1e-3, rtol=1e-4)
+    again, neg_again = actor.sample(obs, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again, action)
+    torch.testing.assert_close(neg_again, neg_logp)
+
+
+def test_reward_to_go_by_hand():
+    r = torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    d = torch.tensor([[False, True], [False, False], [False, False]])
+    out = reward_to_go(r, d, gamma=0.5)
+    # env 0: one segment; env 1: an episode ends after step 0
+    torch.testing.assert_close(out[:, 0], torch.tensor([1 + 0.5 * (2 + 0.5 * 3), 2 + 0.5 * 3, 3.0]))
+    torch.testing.assert_close(out[:, 1], torch.tensor([1.0, 2 + 0.5 * 3, 3.0]))
+
+
 def test_running_norm_matches_numpy():
     norm = RunningNorm(3)
     data = torch.randn(50, 3, dtype=torch.float64) * 3 + 1
@@ -89,7 +114,9 @@ def test_clip_row_norms_by_hand():
 
 @pytest.mark.parametrize("field,value,match", [("horizon", 0, "horizon must be >= 1"),
                                                ("state_grad_clip", -1.0, "state_grad_clip must be >= 0"),
-                                               ("num_envs", 0, "num_envs must be >= 1")])
+                                               ("num_envs", 0, "num_envs must be >= 1"),
+                                               ("zeroth_order_weight", 1.5, r"zeroth_order_weight must lie in \[0, 1\]"),
+                                               ("zeroth_order_weight", -0.1, "zeroth_order_weight must lie")])
 def test_sapo_config_names_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
         replace(make_preset("debug"), **{field: value})
@@ -141,6 +168,63 @@ def _with(agent: DMOSAPO, **changes) -> DMOSAPO:
     other = copy.copy(agent)
     other.cfg = replace(agent.cfg, **changes)
     return other
+
+
+def _actor_gradient(agent: DMOSAPO, env, alpha: float = 0.0, seed: int = 0) -> torch.Tensor:
+    env.reset(seed=seed)
+    loss, _ = agent.rollout(env, agent.obs_norm, torch.tensor(alpha))
+    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(agent.actor.parameters()))])
+
+
+def test_likelihood_ratio_gradient_agrees_with_the_pathwise_one_on_the_toy_env():
+    """On the smooth analytic env both estimate the gradient of the same window return: with 2^18 envs the
+    pure score-function estimate (w = 1, no critic, batch-mean baseline) points where the exact pathwise one
+    does (measured: cosine 0.976, norm ratio 1.09; 0.19 with 512 envs)."""
+    cfg = replace(make_preset("debug"), num_envs=2**18, horizon=3, actor_hidden=(), bootstrap=False)
+    env = _toy_env(cfg.num_envs)
+    env.reset(seed=0)
+    agent = DMOSAPO(env.state_dim, env.action_dim, cfg, seed=1)
+    state = agent.generator.get_state()
+    pathwise = _actor_gradient(agent, env)
+    agent.generator.set_state(state)
+    score = _actor_gradient(_with(agent, zeroth_order_weight=1.0), env)
+    assert torch.nn.functional.cosine_similarity(pathwise, score, dim=0) > 0.93
+    assert 0.8 < score.norm() / pathwise.norm() < 1.25
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_zeroth_order_weight_blends_the_two_gradients_linearly(bootstrap):
+    cfg = replace(make_preset("debug"), num_envs=8, horizon=4, actor_hidden=(8,), critic_hidden=(8,),
+                  bootstrap=bootstrap)
+    env = _toy_env(cfg.num_envs, episode_steps=3)  # an episode end inside the window
+    env.reset(seed=0)
+    agent = DMOSAPO(env.state_dim, env.action_dim, cfg, seed=1)
+    state = agent.generator.get_state()
+    grads = {}
+    for w in (0.0, 0.25, 1.0):
+        agent.generator.set_state(state)
+        grads[w] = _actor_gradient(_with(agent, zeroth_order_weight=w), env, alpha=0.3)
+    torch.testing.assert_close(grads[0.25], 0.75 * grads[0.0] + 0.25 * grads[1.0], rtol=1e-4, atol=1e-7)
+    assert (grads[1.0] - grads[0.0]).abs().sum() > 1e-4
+
+
+def test_score_function_loss_vanishes_when_every_env_earns_the_same():
+    """Without a critic the baseline is the envs' mean return-to-go: equal returns give no gradient."""
+    cfg = replace(make_preset("debug"), num_envs=4, horizon=3, bootstrap=False, zeroth_order_weight=1.0)
+    agent = DMOSAPO(2, 1, cfg, seed=0)
+    obs = torch.randn(3, 4, 2)
+    u = torch.randn(3, 4, 1)
+    log_lik = agent.actor.gaussian_log_prob(obs.reshape(-1, 2), u.reshape(-1, 1)).reshape(3, 4)
+    buf = {"rew": list(torch.full((3, 4), 0.7)), "done": list(torch.zeros(3, 4, dtype=torch.bool)),
+           "obs": list(obs), "next_v": list(torch.zeros(3, 4))}
+    loss = agent.score_function_loss(agent.obs_norm, log_lik, buf)
+    grads = torch.autograd.grad(loss, list(agent.actor.parameters()))
+    assert loss.item() == 0.0 and all(g.abs().max() == 0 for g in grads)
+    buf["rew"][2] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # env 0 earns more: its draws' likelihood rises
+    loss = agent.score_function_loss(agent.obs_norm, log_lik, buf)
+    expected = -(log_lik * torch.tensor([0.75, -0.25, -0.25, -0.25])
+                 * torch.tensor([[cfg.gamma ** 2], [cfg.gamma], [1.0]])).mean()
+    torch.testing.assert_close(loss, expected)
 
 
 def test_temperature_moves_towards_target_entropy():
