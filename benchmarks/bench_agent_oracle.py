@@ -10,7 +10,8 @@ model that supplies the Jacobians is the shipped state-space model (``pusht_stat
 differentiable reward formula. Each variant is the ``cpu`` preset with ``key:value`` overrides of
 :class:`fog_agent.config.SAPOConfig` and of the oracle's own keys: ``state_refresh_steps`` / ``_lr`` /
 ``_fraction`` (refresh the state model online on the agent's true transitions, :mod:`fog_envs.wm.state_refresh`),
-``local_<term>_weight`` (reweight the local reward's terms: the gradient's shaping, the value unchanged) and
+``local_<term>_weight`` (reweight the local reward's terms: the gradient's shaping, the value unchanged),
+``reward_<term>_weight`` (reweight the training reward itself, value and gradient; logged as the reward) and
 ``start_block_px`` / ``start_block_deg`` / ``start_near_final`` (start the block near the goal; a curriculum that
 moves to gym-pusht's resets). Variants run side by side in ``--jobs`` processes of one thread each.
 
@@ -52,7 +53,7 @@ from fog_envs.evaluation import ZeroActionController, evaluate  # noqa: E402
 from fog_envs.learned.backend import GlobalStep  # noqa: E402
 from fog_envs.learned.diff import DifferentiableEnv  # noqa: E402
 from fog_envs.real import pusht_reward_torch  # noqa: E402
-from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE, REWARD_WEIGHTS, tee_polygon  # noqa: E402
+from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE, REWARD_WEIGHTS, combine_terms, tee_polygon  # noqa: E402
 from fog_envs.wm.fidelity import object_moved  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.state_model_train import load_transitions  # noqa: E402
@@ -74,7 +75,8 @@ class TrueStatePushT:
     state model and the task's reward formula. No snapshots: the benchmark does not resume."""
 
     def __init__(self, num_envs: int, state_model: StateModel, refresher: StateRefresher | None = None,
-                 local_weights: dict[str, float] = REWARD_WEIGHTS, start: tuple[float, float] = (0.0, 0.0)) -> None:
+                 local_weights: dict[str, float] = REWARD_WEIGHTS, start: tuple[float, float] = (0.0, 0.0),
+                 reward_weights: dict[str, float] = REWARD_WEIGHTS) -> None:
         self.task = get_task("pusht")
         self.num_envs, self.action_dim = num_envs, self.task.action_dim
         self.sdim = self.task.probe_dim
@@ -82,6 +84,7 @@ class TrueStatePushT:
         self.device = torch.device("cpu")
         self.state_model = state_model.eval().requires_grad_(False)
         self.refresher, self.local_weights, self.start = refresher, local_weights, start
+        self.reward_weights = reward_weights  #: the training reward's term weights (the value the agent earns)
         self.near_share = 1.0  #: the share of resets that start near the goal (when ``start`` is set)
         #: per global step, the state model's median one-step block error (px) on the envs whose block moved in
         #: that step, and copying the last state's (NaN when no block moved)
@@ -116,8 +119,8 @@ class TrueStatePushT:
         acts = action.detach().clamp(-1.0, 1.0).numpy()
         rewards, success, terms = [], [], {k: [] for k in TERMS}
         for env, a in zip(self.envs, acts):
-            _, r, _, _, info = env.step(a)
-            rewards.append(r)
+            _, _, _, _, info = env.step(a)
+            rewards.append(combine_terms(info["reward_terms"], self.reward_weights))
             success.append(info["is_success"])
             for k, key in TERMS.items():
                 terms[k].append(info["coverage"] if key == "coverage" else info["reward_terms"][key])
@@ -184,8 +187,10 @@ class TrueStateController:
 #: variant keys that are not SAPOConfig fields: the state model's online refresh (:mod:`fog_envs.wm.state_refresh`)
 REFRESH_KEYS = {"state_refresh_steps": int, "state_refresh_lr": float, "state_refresh_fraction": float}
 #: ... and the weights of the reward's terms in the *local* reward, whose gradient the agent follows (the
-#: true reward, its value, is unchanged): a shaping experiment
-WEIGHT_KEYS = {f"local_{k}_weight": float for k in REWARD_WEIGHTS}
+#: true reward, its value, is unchanged): a shaping experiment; ``reward_<term>_weight`` changes the training
+#: reward itself (its value and, unless ``local_<term>_weight`` says otherwise, its gradient): an objective
+#: experiment (the evaluation still scores the coverage)
+WEIGHT_KEYS = {f"{face}_{k}_weight": float for k in REWARD_WEIGHTS for face in ("local", "reward")}
 #: ... and near-goal starts for training (a curriculum experiment): the block within this many px and degrees
 #: of the goal pose (0: gym-pusht's resets)
 START_KEYS = {"start_block_px": float, "start_block_deg": float, "start_near_final": float}
@@ -233,7 +238,8 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
     """Train one variant and evaluate it; one thread."""
     torch.set_num_threads(1)
     refresh = {k: overrides[k] for k in REFRESH_KEYS if k in overrides}
-    weights = {k: overrides.get(f"local_{k}_weight", w) for k, w in REWARD_WEIGHTS.items()}
+    reward_weights = {k: overrides.get(f"reward_{k}_weight", w) for k, w in REWARD_WEIGHTS.items()}
+    weights = {k: overrides.get(f"local_{k}_weight", w) for k, w in reward_weights.items()}
     sapo = {k: v for k, v in overrides.items() if k not in OTHER_KEYS}
     start = (overrides.get("start_block_px", 0.0), overrides.get("start_block_deg", 0.0))
     cfg = replace(make_preset("cpu"), iterations=args.iterations, local_refresh_steps=0, **sapo)
@@ -246,7 +252,7 @@ def run_variant(name: str, overrides: dict[str, Any], args: argparse.Namespace) 
                                    StateRefreshConfig(lr=refresh.get("state_refresh_lr", StateRefreshConfig.lr),
                                                       policy_fraction=refresh.get("state_refresh_fraction", 0.5),
                                                       seed=args.seed))
-    backend = TrueStatePushT(cfg.num_envs, state_model, refresher, weights, start)
+    backend = TrueStatePushT(cfg.num_envs, state_model, refresher, weights, start, reward_weights)
     env = DifferentiableEnv(backend, max_episode_steps=cfg.episode_steps)
     env.reset(seed=args.seed * cfg.num_envs)
     agent = DMOSAPO(backend.state_dim, backend.action_dim, cfg, seed=args.seed)

@@ -210,6 +210,9 @@ def test_differentiable_reward_mirrors_the_reward_on_probe_states():
     weights = {"coverage": 0.2, "pose": 0.5, "approach": 0.03}  # other weights: the same terms, reweighted
     reweighted = np.array([0.2 * c + 0.5 * t["pose_term"] + 0.03 * t["approach_term"] for c, t in zip(cov_term, terms)])
     np.testing.assert_allclose(reward(probe, weights).detach().numpy(), reweighted, atol=1e-5)
+    exact = [0.2 * t["coverage_term"] + 0.5 * t["pose_term"] + 0.03 * t["approach_term"] for t in terms]
+    np.testing.assert_allclose([pusht_reward.combine_terms(t, weights) for t in terms], exact, rtol=1e-12)
+    np.testing.assert_allclose([pusht_reward.combine_terms(t) for t in terms], [pusht_reward.reward(s)[0] for s in states])
 
 
 def test_evaluation_resets_each_episode_with_its_options():

@@ -76,10 +76,11 @@ def reward_terms(state: np.ndarray) -> dict[str, float]:
     }
 
 
-def combine_terms(terms: dict[str, float]) -> float:
-    """The reward from :func:`reward_terms`' output (the weighted sum of the three terms)."""
-    return float(REWARD_WEIGHTS["coverage"] * terms["coverage_term"] + REWARD_WEIGHTS["pose"] * terms["pose_term"]
-                 + REWARD_WEIGHTS["approach"] * terms["approach_term"])
+def combine_terms(terms: dict[str, float], weights: dict[str, float] = REWARD_WEIGHTS) -> float:
+    """The reward from :func:`reward_terms`' output: the sum of the three terms weighted by ``weights``
+    (keys ``coverage``, ``pose``, ``approach``; the env's own :data:`REWARD_WEIGHTS` by default)."""
+    return float(weights["coverage"] * terms["coverage_term"] + weights["pose"] * terms["pose_term"]
+                 + weights["approach"] * terms["approach_term"])
 
 
 def reward(state: np.ndarray) -> tuple[float, float]:
