@@ -72,6 +72,9 @@ class AgentTrainConfig:
     """override whether the actor objective adds the critics' value at segment ends"""
     state_grad_clip: float | None = None
     """override the preset's per-step state-gradient clip (see SAPOConfig.state_grad_clip)"""
+    zeroth_order_weight: float | None = None
+    """override the share of the likelihood-ratio estimate in the actor gradient (see
+    SAPOConfig.zeroth_order_weight; 0: pure first order)"""
     eval_env_id: str | None = "auto"
     """reference system for zero-shot evaluation ('auto': the learned env's; None: skip)"""
     eval_every: int = 100
@@ -87,7 +90,7 @@ class AgentTrainConfig:
 
 #: AgentTrainConfig fields that override the SAPOConfig field of the same name when set
 SAPO_OVERRIDES = ("iterations", "local_refresh_steps", "reward_scale", "alpha_init", "episode_steps", "horizon",
-                  "bootstrap", "state_grad_clip")
+                  "bootstrap", "state_grad_clip", "zeroth_order_weight")
 
 
 def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:
