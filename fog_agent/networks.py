@@ -25,6 +25,11 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def normal_log_prob(z: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """``log N(u; μ, σ)`` summed over the last axis, from the standardised draw ``z = (u − μ)/σ`` and ``log σ``."""
+    return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
 class SquashedGaussianActor(nn.Module):
     """``a = tanh(u)``, ``u ~ N(μ(x), σ(x))`` with state-dependent ``log σ`` clamped to [-5, 2]."""
 
@@ -49,16 +54,14 @@ class SquashedGaussianActor(nn.Module):
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         u = mu + log_std.exp() * eps
         action = torch.tanh(u)
-        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2.0) - u - nn.functional.softplus(-2 * u))).sum(-1)
+        log_prob = normal_log_prob(eps, log_std) - (2 * (math.log(2.0) - u - nn.functional.softplus(-2 * u))).sum(-1)
         return action, -log_prob, u
 
     def gaussian_log_prob(self, obs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``log N(u; μ(x), σ(x))`` per row: the score-function (likelihood-ratio) term's log-likelihood. The
         tanh correction is left out: for a fixed ``u`` it does not depend on the actor's weights."""
         mu, log_std = self.distribution(obs)
-        z = (u - mu) / log_std.exp()
-        return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return normal_log_prob((u - mu) / log_std.exp(), log_std)
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """``tanh(μ(x))``: the action used for evaluation and deployment."""

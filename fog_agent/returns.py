@@ -23,12 +23,7 @@ def reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> to
     ``dones[t]`` marks an episode end after step t; the window's last step ends every segment (nothing is
     bootstrapped): ``G_t = r_t + γ·G_{t+1}·(1 − done_t)``, ``G_{H−1} = r_{H−1}``.
     """
-    out = torch.zeros_like(rewards)
-    g = torch.zeros_like(rewards[0])
-    for t in reversed(range(rewards.shape[0])):
-        g = rewards[t] + gamma * g * (1.0 - dones[t].to(rewards.dtype))
-        out[t] = g
-    return out
+    return td_lambda_reference(rewards, torch.zeros_like(rewards), dones, gamma, lam=1.0)
 
 
 def td_lambda_targets(rewards: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
@@ -59,7 +54,8 @@ def td_lambda_reference(rewards: torch.Tensor, next_values: torch.Tensor, dones:
     """The same targets from the textbook recursion ``G_t = r_t + γ[(1-λ)V_{t+1} + λ G_{t+1}]``.
 
     Within a segment, ``G`` bootstraps fully (``G = r + γ V'``) at its last step. Used by the tests as an
-    independent check of :func:`td_lambda_targets`.
+    independent check of :func:`td_lambda_targets`; at ``lam = 1`` with zero values it is
+    :func:`reward_to_go` (which :func:`td_lambda_targets` cannot give: it divides by ``1 − λ``).
     """
     horizon = rewards.shape[0]
     d = dones.to(rewards.dtype).clone()
