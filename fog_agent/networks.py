@@ -26,7 +26,8 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
 
 
 def normal_log_prob(z: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """``log N(u; μ, σ)`` summed over the last axis, from the standardised draw ``z = (u − μ)/σ`` and ``log σ``."""
+    """``log N(u; μ, σ)`` summed over the last axis, from the standardised draw ``z = (u − μ)/σ`` and
+    ``log σ``."""
     return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
