@@ -595,3 +595,88 @@ def test_probe_decoded_fraction_is_recorded_and_checked(tiny_dataset, debug_bund
                                         probe_decoded_fraction=0.5), progress_bar=False)
     with pytest.raises(ValueError, match="decoded_fraction"):
         ProbeConfig(decoded_fraction=1.5)
+
+
+def test_autoencoder_motion_weight_by_hand_and_batches_with_predecessors(tiny_dataset):
+    """``motion_weight``: the loss is L1 + MSE weighted per pixel by ``1 + m·|x_t − x_{t−1}|/mean|…|``
+    (mean 1), the plain loss when nothing moved or m = 0; the batch's previous frames are each row's own
+    predecessor in its episode; a missing predecessor and a negative weight are named."""
+    from fog_envs.wm import stages
+    from fog_envs.wm.autoencoder import AutoencoderConfig, FrameAutoencoder
+    from fog_envs.wm.train import load_play_arrays
+
+    torch.manual_seed(0)
+    cfg = AutoencoderConfig(latent_channels=4, channels=(8, 16, 16), motion_weight=2.0)
+    model = FrameAutoencoder(cfg)
+    plain = FrameAutoencoder(AutoencoderConfig(latent_channels=4, channels=(8, 16, 16)))
+    plain.load_state_dict(model.state_dict())
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (3, 64, 64, 3), generator=g, dtype=torch.uint8)
+    prev = frames.clone()
+    prev[:, 10:14, 20:26] = 255 - prev[:, 10:14, 20:26]  # a small patch moved
+    with torch.no_grad():
+        x = FrameAutoencoder.frames_to_input(frames)
+        raw = model._raw_encode(x)
+        err = model.decoder(raw.reshape(-1, *cfg.latent_shape)).reshape(x.shape) - x
+        d = (x - FrameAutoencoder.frames_to_input(prev)).abs()
+        w = 1 + 2.0 * d / d.mean()
+        w = w / w.mean()
+        expected = (err.abs() * w).mean() + (err.pow(2) * w).mean() + cfg.latent_l2 * raw.pow(2).mean()
+        loss, _ = model.loss(frames, prev)
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-4), (loss.item(), expected.item())
+        assert loss.item() != pytest.approx(plain.loss(frames)[0].item(), rel=1e-4)
+        assert model.loss(frames, frames)[0].item() == pytest.approx(plain.loss(frames)[0].item(), rel=1e-5)
+        assert plain.loss(frames, prev)[0].item() == pytest.approx(plain.loss(frames)[0].item(), rel=1e-6)
+    with pytest.raises(ValueError, match="prev_frames"):
+        model.loss(frames)
+    with pytest.raises(ValueError, match="motion_weight"):
+        AutoencoderConfig(motion_weight=-1.0)
+
+    data = load_play_arrays(tiny_dataset, "pusht")
+    batch = stages.autoencoder_batch(data, np.random.default_rng(0), 64, with_prev=True)
+    starts = set(np.concatenate([[0], data.episode_ends[:-1]]).tolist())
+    for f, p in zip(batch["frames"], batch["prev_frames"]):
+        match = np.flatnonzero((data.frames == f.numpy()).all(axis=(1, 2, 3)))
+        assert any(int(r) not in starts and np.array_equal(data.frames[r - 1], p.numpy()) for r in match)
+    assert set(stages.autoencoder_batch(data, np.random.default_rng(0), 8)) == {"frames"}
+
+
+def test_ae_motion_weight_is_recorded_and_needs_a_new_autoencoder(tiny_dataset, debug_bundle, tmp_path):
+    """``ae_motion_weight`` trains the autoencoder with the weighted loss and lands in the bundle's config;
+    with a reused autoencoder it is refused by name."""
+    bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "m"),
+                                             preset="debug", threads=2, ae_motion_weight=1.0), progress_bar=False)
+    assert WorldModel.load(bundle).config.autoencoder.motion_weight == 1.0
+    with pytest.raises(ValueError, match="autoencoder overrides"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "x"),
+                                        preset="debug", init_from=str(debug_bundle), reuse=("autoencoder",),
+                                        ae_motion_weight=1.0), progress_bar=False)
+
+
+class _IdentityAutoencoder(torch.nn.Module):
+    """Encodes a frame as itself: a lossless autoencoder."""
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.float()
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return latents.round().to(torch.uint8)
+
+
+def test_reconstruction_floor_of_a_lossless_and_a_lossy_autoencoder(tiny_dataset, debug_bundle):
+    """A lossless autoencoder's reconstruction reads exactly like the real frame (PSNR at its 100 dB cap);
+    the debug bundle's lossy one reads every frame, with a finite PSNR below the cap."""
+    from fog_envs.wm.fidelity import reconstruction
+    from fog_envs.wm.train import load_play_arrays
+
+    data = load_play_arrays(tiny_dataset, "pusht")
+    model = WorldModel.load(debug_bundle)
+    frames, targets = data.frames[:40], data.probe[:40]
+    with torch.no_grad():
+        exact = reconstruction(_IdentityAutoencoder(), model.probe, model.task, frames, targets, batch=16)
+        lossy = reconstruction(model.autoencoder, model.probe, model.task, frames, targets, batch=16)
+    assert exact["autoencoder"]["psnr"] == [100.0] * 40
+    for name in ("probe_agent_px", "probe_block_px", "probe_block_deg"):
+        assert exact["autoencoder"][name] == pytest.approx(exact["real"][name])
+        assert len(lossy["autoencoder"][name]) == 40 and exact["real"][name] == lossy["real"][name]
+    assert all(np.isfinite(v) and v < 100.0 for v in lossy["autoencoder"]["psnr"])

@@ -132,6 +132,32 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
 
 
 @torch.no_grad()
+def reconstruction(autoencoder: torch.nn.Module, probe: torch.nn.Module, spec, frames: np.ndarray,
+                   probe_targets: np.ndarray, batch: int = 256) -> dict[str, dict[str, list[float]]]:
+    """Per-frame errors of the autoencoder alone, the floor of every latent model: ``"autoencoder"`` (the
+    reconstruction: PSNR and the probe's errors read on it) and ``"real"`` (the probe on the real frame).
+
+    ``spec`` is the task (:class:`fog_envs.wm.tasks.TaskSpec`); ``frames`` (N, H, W, 3) uint8 with their
+    ``probe_targets`` (N, P).
+    """
+    device = next(probe.parameters()).device
+    per: dict[str, dict[str, list[float]]] = {"autoencoder": {}, "real": {}}
+
+    def add(kind: str, name: str, values: np.ndarray) -> None:
+        per[kind].setdefault(name, []).extend(np.asarray(values, dtype=np.float64).tolist())
+
+    for i in range(0, len(frames), batch):
+        real = frames[i:i + batch]
+        x = torch.from_numpy(real).to(device)
+        recon = autoencoder.decode(autoencoder.encode(x))
+        add("autoencoder", "psnr", _psnr(recon.cpu().numpy(), real))
+        for kind, img in (("autoencoder", recon), ("real", x)):
+            for name, err in spec.probe_errors(probe(img).cpu().numpy(), probe_targets[i:i + batch]).items():
+                add(kind, f"probe_{name}", err)
+    return per
+
+
+@torch.no_grad()
 def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, dict]:
     """Drift of a scene at rest under zero actions, per horizon, for the diffusion model (``"diffusion"``) and
     the RSSM alone (``"rssm"``): the state probe on the generated frame against the probe on the start frame

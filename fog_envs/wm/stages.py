@@ -56,13 +56,18 @@ class PlayArrays:
 
 # --- autoencoder --------------------------------------------------------------------------------------
 
-def autoencoder_batch(data: PlayArrays, rng: np.random.Generator, batch: int) -> dict[str, torch.Tensor]:
-    idx = np.sort(rng.integers(0, len(data.frames), size=batch))
-    return {"frames": torch.from_numpy(data.frames[idx])}
+def autoencoder_batch(data: PlayArrays, rng: np.random.Generator, batch: int,
+                      with_prev: bool = False) -> dict[str, torch.Tensor]:
+    """Random frames; ``with_prev``: rows that have a predecessor in their episode, with it as ``prev_frames``."""
+    if not with_prev:
+        idx = np.sort(rng.integers(0, len(data.frames), size=batch))
+        return {"frames": torch.from_numpy(data.frames[idx])}
+    idx = np.sort(data.next_rows[rng.integers(0, len(data.next_rows), size=batch)]) + 1
+    return {"frames": torch.from_numpy(data.frames[idx]), "prev_frames": torch.from_numpy(data.frames[idx - 1])}
 
 
 def autoencoder_loss(model: FrameAutoencoder, batch: dict[str, torch.Tensor]):
-    return model.loss(batch["frames"])
+    return model.loss(batch["frames"], batch.get("prev_frames"))
 
 
 @torch.no_grad()

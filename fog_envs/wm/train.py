@@ -74,6 +74,9 @@ class WMTrainConfig:
     """override ``AutoencoderConfig.channels`` (one stride-2 stage each: two stages give 16×16 latents)"""
     ae_latent_channels: int | None = None
     """override ``AutoencoderConfig.latent_channels``"""
+    ae_motion_weight: float | None = None
+    """override ``AutoencoderConfig.motion_weight`` (the reconstruction weight on pixels that change between
+    consecutive frames, for the small Push-T agent); needs the autoencoder trained anew"""
     denoiser_patch: int | None = None
     """override ``DenoiserConfig.patch_size`` (2 folds a 16×16 latent to the 8×8 map the default denoiser
     costs; the latent shape itself always follows the autoencoder)"""
@@ -214,7 +217,8 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         if cfg.predict_delta > 0:
             edm_overrides["delta_scale"] = cfg.predict_delta
     ae_overrides = {k: tuple(v) if k == "channels" else v for k, v in (("channels", cfg.ae_channels),
-                                                                      ("latent_channels", cfg.ae_latent_channels))
+                                                                      ("latent_channels", cfg.ae_latent_channels),
+                                                                      ("motion_weight", cfg.ae_motion_weight))
                     if v is not None}
     readers = (reused | warm) - {"probe"}  # the probe reads frames, every other stage reads latents
     if ae_overrides and readers:
@@ -345,7 +349,9 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
             _write_progress(out, progress)
         ctx.barrier()
     elif "autoencoder" not in progress["done"]:
-        run("autoencoder", autoencoder, st.autoencoder_loss, lambda r, b: st.autoencoder_batch(data, r, b))
+        with_prev = preset.model.autoencoder.motion_weight > 0
+        run("autoencoder", autoencoder, st.autoencoder_loss,
+            lambda r, b: st.autoencoder_batch(data, r, b, with_prev))
         fit = data.frames[np.random.default_rng([cfg.seed, 3]).choice(len(data.frames), size=min(4096, len(data.frames)),
                                                                          replace=False)]
         autoencoder.fit_latent_scaling(torch.from_numpy(fit).to(ctx.device))
