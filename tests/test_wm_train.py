@@ -633,7 +633,7 @@ def test_autoencoder_motion_weight_by_hand_and_batches_with_predecessors(tiny_da
         AutoencoderConfig(motion_weight=-1.0)
 
     data = load_play_arrays(tiny_dataset, "pusht")
-    batch = stages.autoencoder_batch(data, np.random.default_rng(0), 64, with_prev=True)
+    batch = stages.autoencoder_batch(data, np.random.default_rng(0), 64, data.next_rows)
     starts = set(np.concatenate([[0], data.episode_ends[:-1]]).tolist())
     for f, p in zip(batch["frames"], batch["prev_frames"]):
         match = np.flatnonzero((data.frames == f.numpy()).all(axis=(1, 2, 3)))

@@ -57,12 +57,13 @@ class PlayArrays:
 # --- autoencoder --------------------------------------------------------------------------------------
 
 def autoencoder_batch(data: PlayArrays, rng: np.random.Generator, batch: int,
-                      with_prev: bool = False) -> dict[str, torch.Tensor]:
-    """Random frames; ``with_prev``: rows that have a predecessor in their episode, with it as ``prev_frames``."""
-    if not with_prev:
+                      prev_rows: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Random frames; with ``prev_rows`` (``data.next_rows``: rows whose successor is in their episode) the
+    frames are those successors, each with its predecessor as ``prev_frames``."""
+    if prev_rows is None:
         idx = np.sort(rng.integers(0, len(data.frames), size=batch))
         return {"frames": torch.from_numpy(data.frames[idx])}
-    idx = np.sort(data.next_rows[rng.integers(0, len(data.next_rows), size=batch)]) + 1
+    idx = np.sort(prev_rows[rng.integers(0, len(prev_rows), size=batch)]) + 1
     return {"frames": torch.from_numpy(data.frames[idx]), "prev_frames": torch.from_numpy(data.frames[idx - 1])}
 
 

@@ -349,9 +349,9 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
             _write_progress(out, progress)
         ctx.barrier()
     elif "autoencoder" not in progress["done"]:
-        with_prev = preset.model.autoencoder.motion_weight > 0
+        prev_rows = data.next_rows if preset.model.autoencoder.motion_weight > 0 else None
         run("autoencoder", autoencoder, st.autoencoder_loss,
-            lambda r, b: st.autoencoder_batch(data, r, b, with_prev))
+            lambda r, b: st.autoencoder_batch(data, r, b, prev_rows))
         fit = data.frames[np.random.default_rng([cfg.seed, 3]).choice(len(data.frames), size=min(4096, len(data.frames)),
                                                                          replace=False)]
         autoencoder.fit_latent_scaling(torch.from_numpy(fit).to(ctx.device))
