@@ -35,6 +35,11 @@ from fog_envs.wm.train import load_play_arrays  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def summarise(per: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Median and 90th percentile of each per-frame error."""
+    return {k: {"median": float(np.median(v)), "p90": float(np.percentile(v, 90))} for k, v in per.items()}
+
+
 def load_autoencoder(where: str) -> tuple[FrameAutoencoder, str, int | None]:
     """The autoencoder of a bundle (name or path) or of a world-model run directory, its task, and for a run
     whose autoencoder stage is still training, the step of its last checkpoint (else None)."""
@@ -92,11 +97,9 @@ def main() -> None:
     for name, where, ae, _, step in entries:
         t0 = time.perf_counter()
         per = reconstruction(ae, probe_model.probe, spec, data.frames[rows], data.probe[rows])
-        summary = {k: {"median": float(np.median(v)), "p90": float(np.percentile(v, 90))}
-                   for k, v in per["autoencoder"].items()}
         results[name] = {"path": where, "config": ae.config.__dict__, "training_step": step,
-                         "seconds": round(time.perf_counter() - t0, 1), **summary}
-        real = {k: {"median": float(np.median(v)), "p90": float(np.percentile(v, 90))} for k, v in per["real"].items()}
+                         "seconds": round(time.perf_counter() - t0, 1), **summarise(per["autoencoder"])}
+        real = summarise(per["real"])  # the same for every autoencoder
     results["real frames"] = {"path": args.heldout, **real}
     names = [k for k in next(iter(results.values())) if k.startswith("probe_") or k == "psnr"]
     header = f"{'autoencoder':<16}" + "".join(f"{n.removeprefix('probe_'):>22}" for n in names)
