@@ -196,6 +196,10 @@ def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path)
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "e"), preset="debug",
                                         init_from=str(debug_bundle), reuse=(), warm_start=("autoencoder",)),
                           progress_bar=False)
+    with pytest.raises(ValueError, match=r"autoencoder is trained anew in this run, so its latents are not the "
+                                         r"ones \['denoiser'\] were trained on"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "k"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("denoiser", "probe")), progress_bar=False)
     with pytest.raises(ValueError, match="rssm_state_weight must be >= 0"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "f"), preset="debug",
                                         rssm_state_weight=-1.0), progress_bar=False)

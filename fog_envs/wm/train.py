@@ -224,6 +224,10 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
     if ae_overrides and readers:
         raise ValueError(f"autoencoder overrides {ae_overrides} change the latent space the other stages read; "
                          f"this run takes {sorted(readers)} from another bundle (train them anew)")
+    if source is not None and "autoencoder" not in reused and readers & reused:
+        raise ValueError(f"the autoencoder is trained anew in this run, so its latents are not the ones "
+                         f"{sorted(readers & reused)} were trained on; train or warm-start them (or reuse the "
+                         "autoencoder)")
     denoiser_overrides = {k: v for k, v in (("channels", cfg.denoiser_channels), ("num_blocks", cfg.denoiser_blocks),
                                             ("patch_size", cfg.denoiser_patch)) if v is not None}
     if denoiser_overrides and "denoiser" in reused | warm:
