@@ -224,7 +224,7 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
     if ae_overrides and readers:
         raise ValueError(f"autoencoder overrides {ae_overrides} change the latent space the other stages read; "
                          f"this run takes {sorted(readers)} from another bundle (train them anew)")
-    if source is not None and "autoencoder" not in reused and readers & reused:
+    if "autoencoder" not in reused and readers & reused:
         raise ValueError(f"the autoencoder is trained anew in this run, so its latents are not the ones "
                          f"{sorted(readers & reused)} were trained on; train or warm-start them (or reuse the "
                          "autoencoder)")
