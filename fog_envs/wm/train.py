@@ -345,6 +345,7 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
             entry["dataset"] = model_from.card["dataset"]
         progress.setdefault("reused", {})[name] = entry
 
+    next_rows = data.next_rows  # rows with a successor in their episode: the autoencoder's and reward's samples
     # 1. autoencoder, then the latents every other stage reads
     if "autoencoder" in reused and "autoencoder" not in progress["done"]:
         take("autoencoder", autoencoder)
@@ -353,7 +354,7 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
             _write_progress(out, progress)
         ctx.barrier()
     elif "autoencoder" not in progress["done"]:
-        prev_rows = data.next_rows if preset.model.autoencoder.motion_weight > 0 else None
+        prev_rows = next_rows if preset.model.autoencoder.motion_weight > 0 else None
         run("autoencoder", autoencoder, st.autoencoder_loss,
             lambda r, b: st.autoencoder_batch(data, r, b, prev_rows))
         fit = data.frames[np.random.default_rng([cfg.seed, 3]).choice(len(data.frames), size=min(4096, len(data.frames)),
@@ -376,7 +377,6 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     L = preset.model.denoiser.context_len
     den_starts = st.valid_window_starts(data.episode_ends, st.denoiser_window(preset.model.edm, L))
     rssm_starts = st.valid_window_starts(data.episode_ends, preset.rssm_seq_len)
-    next_rows = data.next_rows
     jobs = {
         "denoiser": (model.denoiser, st.make_denoiser_loss(preset.model.edm, L),
                      lambda r, b: st.denoiser_batch(data, L, r, b, den_starts, preset.model.edm)),
