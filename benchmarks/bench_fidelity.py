@@ -5,7 +5,8 @@
 
 For each number of denoising steps (NFE) and sampling precision (float32, or the denoiser under bf16
 autocast as the learned envs run it on CPUs with fast bf16): imagined-step throughput of the global model at batch 64, and
-open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors) of the diffusion model next to
+open-loop errors at 1/4/16 steps (PSNR, reward error, state-probe errors, and where the real passive object
+moved, the gain and cosine of the model's displacement of it along the true one) of the diffusion model next to
 the RSSM-alone forward model, to copying the last real frame ("persist"), to the true future frame through the
 autoencoder ("autoencoder", the floor of any latent model) and to the probe on real frames ("real"); the drift of a scene at rest under
 zero actions ("hold", object permanence alone: its true future is the start frame); for each sampler start
@@ -104,7 +105,7 @@ def main() -> None:
             if args.grad_windows else None)
     probe_keys = [k for k in rows[0]["open_loop"]["diffusion"]["16"] if k.startswith("probe_") and k.endswith("median")]
     print(f"task {model.config.task}: {rows[0]['open_loop']['windows']} held-out windows")
-    head = ["model", "NFE", "precision", "start σ", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys]
+    head = ["model", "NFE", "precision", "start σ", "steps/s", "h"] + ["psnr", "reward_err"] + [k[6:-7] for k in probe_keys] + ["gain", "cos"]
     print(" | ".join(f"{h:>10}" for h in head))
     table = []
     for r in rows:
@@ -119,6 +120,7 @@ def main() -> None:
         for h, m in by_h.items():
             vals = [m.get("psnr_median", m.get("ae_psnr_median")), m.get("reward_abs_err_median", float("nan"))]
             vals += [m.get(k, float("nan")) for k in probe_keys]
+            vals += [m.get("passive_gain_median", float("nan")), m.get("passive_cos_median", float("nan"))]
             sps = r["global_steps_per_s"] if kind == "diffusion" else float("nan")
             print(" | ".join(f"{v:>10}" for v in [kind, r["nfe"] if sampled else "-", r["precision"] if sampled else "-",
                                                    r["start_sigma"] if sampled else "-", f"{sps:.0f}", h])

@@ -15,7 +15,9 @@ import torch
 
 import fog_envs  # noqa: F401
 from fog_envs.data.collect import CollectConfig, collect
+from fog_envs.wm import stages as st
 from fog_envs.wm.bundle import BundleError, weights_fingerprint
+from fog_envs.wm.edm import EDMConfig
 from fog_envs.wm.model import WorldModel
 from fog_envs.wm.train import WMTrainConfig, train_world_model
 
@@ -57,12 +59,13 @@ def test_update_card_sets_entries_and_keeps_the_rest(debug_bundle, tmp_path):
 
 def test_init_from_a_bundle_reuses_the_named_stages(tiny_dataset, debug_bundle, tmp_path):
     """``init_from`` + ``reuse``: those stages' weights are the source's, the others are trained anew with
-    the source's model configuration (and the motion-weight and denoiser-size overrides); the card says what
-    was reused."""
+    the source's model configuration (and the motion-weight, contact-sampling and denoiser-size overrides); the
+    card says what was reused."""
     reuse = ("autoencoder", "reward", "rssm", "probe")
     bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "v2"),
                                              preset="debug", threads=2, init_from=str(debug_bundle), reuse=reuse,
-                                             motion_weight=2.0, denoiser_channels=24, denoiser_blocks=2, seed=1),
+                                             motion_weight=2.0, denoiser_channels=24, denoiser_blocks=2, seed=1,
+                                             contact_sampling=3.0),
                                progress_bar=False)
     old, new = _weights(debug_bundle), _weights(bundle)
     for key in old:
@@ -71,7 +74,7 @@ def test_init_from_a_bundle_reuses_the_named_stages(tiny_dataset, debug_bundle, 
             assert torch.equal(old[key], new[key]), key
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("denoiser."))
     model = WorldModel.load(bundle)
-    assert model.config.edm.motion_weight == 2.0
+    assert model.config.edm.motion_weight == 2.0 and model.config.edm.contact_sampling == 3.0
     assert (model.config.denoiser.channels, model.config.denoiser.num_blocks) == (24, 2)
     assert model.config.autoencoder == WorldModel.load(debug_bundle).config.autoencoder
     card = json.loads((bundle / "card.json").read_text())
@@ -494,10 +497,52 @@ def test_fidelity_open_loop_and_gradient_cosine_on_the_debug_bundle(tiny_dataset
         # "autoencoder" is the true frame t+h through the autoencoder: its PSNR is the "real" row's ae_psnr
         assert fid["autoencoder"][str(h)]["psnr_median"] == pytest.approx(fid["real"][str(h)]["ae_psnr_median"],
                                                                           rel=1e-6)
+    assert set(fid["windows_moved"]) == {"1", "4"} and all(0 <= n <= 4 for n in fid["windows_moved"].values())
     grad = gradient_cosine(model, data, cfg)
     assert grad["grad_windows"] == 3 and grad["grad_horizon"] == 2
     assert -1.0 <= grad["grad_cosine_mean"] <= 1.0 and -1.0 <= grad["grad_cosine_median"] <= 1.0
     assert gradient_cosine(model, data, cfg) == grad
+
+
+def test_contact_sampling_probabilities_by_hand():
+    """Windows are drawn ``∝ 1 + C·m/mean(m)``, m the passive object's motion into the target row; uniform when
+    C is 0 or nothing moved; the batch sampler draws exactly from the given probabilities."""
+    probe = np.array([[0, 0.0, 0.0], [0, 0.0, 0.0], [0, 3.0, 4.0], [0, 3.0, 4.0], [9, 3.0, 6.0]])
+    m = st.passive_motion(probe, np.array([1, 2, 3, 4]), dims=(1, 2))
+    np.testing.assert_allclose(m, [0.0, 5.0, 0.0, 2.0])  # dim 0 (the agent) is not passive
+    p = st.window_probabilities(m, 2.0)  # mean m = 1.75: weights 1, 1 + 2·5/1.75, 1, 1 + 2·2/1.75
+    w = np.array([1.0, 1 + 10 / 1.75, 1.0, 1 + 4 / 1.75])
+    np.testing.assert_allclose(p, w / w.sum())
+    assert st.window_probabilities(m, 0.0) is None and st.window_probabilities(np.zeros(4), 2.0) is None
+    with pytest.raises(ValueError, match="contact_sampling must be >= 0"):
+        EDMConfig(contact_sampling=-1.0)
+    data = st.PlayArrays(frames=np.zeros((12, 2, 2, 3), np.uint8), actions=np.arange(24, dtype=np.float32).reshape(12, 2),
+                         rewards=np.zeros(12, np.float32), is_success=np.zeros(12, bool), state=np.zeros((12, 5)),
+                         episode_ends=np.array([12]), aux=np.zeros((12, 1), np.float32),
+                         probe=np.zeros((12, 6), np.float32), latents=torch.arange(12.0).reshape(12, 1, 1, 1))
+    starts = np.arange(8)
+    only = np.zeros(8)
+    only[5] = 1.0
+    batch = st.denoiser_batch(data, 2, np.random.default_rng(0), 16, starts, EDMConfig(), only)
+    assert (batch["latents"][:, 0, 0, 0, 0] == 5.0).all()
+
+
+def test_passive_response_by_hand():
+    """Gain and cosine of the predicted passive displacement along the true one, over the rows that moved."""
+    from fog_envs.wm.fidelity import passive_response
+
+    start = np.zeros((5, 3))
+    true = np.array([[0, 3.0, 4.0], [0, 3.0, 4.0], [0, 3.0, 4.0], [0, 0.0, 2.0], [0, 0.001, 0.0]])
+    pred = np.array([[9.0, 3.0, 4.0],  # as far, same direction (dim 0 is not passive)
+                     [0, 0.0, 0.0],  # not moved at all: "persist"
+                     [0, 1.5, 2.0],  # half as far
+                     [0, 2.0, 0.0]])  # orthogonal
+    pred = np.vstack([pred, [[0, 5.0, 5.0]]])  # row 4: the true object barely moved, so it does not count
+    gain, cos = passive_response(pred + 1.0, np.full((5, 3), 1.0), true, start, dims=(1, 2), tol=0.01)
+    np.testing.assert_allclose(gain, [1.0, 0.0, 0.5, 0.0])
+    np.testing.assert_allclose(cos, [1.0, 0.0, 1.0, 0.0])
+    gain, _ = passive_response(-true, start, true, start, dims=(1, 2), tol=0.01)
+    np.testing.assert_allclose(gain, [-1.0] * 4)
 
 
 def test_central_differences_are_exact_on_a_quadratic():

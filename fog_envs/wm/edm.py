@@ -77,6 +77,10 @@ class EDMConfig:
     """training-loss weight on what moves: each latent element is weighted ``1 + motion_weight·|Δ|/mean|Δ|``
     (Δ = target − last context latent; weights renormalised to mean 1), so a small moving object (the
     Push-T agent: ~2 px of a 64×64 frame per step) is not drowned by the static background. 0: plain EDM"""
+    contact_sampling: float = 0.0
+    """training windows are drawn with probability ``∝ 1 + contact_sampling·m/mean(m)``, m the motion of the
+    task's passive object (block, cube; probe units) into the target frame (``fog_envs.wm.stages.
+    window_probabilities``), so the transitions where the agent pushes it are seen more often. 0: uniform"""
     rollout_prob: float = 0.0
     """fraction of training samples whose last ``k`` context latents (``k`` uniform in 1..``rollout_steps``)
     are the model's *own* samples, generated from the real frames before them with the real actions (no
@@ -120,6 +124,8 @@ class EDMConfig:
             raise ValueError(f"EDMConfig: num_steps must be >= 1, got {self.num_steps}")
         if self.motion_weight < 0:
             raise ValueError(f"EDMConfig: motion_weight must be >= 0, got {self.motion_weight}")
+        if not self.contact_sampling >= 0:
+            raise ValueError(f"EDMConfig: contact_sampling must be >= 0, got {self.contact_sampling}")
         if not 0.0 <= self.rollout_prob <= 1.0 or self.rollout_steps < 1:
             raise ValueError(f"EDMConfig: need rollout_prob in [0, 1] and rollout_steps >= 1, got "
                              f"{self.rollout_prob}, {self.rollout_steps}")

@@ -4,7 +4,9 @@ RSSM alone, read in pixels, rewards and physical state (through the state probe)
 Open loop from real context: the model sees L real frames and the real actions, then predicts
 ``max(horizons)`` frames ahead feeding back its own outputs; errors are reported at each horizon. Next to
 them, the "persist" reference: the last real context frame (through the autoencoder) copied forward, the
-error of a model that predicts nothing moves. A forward model worth its cost beats it.
+error of a model that predicts nothing moves. A forward model worth its cost beats it. Where the real
+passive object (block, cube) moved, :func:`passive_response` asks whether the model moved it too: the gain of
+the predicted displacement along the true one (1: as far, 0: not at all, like "persist") and their cosine.
 
 Object permanence alone (:func:`hold_still`): a scene at rest (one real frame repeated as the whole context)
 under zero actions, which on both reference systems means "stay" (Push-T: the agent's target is its
@@ -73,6 +75,30 @@ def _diffusion_open_loop(model: WorldModel, ctx: torch.Tensor, actions: torch.Te
     return torch.stack(out, 1)
 
 
+RESPONSE_TOL = 0.01
+"""probe units (5 px of Push-T's 512, 1 cm on the cube): a window counts for :func:`passive_response` when
+its passive object moved farther than this between the last context frame and the judged one"""
+
+
+def passive_response(pred: np.ndarray, pred_start: np.ndarray, true: np.ndarray, true_start: np.ndarray,
+                     dims: tuple[int, ...], tol: float = RESPONSE_TOL) -> tuple[np.ndarray, np.ndarray]:
+    """Did the model move the passive object where the real one moved? For the rows (B, P) of probe readings
+    whose true displacement ``d = (true − true_start)[dims]`` is longer than ``tol``: the gain
+    ``⟨d̂, d⟩ / |d|²`` of the predicted displacement ``d̂ = (pred − pred_start)[dims]`` (1: as far as the real
+    object along its direction, 0: not at all) and the cosine of ``d̂`` and ``d`` (0 where ``d̂ = 0``).
+    Returns ``(gain, cosine)``, one entry per such row."""
+    idx = list(dims)
+    d = (np.asarray(true, np.float64) - np.asarray(true_start, np.float64))[:, idx]
+    d_hat = (np.asarray(pred, np.float64) - np.asarray(pred_start, np.float64))[:, idx]
+    norm = np.linalg.norm(d, axis=1)
+    keep = norm > tol
+    d, d_hat, norm = d[keep], d_hat[keep], norm[keep]
+    dot = (d * d_hat).sum(1)
+    norm_hat = np.linalg.norm(d_hat, axis=1)
+    cos = np.where(norm_hat > 0, dot / np.maximum(norm * norm_hat, 1e-12), 0.0)
+    return dot / norm**2, cos
+
+
 def _summary(per: dict[str, dict[int, dict[str, list]]], stats: dict) -> dict[str, dict]:
     """``{kind: {str(h): {f"{metric}_{stat}": value}}}`` from the per-sample lists."""
     return {kind: {str(h): {f"{k}_{stat}": float(fn(v)) for k, v in m.items() for stat, fn in stats.items()}
@@ -84,7 +110,10 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
     """Errors of the diffusion model (``"diffusion"``) and of the RSSM alone (``"rssm"``) at each horizon,
     the copy-the-last-frame reference (``"persist"``), and two floors: the true future frame through the
     autoencoder (``"autoencoder"``: what a perfect latent model would score, every figure read the same way)
-    and the probe on the real frame itself (``"real"``)."""
+    and the probe on the real frame itself (``"real"``). With passive objects, ``passive_gain`` and
+    ``passive_cos`` (:func:`passive_response`; displacements from the probe's reading of the last context
+    frame as the same kind sees it: decoded for the models, real for ``"real"``) and, per horizon,
+    ``passive_moving_windows`` under ``"windows_moved"``."""
     spec = model.task
     L, H = model.context_len, max(cfg.horizons)
     starts = _windows(data, L, H, cfg)
@@ -96,6 +125,7 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
     def add(kind: str, h: int, name: str, values: np.ndarray) -> None:
         per[kind][h].setdefault(name, []).extend(np.asarray(values, dtype=np.float64).tolist())
 
+    moved = {h: 0 for h in cfg.horizons}
     for i in range(0, len(starts), cfg.batch):
         s = starts[i:i + cfg.batch]
         rows = s[:, None] + np.arange(L + H)[None]
@@ -106,14 +136,27 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
         diff_lat = _diffusion_open_loop(model, ctx, actions, H, gen, cfg)
         rssm_lat = model.rssm_open_loop(ctx, ctx_act, actions[:, L - 1:L - 1 + H])
         persist = ctx[:, -1:].expand(-1, H, *ctx.shape[2:])
+        true_start = data.probe[rows[:, L - 1]]
+        start_read = {"real": model.probe(torch.from_numpy(data.frames[rows[:, L - 1]]).to(device)).cpu().numpy(),
+                      "decoded": model.probe(model.autoencoder.decode(ctx[:, -1])).cpu().numpy()}
+
+        def respond(kind: str, h: int, probe: np.ndarray, start: np.ndarray, true_probe: np.ndarray) -> None:
+            if spec.passive_dims:
+                gain, cos = passive_response(probe, start, true_probe, true_start, spec.passive_dims)
+                add(kind, h, "passive_gain", gain)
+                add(kind, h, "passive_cos", cos)
+
         for h in cfg.horizons:
             t = rows[:, L + h - 1]
             real = data.frames[t]
             true_probe = data.probe[t]
+            if spec.passive_dims:
+                moved[h] += len(passive_response(true_probe, true_start, true_probe, true_start, spec.passive_dims)[0])
             add("real", h, "ae_psnr", _psnr(model.autoencoder.decode(latents[:, L + h - 1]).cpu().numpy(), real))
             probe_real = model.probe(torch.from_numpy(real).to(device)).cpu().numpy()
             for name, err in spec.probe_errors(probe_real, true_probe).items():
                 add("real", h, f"probe_{name}", err)
+            respond("real", h, probe_real, start_read["real"], true_probe)
             for kind, lat in (("diffusion", diff_lat), ("rssm", rssm_lat), ("persist", persist),
                               ("autoencoder", latents[:, L:])):
                 z = lat[:, h - 1]
@@ -126,8 +169,12 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
                 probe = model.probe(img).cpu().numpy()
                 for name, err in spec.probe_errors(probe, true_probe).items():
                     add(kind, h, f"probe_{name}", err)
+                if kind != "persist":  # persist's displacement is zero by construction
+                    respond(kind, h, probe, start_read["decoded"], true_probe)
     out: dict[str, dict] = _summary(per, {"median": np.median, "mean": np.mean})
     out["windows"] = int(len(starts))
+    if spec.passive_dims:
+        out["windows_moved"] = {str(h): int(n) for h, n in moved.items()}
     return out
 
 

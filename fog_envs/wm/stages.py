@@ -92,15 +92,33 @@ def denoiser_window(edm: EDMConfig, context_len: int) -> int:
     return context_len + 1 + (edm.rollout_steps if edm.rollout_prob > 0 else 0)
 
 
+def passive_motion(probe: np.ndarray, rows: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+    """``‖probe[rows, dims] − probe[rows − 1, dims]‖``: how far the passive object moved into each row."""
+    idx = list(dims)
+    return np.linalg.norm(probe[rows][:, idx] - probe[rows - 1][:, idx], axis=1)
+
+
+def window_probabilities(motion: np.ndarray, weight: float) -> np.ndarray | None:
+    """Sampling probabilities ``∝ 1 + weight·m/mean(m)`` of windows whose target moved the passive object by
+    ``m``; None (uniform) when ``weight`` is 0 or nothing moved."""
+    mean = float(np.mean(motion)) if len(motion) else 0.0
+    if weight == 0 or mean <= 0:
+        return None
+    w = 1.0 + weight * np.asarray(motion, np.float64) / mean
+    return w / w.sum()
+
+
 def denoiser_batch(data: PlayArrays, context_len: int, rng: np.random.Generator, batch: int,
-                   starts: np.ndarray, edm: EDMConfig = EDMConfig()) -> dict[str, torch.Tensor]:
+                   starts: np.ndarray, edm: EDMConfig = EDMConfig(),
+                   p: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     """Windows of real latents and actions ending in the target z_{t+1}, plus ``generated`` (B,): how many
     context latents the loss replaces by the model's own samples (0 unless ``edm.rollout_prob > 0``).
 
     The windows hold ``denoiser_window(edm, context_len)`` rows; the context is the ``context_len`` rows
-    before the target."""
+    before the target. ``p``: the windows' sampling probabilities (None: uniform; see
+    :func:`window_probabilities`)."""
     total = denoiser_window(edm, context_len)
-    s = rng.choice(starts, size=batch)
+    s = rng.choice(starts, size=batch, p=p)
     rows = s[:, None] + np.arange(total)[None]
     generated = np.zeros(batch, dtype=np.int64)
     if edm.rollout_prob > 0:

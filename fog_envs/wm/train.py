@@ -58,6 +58,9 @@ class WMTrainConfig:
     """stages whose weights come from ``init_from`` instead of being trained (ignored without it)"""
     motion_weight: float | None = None
     """override the denoiser's ``EDMConfig.motion_weight`` (training-loss weight on moving latents)"""
+    contact_sampling: float | None = None
+    """override ``EDMConfig.contact_sampling``: denoiser windows are drawn ``∝ 1 + C·m/mean(m)``, m the passive
+    object's motion into the target frame (more of the transitions where the agent pushes it)"""
     rssm_motion_weight: float | None = None
     """override ``RSSMConfig.motion_weight`` (the RSSM's reconstruction weight on moving latents)"""
     reuse_from: tuple[str, ...] = ()
@@ -199,6 +202,7 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         sections = {k: getattr(other.config, k) for k in STAGE_CONFIG_SECTIONS[stage]}
         preset = replace(preset, model=replace(preset.model, **sections))
     edm_overrides = {k: v for k, v in (("motion_weight", cfg.motion_weight), ("rollout_prob", cfg.rollout_prob),
+                                       ("contact_sampling", cfg.contact_sampling),
                                        ("rollout_steps", cfg.rollout_steps),
                                        ("context_noise_prob", cfg.context_noise_prob),
                                        ("context_sigma_max", cfg.context_sigma_max),
@@ -375,11 +379,15 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     model.autoencoder.load_state_dict(autoencoder.state_dict())
 
     L = preset.model.denoiser.context_len
-    den_starts = st.valid_window_starts(data.episode_ends, st.denoiser_window(preset.model.edm, L))
+    den_window = st.denoiser_window(preset.model.edm, L)
+    den_starts = st.valid_window_starts(data.episode_ends, den_window)
+    passive = get_task(cfg.task).passive_dims
+    den_p = st.window_probabilities(st.passive_motion(data.probe, den_starts + den_window - 1, passive),
+                                    preset.model.edm.contact_sampling) if passive else None
     rssm_starts = st.valid_window_starts(data.episode_ends, preset.rssm_seq_len)
     jobs = {
         "denoiser": (model.denoiser, st.make_denoiser_loss(preset.model.edm, L),
-                     lambda r, b: st.denoiser_batch(data, L, r, b, den_starts, preset.model.edm)),
+                     lambda r, b: st.denoiser_batch(data, L, r, b, den_starts, preset.model.edm, den_p)),
         "reward": (model.reward, st.reward_loss, lambda r, b: st.reward_batch(data, r, b, next_rows)),
         "rssm": (model.rssm, st.rssm_loss, lambda r, b: st.rssm_batch(data, preset.rssm_seq_len, r, b, rssm_starts)),
         "probe": (model.probe, st.probe_loss,
