@@ -76,8 +76,9 @@ def _diffusion_open_loop(model: WorldModel, ctx: torch.Tensor, actions: torch.Te
 
 
 RESPONSE_TOL = 0.01
-"""probe units (5 px of Push-T's 512, 1 cm on the cube): a window counts for :func:`passive_response` when
-its passive object moved farther than this between the last context frame and the judged one"""
+"""probe units: a window counts for :func:`passive_response` when its passive object's probe reading (Push-T:
+position / 512 and cos, sin of the angle, so 5 px or 0.6°; the cube: metres and cos, sin of 4·yaw) moved
+farther than this between the last context frame and the judged one"""
 
 
 def passive_response(pred: np.ndarray, pred_start: np.ndarray, true: np.ndarray, true_start: np.ndarray,
