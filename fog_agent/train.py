@@ -43,8 +43,9 @@ class AgentTrainConfig:
     world_model: str | None = None
     """bundle name or path (default: the env's shipped bundle)"""
     forward_model: str = "diffusion"
-    """'diffusion' (FoG), 'rssm' (the 'no diffusion' ablation) or 'reference' (diagnostic upper bound: the
-    reference system itself produces the trajectories and rewards; the local model still supplies the gradients)"""
+    """'diffusion' (FoG), 'rssm' (the 'no diffusion' ablation), 'reference' (diagnostic upper bound: the
+    reference system itself produces the trajectories and rewards; the local model still supplies the gradients)
+    or 'state' (the state model of local_model='state' dreams in physical-state space)"""
     gradient_model: str = "rssm"
     """'rssm' (FoG's decoupled gradient) or 'diffusion' (ablation: back-propagate through the sampler)"""
     local_model: str = "rssm"

@@ -15,7 +15,8 @@ from fog_envs.learned.factory import make_backend
 from fog_envs.wm.bundle import BundleError
 from fog_envs.wm.model import WorldModel
 from fog_envs.wm.state_model import StateModel, StateModelConfig
-from fog_envs.wm.state_model_train import StateModelTrainConfig, load_transitions, train_state_model
+from fog_envs.wm.state_model_train import (StateModelTrainConfig, load_episodes, load_transitions, open_loop_errors,
+                                          rollout_mse, train_state_model, training_loss)
 from fog_envs.wm.tasks import get_task
 
 
@@ -114,6 +115,97 @@ def test_transitions_are_the_dataset_rows_with_both_neighbours(tiny_dataset):
     assert tr.action[i].tolist() == actions[t].tolist() and tr.reward[i] == rewards[t]
     with pytest.raises(ValueError, match="needs RealPushCube-v0"):
         load_transitions(tiny_dataset, get_task("cube"))
+
+
+def _still_model(state_dim: int = 6) -> StateModel:
+    """A state model whose network outputs zero: every step predicts the state it was given."""
+    torch.manual_seed(0)
+    model = StateModel(StateModelConfig(state_dim=state_dim, hidden=8, layers=1))
+    for p in model.dynamics.parameters():
+        torch.nn.init.zeros_(p)
+    model.change_scale.copy_(torch.linspace(0.5, 2.0, state_dim))
+    return model
+
+
+def test_rollout_transitions_carry_the_next_actions_and_states(tiny_dataset):
+    from fog_envs.data.format import open_dataset
+
+    spec = get_task("pusht")
+    tr = load_transitions(tiny_dataset, spec, rollout=3)
+    with open_dataset(tiny_dataset) as f:
+        state, actions = spec.probe_targets(f["state"][()]), f["actions"][()]
+        ends = f["episode_ends"][()]
+    assert len(tr.state) == len(state) - 4 * len(ends)  # the first row and the last 3 of each episode
+    assert tr.future_action.shape == (len(tr.state), 2, 2) and tr.future_state.shape == (len(tr.state), 2, 6)
+    i, t = 4, 5  # row 5 of the first episode
+    np.testing.assert_allclose(tr.state[i], state[t], rtol=1e-6)
+    np.testing.assert_allclose(tr.future_action[i], actions[t + 1:t + 3], rtol=1e-6)
+    np.testing.assert_allclose(tr.future_state[i], state[t + 2:t + 4], rtol=1e-6)
+    assert load_transitions(tiny_dataset, spec).future_state is None  # one step: no rollout fields
+    assert "future_state" not in load_transitions(tiny_dataset, spec).batch(np.arange(2))
+    with pytest.raises(ValueError, match="rollout_steps must be >= 1"):
+        StateModelTrainConfig(rollout_steps=0)
+
+
+def test_rollout_loss_by_hand(tiny_dataset):
+    """A model that predicts no change stays at s_t: step k's error is (s_t − s_{t+k}) in change scales; the first
+    step's is the one-step loss's dynamics term, and the training loss swaps that term for the rollout's mean."""
+    spec = get_task("pusht")
+    model = _still_model()
+    batch = load_transitions(tiny_dataset, spec, rollout=3).batch(np.arange(10))
+    targets = torch.cat([batch["next_state"][:, None], batch["future_state"]], 1)
+    want = ((batch["state"][:, None] - targets) / model.change_scale).pow(2).mean((0, 2))
+    got = rollout_mse(model, batch)
+    torch.testing.assert_close(got, want)
+    one_step, metrics = model.loss(batch)
+    assert metrics["state_model/dynamics_mse"] == pytest.approx(got[0].item(), rel=1e-5)
+    loss, metrics = training_loss(model, batch, spec.passive_dims, 0.0, 0.05)
+    assert loss.item() == pytest.approx((one_step - got[0] + got.mean()).item(), rel=1e-5)
+    assert metrics["state_model/rollout_mse"] == pytest.approx(got.mean().item(), rel=1e-5)
+    # the rollout is differentiable through the model's own predictions: step 3's error reaches the weights
+    model2 = StateModel(StateModelConfig(hidden=8, layers=1))
+    model2.change_scale.copy_(model.change_scale)
+    rollout_mse(model2, batch)[2].backward()
+    assert model2.dynamics[0].weight.grad.abs().sum() > 0
+
+
+def test_open_loop_errors_of_a_still_model_are_copying_the_state(tiny_dataset):
+    from fog_envs.wm.fidelity import FidelityConfig, _windows
+    from fog_envs.wm.stages import PlayArrays
+
+    spec = get_task("pusht")
+    ep = load_episodes(tiny_dataset, spec)
+    out = open_loop_errors(_still_model(), ep, spec, horizons=(1, 4), num_windows=8, context_len=4)
+    assert out["windows"]["count"] == 8
+    for h in (1, 4):
+        for k in ("agent_px", "block_px", "block_deg"):
+            assert out["model"][f"{h}_{k}_median"] == pytest.approx(out["copy"][f"{h}_{k}_median"], abs=1e-4)
+        if f"{h}_passive_gain_median" in out["model"]:  # the block moved somewhere: the still model moves it not
+            assert out["model"][f"{h}_passive_gain_median"] == 0.0 and out["model"][f"{h}_passive_cos_median"] == 0.0
+    # the same windows as the world models' open-loop fidelity (same count, seed and context)
+    starts = _windows(PlayArrays(frames=None, actions=ep.action, rewards=ep.reward, is_success=None, state=None,
+                                 episode_ends=ep.episode_ends, aux=None, probe=ep.state), 4, 4,
+                      FidelityConfig(num_windows=8))
+    rows = starts + 3
+    copy_h1 = np.median(spec.probe_errors(ep.state[rows], ep.state[rows + 1])["block_px"])
+    assert out["copy"]["1_block_px_median"] == pytest.approx(copy_h1, rel=1e-6)
+    with pytest.raises(ValueError, match="context_len must be >= 2"):
+        open_loop_errors(_still_model(), ep, spec, context_len=1)
+    with pytest.raises(ValueError, match="no held-out window of 104 rows"):
+        open_loop_errors(_still_model(), ep, spec, horizons=(100,))
+
+
+def test_rollout_training_lowers_the_rollout_error(tiny_dataset, tmp_path):
+    spec = get_task("pusht")
+    bundle = train_state_model(_train_cfg(tiny_dataset, tmp_path / "roll", rollout_steps=4))
+    model, card = StateModel.load(bundle, task="pusht")
+    assert card["train"]["rollout_steps"] == 4
+    batch = load_transitions(tiny_dataset, spec, rollout=4).batch(np.arange(40))
+    torch.manual_seed(0)
+    fresh = StateModel(model.config)
+    fresh.change_scale.copy_(model.change_scale)
+    with torch.no_grad():
+        assert rollout_mse(model, batch).mean() < 0.5 * rollout_mse(fresh, batch).mean()
 
 
 def test_training_lowers_the_loss_resumes_exactly_and_writes_a_card(tiny_dataset, tmp_path, state_bundle):
@@ -219,6 +311,59 @@ def test_differentiable_step_takes_the_state_models_jacobian_at_the_global_state
     (local.reward(x1_star).sum() + x1_star.sum()).backward()
     torch.testing.assert_close(a.grad, a_ref.grad)
     torch.testing.assert_close(x1.detach(), backend.state())  # values are the global model's
+
+
+def test_state_forward_model_dreams_with_the_state_model_and_the_tasks_formulas(debug_bundle, state_bundle,
+                                                                              one_thread):
+    """forward_model='state': the next state is the state model's step, the reward the task's formula and the
+    success/coverage its soft coverage, no frame is generated, and the differentiable step is plain BPTT through
+    the state model (value and Jacobian from the same function)."""
+    import gymnasium as gym
+
+    from fog_envs.learned.diff import DifferentiableEnv
+    from fog_envs.real.pusht_reward import SUCCESS_COVERAGE
+    from fog_envs.real.pusht_reward_torch import reward as task_reward, soft_coverage
+
+    backend = _state_backend(debug_bundle, state_bundle, forward_model="state")
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    backend.reset(torch.arange(2), gens)
+    x0, ctx0 = backend.state(), backend.ctx.clone()
+    a = torch.tensor([[0.5, -0.5], [0.0, 1.0]])
+    out = backend.global_step(a, gens)
+    with torch.no_grad():
+        want = backend.state_local.step(x0, a)
+    torch.testing.assert_close(out.next_state, want)
+    torch.testing.assert_close(backend.state(), want)
+    torch.testing.assert_close(out.reward, task_reward(want[:, :6]))
+    torch.testing.assert_close(out.aux["coverage"], soft_coverage(want[:, :6]))
+    assert out.is_success.tolist() == (soft_coverage(want[:, :6]) >= SUCCESS_COVERAGE).tolist()
+    torch.testing.assert_close(backend.ctx[:, -1], ctx0[:, -1])  # no frame generated
+    with pytest.raises(ValueError, match="generates no frames: use obs_type='latent'"):
+        backend.render_obs("pixels")
+    diff = DifferentiableEnv(backend, 10)
+    diff.reset(seed=0)
+    x0 = diff.cut_graph()
+    act = torch.tensor([[0.3, -0.2], [-0.7, 0.1]], requires_grad=True)
+    x1, reward, *_ = diff.step(act)
+    (reward.sum() + x1.sum()).backward()
+    a_ref = act.detach().clone().requires_grad_(True)
+    x1_ref = backend.state_local.step(x0, a_ref)
+    (task_reward(x1_ref[:, :6]).sum() + x1_ref.sum()).backward()
+    torch.testing.assert_close(act.grad, a_ref.grad)
+    torch.testing.assert_close(x1.detach(), x1_ref.detach())
+    env = gym.make_vec("WMPushT-v0", num_envs=2, vectorization_mode="vector_entry_point", obs_type="latent",
+                       world_model=str(debug_bundle), forward_model="state", local_model="state",
+                       state_model=str(state_bundle))
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (2, 12) and env.step(np.zeros((2, 2), np.float32))[1].shape == (2,)
+    with pytest.raises(ValueError, match="generates no frames"):
+        gym.make_vec("WMPushT-v0", num_envs=1, vectorization_mode="vector_entry_point", obs_type="pixels",
+                     world_model=str(debug_bundle), forward_model="state", local_model="state",
+                     state_model=str(state_bundle))
+    with pytest.raises(ValueError, match="pass local_model='state'"):
+        make_backend("pusht", 1, world_model=str(debug_bundle), forward_model="state")
+    with pytest.raises(ValueError, match="task 'cube' has none"):
+        make_backend("cube", 1, forward_model="state", local_model="state")
 
 
 def test_reference_forward_model_with_the_state_local_model_reads_real_frames(debug_bundle, state_bundle, one_thread):
@@ -337,6 +482,7 @@ def test_cli_trains_and_writes_a_bundle_with_heldout_errors(tiny_dataset, tmp_pa
     card = json.loads((out / "bundle" / "card.json").read_text())
     assert card["heldout"]["transitions"] == len(load_transitions(tiny_dataset, get_task("pusht")).state)
     assert {"model_agent_px_median", "copy_agent_px_median", "reward_abs_err_mean"} <= set(card["heldout"])
+    assert {"16_block_px_median", "4_agent_px_median"} <= set(card["heldout"]["open_loop"]["model"])
 
 
 def _pusht_state(agent, block, angle) -> torch.Tensor:

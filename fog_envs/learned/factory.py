@@ -6,8 +6,9 @@ from fog_envs.learned.backend import Backend
 
 OBS_TYPES = ("pixels", "latent")
 #: "diffusion": FoG's global model; "rssm": the "no diffusion" ablation (the RSSM prior dreams); "reference": the
-#: reference system itself (a diagnostic upper bound, :mod:`fog_envs.learned.reference_backend`)
-FORWARD_MODELS = ("diffusion", "rssm", "reference")
+#: reference system itself (a diagnostic upper bound, :mod:`fog_envs.learned.reference_backend`); "state": the
+#: state model of ``local_model="state"`` dreams in physical-state space (no frames; rewards from the task's formula)
+FORWARD_MODELS = ("diffusion", "rssm", "reference", "state")
 #: "rssm": the bundle's RSSM (FoG); "state": a state-space model on the probe's readings
 #: (:mod:`fog_envs.learned.state_local`)
 LOCAL_MODELS = ("rssm", "state")
@@ -29,7 +30,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     the device has fast bf16, see :func:`fog_envs.runtime.use_bf16`, and ``num_envs >= BF16_MIN_ENVS``;
     ``False`` for plain float32). ``start_sigma``: override the bundle's sampler start
     (:attr:`fog_envs.wm.edm.EDMConfig.start_sigma`; 0 = from pure noise, > 0 = from the last latent noised
-    to that σ). ``local_model``: ``"rssm"`` or ``"state"`` (the state model ``state_model``, a bundle name or
+    to that σ). ``forward_model``: one of :data:`FORWARD_MODELS`. ``local_model``: ``"rssm"`` or ``"state"`` (the state model ``state_model``, a bundle name or
     path; default: the task's shipped ``<task>_state``).
     """
     if local_model not in LOCAL_MODELS:
@@ -39,6 +40,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
                          f"{local_model!r}")
     if forward_model not in FORWARD_MODELS:
         raise ValueError(f"unknown forward_model {forward_model!r}; choose one of {FORWARD_MODELS}")
+    if forward_model == "state" and local_model != "state":
+        raise ValueError("forward_model='state' steps the state model of local_model='state'; pass "
+                         f"local_model='state' (got {local_model!r})")
     if task == "toy":
         from fog_envs.learned.toy import ToyBackend
 
@@ -55,6 +59,12 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
 
     if task not in SHIPPED_BUNDLES:
         raise ValueError(f"unknown task {task!r}; choose one of {['toy', *SHIPPED_BUNDLES]}")
+    if forward_model == "state":
+        from fog_envs.wm.tasks import get_task
+
+        if get_task(task).state_reward is None or get_task(task).state_outcome is None:
+            raise ValueError(f"forward_model='state' needs the task's reward and success as functions of the state; "
+                             f"task {task!r} has none")
     dev = resolve_device(device)
     model = WorldModel.load(world_model if world_model is not None else SHIPPED_BUNDLES[task], map_location=dev)
     if model.config.task != task:

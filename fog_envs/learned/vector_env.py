@@ -57,6 +57,8 @@ class LearnedVectorEnv(VectorEnv):
             task, num_envs, world_model=world_model, forward_model=forward_model,
             denoising_steps=denoising_steps, device=device, bf16=bf16, start_sigma=start_sigma,
             local_model=local_model, state_model=state_model)
+        if obs_type == "pixels" and getattr(self.backend, "forward_model", None) == "state":
+            raise ValueError("forward_model='state' generates no frames: use obs_type='latent'")
         self.num_envs = num_envs
         self.obs_type = obs_type
         self.render_mode = render_mode

@@ -3,7 +3,9 @@
 Global step (no gradient): the EDM denoiser samples the next latent frame from the last L latents and
 actions (``forward_model="diffusion"``), the reward model reads it, and the RSSM posterior filters it into
 the next local state ``x = [deter, stoch]``. With ``forward_model="rssm"`` (the "no diffusion" ablation) the
-RSSM prior dreams the next state and its decoder the next latent frame.
+RSSM prior dreams the next state and its decoder the next latent frame. With ``forward_model="state"`` (needs
+``local_model="state"``) the state model dreams the next ``[ŝ_{t+1}, ŝ_t]`` and the task's formulas give its reward
+and success: no frames are generated (latent observations only).
 
 Local step (differentiable): the RSSM prior mean ``[GRU(deter, stoch, a), mean p(stoch | deter')]`` and the
 RSSM reward head; :class:`fog_envs.learned.diff.DifferentiableEnv` evaluates both at the global states. With
@@ -51,6 +53,10 @@ class WorldModelBackend:
         if state_local is not None and forward_model == "rssm":
             raise ValueError("local_model='state' needs frames to read (forward_model 'diffusion' or 'reference'); "
                              "forward_model='rssm' dreams with the RSSM")
+        if forward_model == "state" and (state_local is None or model.task.state_outcome is None
+                                         or model.task.state_reward is None):
+            raise ValueError("forward_model='state' needs the state local model and the task's state reward and "
+                             "success formulas")
         self.model = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -106,6 +112,12 @@ class WorldModelBackend:
             z = self.model.next_latent_fixed(self.ctx, self.ctx_act, noise, ctx_noise, self.denoising_steps,
                                              bf16=self.bf16)
             x_next = self.filter(action, z)
+        elif self.forward_model == "state":
+            x_next = self.state_local.step(self.x, action)
+            s_next = x_next[:, :self.state_local.sdim]
+            success, aux = self.model.task.state_outcome(s_next)
+            step = GlobalStep(x_next.clone(), self.model.task.state_reward(s_next), success, aux)
+            return self._advance(self.ctx[:, -1], x_next, action, step)
         else:
             x_next = self.model.local_step(self.x, action)
             z = self.model.decode_local(x_next)
@@ -142,6 +154,8 @@ class WorldModelBackend:
     def render_obs(self, obs_type: str) -> np.ndarray:
         if obs_type == "latent":
             return self.x.float().cpu().numpy().copy()  # never a view of the live state
+        if self.forward_model == "state":
+            raise ValueError("forward_model='state' generates no frames: use obs_type='latent'")
         ae = self.model.autoencoder
         with autocast(self.device, self.bf16):  # the decoder is the costliest part of a pixel step
             out = ae.decode_float(self.ctx[:, -1])

@@ -49,6 +49,9 @@ class StateModelTrainConfig:
     block respond to the agent's action from across the table, a spurious gradient larger than the true ones"""
     still_tol: float = 0.05
     """an object rests where its passive dimensions change by less than this many change scales, before and after"""
+    rollout_steps: int = 1
+    """K > 1: the dynamics loss is the mean over a K-step open-loop rollout from (s_{t−1}, s_t) with the real
+    actions, back-propagated through the model's own predictions (1: the one-step loss)"""
     seed: int = 0
     threads: int = 0
     checkpoint_every: int = 1000
@@ -60,38 +63,64 @@ class StateModelTrainConfig:
         if self.still_jacobian < 0 or self.still_tol <= 0:
             raise ValueError(f"still_jacobian must be >= 0 and still_tol > 0, got {self.still_jacobian}, "
                              f"{self.still_tol}")
+        if self.rollout_steps < 1:
+            raise ValueError(f"rollout_steps must be >= 1, got {self.rollout_steps}")
 
 
 @dataclass(frozen=True)
-class StateTransitions:
-    """(s_{t−1}, s_t, a_t, r_t, s_{t+1}) for every row t with both neighbours in its episode."""
+class StateEpisodes:
+    """A play dataset's states in probe-target units, with its actions, rewards and episode ends."""
 
-    prev_state: np.ndarray
-    state: np.ndarray
-    action: np.ndarray
-    reward: np.ndarray
-    next_state: np.ndarray
-
-    def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(np.ascontiguousarray(v[idx])) for k, v in asdict(self).items()}
+    state: np.ndarray  # (N, S) float32
+    action: np.ndarray  # (N, A) float32
+    reward: np.ndarray  # (N,) float32
+    episode_ends: np.ndarray  # (E,) int64
 
 
-def load_transitions(path: str | os.PathLike, spec: TaskSpec) -> StateTransitions:
-    """The transitions of a play dataset in probe-target units (frames are not read)."""
+def load_episodes(path: str | os.PathLike, spec: TaskSpec) -> StateEpisodes:
+    """A play dataset's states (probe-target units), actions, rewards and episode ends (frames are not read)."""
     from fog_envs.data.format import open_dataset
 
     with open_dataset(path) as f:
         if f.attrs["env_id"] != spec.real_env_id:
             raise ValueError(f"dataset {path} was collected on {f.attrs['env_id']}, but task {spec.name!r} needs "
                              f"{spec.real_env_id}")
-        state = spec.probe_targets(f["state"][()]).astype(np.float32)
-        actions = f["actions"][()].astype(np.float32)
-        rewards = f["rewards"][()].astype(np.float32)
-        ends = f["episode_ends"][()].astype(np.int64)
-    rows = valid_window_starts(ends, 3) + 1
+        return StateEpisodes(spec.probe_targets(f["state"][()]).astype(np.float32),
+                             f["actions"][()].astype(np.float32), f["rewards"][()].astype(np.float32),
+                             f["episode_ends"][()].astype(np.int64))
+
+
+@dataclass(frozen=True)
+class StateTransitions:
+    """(s_{t−1}, s_t, a_t, r_t, s_{t+1}) for every row t with its predecessor and ``rollout`` successors in its
+    episode; with ``rollout`` K > 1 also the next K − 1 actions ``future_action`` (N, K−1, A) and states
+    ``future_state`` (N, K−1, S) after s_{t+1}."""
+
+    prev_state: np.ndarray
+    state: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    next_state: np.ndarray
+    future_action: np.ndarray | None = None
+    future_state: np.ndarray | None = None
+
+    def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(np.ascontiguousarray(v[idx])) for k, v in asdict(self).items() if v is not None}
+
+
+def load_transitions(path: str | os.PathLike, spec: TaskSpec, rollout: int = 1) -> StateTransitions:
+    """The transitions of a play dataset in probe-target units (frames are not read), each with ``rollout``
+    real steps after it (:class:`StateTransitions`)."""
+    ep = load_episodes(path, spec)
+    rows = valid_window_starts(ep.episode_ends, 2 + rollout) + 1
     if len(rows) == 0:
-        raise ValueError(f"dataset {path} has no episode of 3 or more frames")
-    return StateTransitions(state[rows - 1], state[rows], actions[rows], rewards[rows], state[rows + 1])
+        raise ValueError(f"dataset {path} has no episode of {2 + rollout} or more frames")
+    future: dict[str, np.ndarray] = {}
+    if rollout > 1:
+        ahead = rows[:, None] + np.arange(1, rollout)[None]
+        future = {"future_action": ep.action[ahead], "future_state": ep.state[ahead + 1]}
+    return StateTransitions(ep.state[rows - 1], ep.state[rows], ep.action[rows], ep.reward[rows], ep.state[rows + 1],
+                            **future)
 
 
 def resting_rows(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...],
@@ -123,11 +152,29 @@ def still_jacobian_penalty(model: StateModel, batch: dict[str, torch.Tensor], pa
     return total
 
 
+def rollout_mse(model: StateModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(K,) the dynamics MSE (in change scales) at each step of the model's open-loop rollout from
+    ``(prev_state, state)`` under ``action`` then ``future_action``, against ``next_state`` then ``future_state``;
+    differentiable through the model's own predictions (back-propagation through time)."""
+    actions = torch.cat([batch["action"][:, None], batch["future_action"]], 1)
+    targets = torch.cat([batch["next_state"][:, None], batch["future_state"]], 1)
+    s_prev, s, out = batch["prev_state"], batch["state"], []
+    for k in range(actions.shape[1]):
+        s_prev, s = s, model.step(s, s_prev, actions[:, k])
+        out.append(((s - targets[:, k]) / model.change_scale).pow(2).mean())
+    return torch.stack(out)
+
+
 def training_loss(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...], weight: float,
                   tol: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """The model's one-step loss plus ``weight`` × :func:`still_jacobian_penalty` (when weight > 0 and the task
-    has passive dimensions)."""
+    """The model's one-step loss (with rollouts in the batch: the mean of :func:`rollout_mse` in place of its
+    dynamics term) plus ``weight`` × :func:`still_jacobian_penalty` (when weight > 0 and the task has passive
+    dimensions)."""
     loss, metrics = model.loss(batch)
+    if "future_state" in batch:
+        rollout = rollout_mse(model, batch)
+        loss = loss - rollout[0] + rollout.mean()  # the one-step term becomes the rollout's mean
+        metrics["state_model/rollout_mse"] = rollout.mean().item()
     if weight > 0 and passive_dims:
         penalty = still_jacobian_penalty(model, batch, passive_dims, tol)
         loss = loss + weight * penalty
@@ -149,6 +196,50 @@ def one_step_errors(model: StateModel, data: StateTransitions, spec: TaskSpec) -
     return out
 
 
+@torch.no_grad()
+def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec, horizons: tuple[int, ...] = (1, 4, 16),
+                     num_windows: int = 128, context_len: int = 4, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Median errors (task units) of the model's open-loop rollout from true states with the real actions, and of
+    copying the last state, ``h`` steps ahead; where the passive objects moved, the median gain and cosine of
+    the model's displacement of them along the true one (:func:`fog_envs.wm.fidelity.passive_response`).
+
+    The windows are those of :func:`fog_envs.wm.fidelity.open_loop` with the same ``num_windows``, ``seed``
+    and ``context_len`` (the rollout starts from the last two context rows), so the figures sit next to the
+    world models' on the same held-out windows. Returns ``{"model"|"copy": {f"{h}_{metric}": value}}`` plus
+    ``"windows"``."""
+    from fog_envs.wm.fidelity import passive_response
+
+    if context_len < 2:
+        raise ValueError(f"context_len must be >= 2 (the state model needs s_prev and s), got {context_len}")
+    H = max(horizons)
+    starts = valid_window_starts(episodes.episode_ends, context_len + H)
+    if len(starts) == 0:
+        raise ValueError(f"no held-out window of {context_len + H} rows (episodes too short)")
+    starts = np.sort(np.random.default_rng(seed).choice(starts, size=min(num_windows, len(starts)), replace=False))
+    rows = starts[:, None] + np.arange(context_len + H)[None]
+    dtype = next(model.parameters()).dtype
+    s_prev = torch.from_numpy(episodes.state[rows[:, context_len - 2]]).to(dtype)
+    s = torch.from_numpy(episodes.state[rows[:, context_len - 1]]).to(dtype)
+    preds = []
+    for k in range(H):
+        s_prev, s = s, model.step(s, s_prev, torch.from_numpy(episodes.action[rows[:, context_len - 1 + k]]).to(dtype))
+        preds.append(s.double().numpy())
+    start = episodes.state[rows[:, context_len - 1]]
+    out: dict[str, dict[str, float]] = {"model": {}, "copy": {}}
+    for h in horizons:
+        true = episodes.state[rows[:, context_len + h - 1]]
+        for name, guess in (("model", preds[h - 1]), ("copy", start)):
+            for k, v in spec.probe_errors(guess, true).items():
+                out[name][f"{h}_{k}_median"] = float(np.median(v))
+        if spec.passive_dims:
+            gain, cos = passive_response(preds[h - 1], start, true, start, spec.passive_dims)
+            if len(gain):
+                out["model"][f"{h}_passive_gain_median"] = float(np.median(gain))
+                out["model"][f"{h}_passive_cos_median"] = float(np.median(cos))
+    out["windows"] = {"count": float(len(starts))}
+    return out
+
+
 def train_state_model(cfg: StateModelTrainConfig) -> Path:
     """Train (or resume) and write ``<out>/bundle``; returns its path."""
     from fog_envs.data.format import dataset_fingerprint
@@ -156,7 +247,7 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     spec = get_task(cfg.task)
-    data = load_transitions(cfg.data, spec)
+    data = load_transitions(cfg.data, spec, cfg.rollout_steps)
     out = Path(cfg.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -178,5 +269,6 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
         "final_metrics": {k: v for k, v in metrics.items() if np.isfinite(v)},
     }
     if cfg.heldout is not None:
-        card["heldout"] = {"dataset": str(cfg.heldout), **one_step_errors(model, load_transitions(cfg.heldout, spec), spec)}
+        card["heldout"] = {"dataset": str(cfg.heldout), **one_step_errors(model, load_transitions(cfg.heldout, spec), spec),
+                           "open_loop": open_loop_errors(model, load_episodes(cfg.heldout, spec), spec)}
     return model.save(out / "bundle", cfg.task, card)

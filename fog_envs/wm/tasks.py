@@ -39,6 +39,15 @@ def _pusht_state_reward(state: Any) -> Any:
     return reward(state)
 
 
+def _pusht_state_outcome(state: Any) -> tuple[Any, dict[str, Any]]:
+    """Push-T success (soft coverage ≥ 0.95) and the ``coverage`` aux of probe-target states, in torch."""
+    from fog_envs.real.pusht_reward import SUCCESS_COVERAGE
+    from fog_envs.real.pusht_reward_torch import soft_coverage
+
+    cov = soft_coverage(state)
+    return cov >= SUCCESS_COVERAGE, {"coverage": cov}
+
+
 def _cube_aux(state: np.ndarray) -> np.ndarray:
     """Cube auxiliary target: the cube-to-goal distance in metres, shape (N, 1)."""
     from fog_envs.real.cube import GOAL_CENTER
@@ -82,6 +91,9 @@ class TaskSpec:
     state_dim: int = 5
     state_reward: Callable[[Any], Any] | None = None
     """the task's reward as a differentiable torch function of probe-target states (None: not available)"""
+    state_outcome: Callable[[Any], tuple[Any, dict[str, Any]]] | None = None
+    """``(is_success, aux)`` of probe-target states in torch, the aux keyed by ``aux_names`` (None: not available);
+    with ``state_reward`` it lets a state model stand in for the global model (``forward_model="state"``)"""
     passive_dims: tuple[int, ...] = ()
     """probe-target dimensions of objects that move only when pushed (the block, the cube): a state model is
     taught that they do not respond to its inputs where they rest (``StateModelTrainConfig.still_jacobian``)"""
@@ -95,7 +107,7 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
                       _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5, _pusht_state_reward,
-                      passive_dims=(2, 3, 4, 5)),
+                      _pusht_state_outcome, passive_dims=(2, 3, 4, 5)),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
                      passive_dims=(4, 5, 6, 7)),

@@ -1,0 +1,88 @@
+"""State models side by side on held-out episodes: one-step and open-loop errors from the true states.
+
+    python benchmarks/bench_state_model.py --heldout datasets/pusht_heldout.h5 --state-model shipped=pusht_state \
+        --state-model roll8=runs/state_pusht_roll8/bundle [--windows 128] [--out benchmarks/results/state_model_pusht.json]
+
+For each state model (a bundle name or path): median one-step errors over every held-out transition, and the
+open-loop rollout from the true (s_{t−1}, s_t) with the real actions 1, 4 and 16 steps ahead on the same
+held-out windows as ``bench_fidelity.py`` (same count, seed and context length), next to copying the last
+state; where the passive object moved, the gain and cosine of the model's displacement of it along the true
+one. What a world model that has the true state could reach at best with such a model: the ceiling against
+which the diffusion model's open-loop figures read. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fog_envs.wm.state_model import StateModel  # noqa: E402
+from fog_envs.wm.state_model_train import load_episodes, load_transitions, one_step_errors, open_loop_errors  # noqa: E402
+from fog_envs.wm.tasks import get_task  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _named(spec: str) -> tuple[str, str]:
+    name, sep, path = spec.partition("=")
+    return (name, path) if sep else (Path(spec).name, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--heldout", required=True)
+    parser.add_argument("--state-model", action="append", required=True, metavar="NAME=BUNDLE",
+                        help="a state-model bundle (name or path), optionally labelled NAME=; repeat to compare")
+    parser.add_argument("--task", default="pusht")
+    parser.add_argument("--windows", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/state_model_<task>.json)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    spec = get_task(args.task)
+    episodes = load_episodes(args.heldout, spec)
+    transitions = load_transitions(args.heldout, spec)
+    rows = []
+    for label, bundle in map(_named, args.state_model):
+        model, card = StateModel.load(bundle, task=args.task)
+        rows.append({"name": label, "bundle": bundle, "train": card.get("train", {}),
+                     "one_step": one_step_errors(model, transitions, spec),
+                     "open_loop": open_loop_errors(model, episodes, spec, num_windows=args.windows)})
+    metrics = [k[len("model_"):-len("_median")] for k in rows[0]["one_step"] if k.startswith("model_")]
+    print(f"task {args.task}: {int(rows[0]['open_loop']['windows']['count'])} held-out windows, "
+          f"{rows[0]['one_step']['transitions']} transitions (medians)")
+    head = ["model", "h"] + metrics + ["gain", "cos"]
+    print(" | ".join(f"{h:>12}" for h in head))
+    copy = rows[0]["open_loop"]["copy"]
+    print(" | ".join(f"{v:>12}" for v in ["copy", 1]) + " | "
+          + " | ".join(f"{rows[0]['one_step'][f'copy_{m}_median']:>12.3f}" for m in metrics))
+    for h in (4, 16):
+        print(" | ".join(f"{v:>12}" for v in ["copy", h]) + " | "
+              + " | ".join(f"{copy[f'{h}_{m}_median']:>12.3f}" for m in metrics))
+    for r in rows:
+        ol = r["open_loop"]["model"]
+        print(" | ".join(f"{v:>12}" for v in [r["name"], "1 (all)"]) + " | "
+              + " | ".join(f"{r['one_step'][f'model_{m}_median']:>12.3f}" for m in metrics))
+        for h in (1, 4, 16):
+            vals = [ol.get(f"{h}_{m}_median", float("nan")) for m in metrics]
+            vals += [ol.get(f"{h}_passive_gain_median", float("nan")), ol.get(f"{h}_passive_cos_median", float("nan"))]
+            print(" | ".join(f"{v:>12}" for v in [r["name"], h]) + " | " + " | ".join(f"{v:>12.3f}" for v in vals))
+    out = {"task": args.task, "heldout": args.heldout, "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    RESULTS.mkdir(exist_ok=True)
+    path = Path(args.out) if args.out else RESULTS / f"state_model_{args.task}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=2))
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
