@@ -39,21 +39,27 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @torch.no_grad()
-def global_steps_per_s(model: WorldModel, nfe: int, bf16: bool, batch: int = 64, repeats: int = 10) -> float:
-    """Imagined steps/s of the global step (denoiser sampling + reward model + RSSM filter)."""
+def global_steps_per_s(model: WorldModel, nfe: int, bf16: bool, batch: int = 64, repeats: int = 10,
+                       guide=None) -> float:
+    """Imagined steps/s of the global step (denoiser sampling + reward model + RSSM filter; a state-guided
+    model: the state model's step + denoiser sampling + reward model)."""
     from fog_envs.runtime import autocast
 
     dev = next(model.parameters()).device
     ctx = model.start_latents[:batch].float().repeat((batch + len(model.start_latents) - 1) // len(model.start_latents), 1, 1, 1, 1)[:batch]
     act = torch.zeros(batch, model.context_len, model.task.action_dim, device=dev)
-    x = torch.zeros(batch, model.local_state_dim, device=dev)
+    x = torch.zeros(batch, model.local_state_dim if guide is None else guide.dim, device=dev)
     with autocast(dev, bf16):
         for i in range(repeats + 2):
             if i == 2:
                 t0 = time.perf_counter()
-            z = model.next_latent(ctx, act, None, nfe)
+            if guide is None:
+                z = model.next_latent(ctx, act, None, nfe)
+                model.filter_step(x, act[:, -1], z)
+            else:
+                x_next = guide.step(x, act[:, -1])
+                z = model.next_latent(ctx, act, None, nfe, state=guide.guide_states(x, x_next))
             model.reward(z)
-            model.filter_step(x, act[:, -1], z)
     return batch * repeats / (time.perf_counter() - t0)
 
 
@@ -72,6 +78,8 @@ def main() -> None:
     parser.add_argument("--probe", default=None,
                         help="read every frame with this bundle's state probe instead of the bundle's own (one ruler "
                              "for bundles whose probes differ; the probe reads frames, so any bundle of the task)")
+    parser.add_argument("--state-model", default=None,
+                        help="the state model (bundle name or path) that supplies a state-guided bundle's states")
     parser.add_argument("--write-card", action="store_true")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/fidelity_<task>.json)")
     args = parser.parse_args()
@@ -89,6 +97,18 @@ def main() -> None:
             parser.error(f"--probe {args.probe} is a {ruler.config.task} bundle, --bundle a {model.config.task} one")
         model.probe = ruler.probe
     data = load_play_arrays(args.heldout, model.config.task)
+    guide = None
+    if model.state_guided:
+        from fog_envs.learned.state_local import StateLocalModel
+        from fog_envs.wm.state_model import StateModel
+
+        if args.state_model is None:
+            parser.error(f"{args.bundle} is state-guided: pass --state-model (the state model that supplies its states)")
+        if args.grad_windows:
+            parser.error("the gradient cosines are not measured for state-guided bundles: pass --grad-windows 0")
+        guide = StateLocalModel(model, StateModel.load(args.state_model, task=model.config.task)[0])
+    elif args.state_model is not None:
+        parser.error(f"--state-model is for state-guided bundles; {args.bundle} is not one")
     rows = []
     own_start = model.config.edm.start_sigma
     for start_sigma in args.start_sigma or [own_start]:
@@ -98,8 +118,8 @@ def main() -> None:
                 bf16 = precision == "bf16"
                 fcfg = FidelityConfig(num_windows=args.windows, denoising_steps=nfe, bf16=bf16)
                 rows.append({"nfe": nfe, "precision": precision, "start_sigma": start_sigma,
-                             "global_steps_per_s": global_steps_per_s(model, nfe, bf16),
-                             "open_loop": open_loop(model, data, fcfg), "hold": hold_still(model, data, fcfg)})
+                             "global_steps_per_s": global_steps_per_s(model, nfe, bf16, guide=guide),
+                             "open_loop": open_loop(model, data, fcfg, guide), "hold": hold_still(model, data, fcfg, guide)})
     model.set_sampler(start_sigma=own_start)
     grad = (reference_gradient_cosine(model, data, FidelityConfig(grad_windows=args.grad_windows))
             if args.grad_windows else None)
@@ -136,6 +156,7 @@ def main() -> None:
               f"{grad['true_cos_rssm_on_reference_median']:.3f}, differences through diffusion "
               f"{grad['true_cos_diffusion_fd_mean']:.3f} / {grad['true_cos_diffusion_fd_median']:.3f}")
     out = {"bundle": args.bundle, "probe": args.probe or args.bundle, "heldout": args.heldout,
+           "state_model": args.state_model,
            "task": model.config.task, "rows": rows, "gradient": grad, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / f"fidelity_{model.config.task}.json"

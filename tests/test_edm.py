@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from fog_envs.wm.config_io import config_from_dict, config_to_dict
-from fog_envs.wm.denoiser import DenoiserConfig, LatentDenoiser
+from fog_envs.wm.denoiser import DenoiserConfig, LatentDenoiser, point_planes
 from fog_envs.wm.edm import (
     EDMConfig,
     denoise,
@@ -349,6 +349,45 @@ def test_denoiser_output_starts_at_zero_and_rejects_bad_shapes() -> None:
         model(x, torch.zeros(2), ctx, act[..., :1], torch.zeros(2))
     with pytest.raises(ValueError):
         DenoiserConfig(latent_size=8, patch_size=3)
+
+
+def test_point_planes_by_hand() -> None:
+    """A point at (x, y) = (0.5, 0.3) of an 8×8 grid: cell (row i, column j) has centre ((j + 0.5)/8, (i + 0.5)/8),
+    so its offset is (j + 0.5 − 4, i + 0.5 − 2.4) cells and the bump exp(−|offset|²/2)."""
+    planes = point_planes(torch.tensor([[[0.5, 0.3]]]), 8)
+    assert planes.shape == (1, 3, 8, 8)
+    i, j = 3, 5
+    dx, dy = j + 0.5 - 4.0, i + 0.5 - 2.4
+    assert planes[0, 0, i, j].item() == pytest.approx(dx, abs=1e-5)
+    assert planes[0, 1, i, j].item() == pytest.approx(dy, abs=1e-5)
+    assert planes[0, 2, i, j].item() == pytest.approx(math.exp(-(dx * dx + dy * dy) / 2), abs=1e-6)
+    assert divmod(int(planes[0, 2].argmax()), 8) == (2, 3)  # the cell under the point: row 2, column 3
+
+
+def test_state_guided_denoiser_warm_starts_as_the_unguided_one_and_names_bad_inputs() -> None:
+    torch.manual_seed(0)
+    guided_cfg = replace(SMALL, state_dim=6, state_points=((0, 1), (2, 3)))
+    assert guided_cfg.state_planes == 2 * 6 + 2 * 3 * 2
+    plain, guided = LatentDenoiser(SMALL), LatentDenoiser(guided_cfg)
+    for p in plain.parameters():
+        nn.init.normal_(p, std=0.1)
+    guided.load_unguided(plain.state_dict())
+    ctx, act = _inputs(SMALL, 3)
+    x, c_noise, state = torch.randn(3, *SMALL.latent_shape), torch.randn(3), torch.rand(3, 2, 6)
+    torch.testing.assert_close(guided(x, c_noise, ctx, act, state=state), plain(x, c_noise, ctx, act))
+    # the states reach the output once the new weights move off zero
+    nn.init.normal_(guided.state_proj.weight, std=0.1)
+    other = torch.rand(3, 2, 6)
+    assert not torch.allclose(guided(x, c_noise, ctx, act, state=state), guided(x, c_noise, ctx, act, state=other))
+    with pytest.raises(ValueError, match=r"expects state \(B, 2, 6\)"):
+        guided(x, c_noise, ctx, act)
+    with pytest.raises(ValueError, match="no state guidance"):
+        plain(x, c_noise, ctx, act, state=state)
+    with pytest.raises(ValueError, match="no state guidance; use load_state_dict"):
+        plain.load_unguided(plain.state_dict())
+    with pytest.raises(ValueError, match="state_points pair two indices below"):
+        DenoiserConfig(state_dim=2, state_points=((0, 2),))
+    assert config_from_dict(DenoiserConfig, config_to_dict(guided_cfg)) == guided_cfg
 
 
 def test_configs_round_trip_through_json_dicts() -> None:

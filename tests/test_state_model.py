@@ -366,6 +366,65 @@ def test_state_forward_model_dreams_with_the_state_model_and_the_tasks_formulas(
         make_backend("cube", 1, forward_model="state", local_model="state")
 
 
+def test_state_guided_world_model_trains_steps_with_the_state_model_and_is_measured(tiny_dataset, debug_bundle,
+                                                                                  state_bundle, tmp_path, one_thread):
+    """--state-guidance: the denoiser (warm-started from an unguided one) is conditioned on the probe targets of
+    the last context row and the target row; in the env the state model steps the local state and the frame is
+    sampled from the states before and after; fidelity needs the state model too."""
+    from fog_envs.learned.state_local import StateLocalModel
+    from fog_envs.wm import stages
+    from fog_envs.wm.edm import EDMConfig
+    from fog_envs.wm.fidelity import FidelityConfig, hold_still, open_loop
+    from fog_envs.wm.train import WMTrainConfig, load_play_arrays, train_world_model
+
+    bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "sg"),
+                                             preset="debug", threads=1, init_from=str(debug_bundle),
+                                             reuse=("autoencoder", "reward", "rssm", "probe"),
+                                             warm_start=("denoiser",), state_guidance=True), progress_bar=False)
+    model = WorldModel.load(bundle)
+    assert model.state_guided and model.config.denoiser.state_dim == 6
+    assert model.config.denoiser.state_points == ((0, 1), (2, 3))
+    # the training batches carry the true probe targets of the last context row and of the target row
+    data = load_play_arrays(tiny_dataset, "pusht")
+    data.latents = stages.encode_all(model.autoencoder, data.frames, torch.device("cpu"), False)
+    L = model.context_len
+    starts = stages.valid_window_starts(data.episode_ends, L + 1)
+    batch = stages.denoiser_batch(data, L, np.random.default_rng(0), 4, starts, states=True)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(starts, size=4)[:, None] + np.arange(L + 1)[None]
+    np.testing.assert_array_equal(batch["states"].numpy(), data.probe[rows[:, -2:]])
+    batch["generated"][:] = 1
+    with pytest.raises(ValueError, match="self-forcing"):
+        stages.make_denoiser_loss(EDMConfig(), L)(model.denoiser, batch)
+    # the env: the state model steps, the denoiser draws the frame of the states before and after
+    backend = make_backend("pusht", 2, world_model=str(bundle), local_model="state", state_model=str(state_bundle),
+                           bf16=False)
+    backend.reset(torch.arange(2), [torch.Generator().manual_seed(i) for i in range(2)])
+    x0, ctx0, act0 = backend.state(), backend.ctx.clone(), backend.ctx_act.clone()
+    a = torch.tensor([[0.5, -0.5], [0.0, 1.0]])
+    out = backend.global_step(a, [torch.Generator().manual_seed(10 + i) for i in range(2)])
+    local = backend.state_local
+    with torch.no_grad():
+        x1 = local.step(x0, a)
+        gens = [torch.Generator().manual_seed(10 + i) for i in range(2)]
+        noise = torch.stack([torch.randn(ctx0.shape[2:], generator=g) for g in gens])
+        ctx_noise = torch.stack([torch.randn(ctx0.shape[1:], generator=g) for g in gens])
+        act0[:, -1] = a
+        z = model.next_latent_fixed(ctx0, act0, noise, ctx_noise, state=local.guide_states(x0, x1))
+    torch.testing.assert_close(out.next_state, x1)
+    torch.testing.assert_close(backend.ctx[:, -1], z)
+    with pytest.raises(ValueError, match="state-guided: it needs local_model='state'"):
+        make_backend("pusht", 1, world_model=str(bundle))
+    # fidelity: measured with the state model as the guide, refused without it
+    guide = StateLocalModel(model, StateModel.load(state_bundle)[0])
+    fcfg = FidelityConfig(num_windows=4, horizons=(1, 2))
+    res = open_loop(model, data, fcfg, guide)
+    assert np.isfinite(res["diffusion"]["2"]["probe_block_px_median"])
+    assert np.isfinite(hold_still(model, data, fcfg, guide)["diffusion"]["1"]["psnr_median"])
+    with pytest.raises(ValueError, match="pass a state model"):
+        open_loop(model, data, fcfg)
+
+
 def test_reference_forward_model_with_the_state_local_model_reads_real_frames(debug_bundle, state_bundle, one_thread):
     import gymnasium as gym
 

@@ -79,6 +79,11 @@ class StateLocalModel:
         s, s_prev = x[..., :self.sdim], x[..., self.sdim:]
         return torch.cat([self.state_model.step(s, s_prev, action), s], -1)
 
+    def guide_states(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
+        """(B, 2, S) ``[ŝ_t, ŝ_{t+1}]`` of the local states before and after a step: what a state-guided
+        denoiser draws the next frame from."""
+        return torch.stack([x[..., :self.sdim], x_next[..., :self.sdim]], -2)
+
     def reward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reward_source == "task":
             return self.model.task.state_reward(x[..., :self.sdim])

@@ -5,7 +5,9 @@ actions (``forward_model="diffusion"``), the reward model reads it, and the RSSM
 the next local state ``x = [deter, stoch]``. With ``forward_model="rssm"`` (the "no diffusion" ablation) the
 RSSM prior dreams the next state and its decoder the next latent frame. With ``forward_model="state"`` (needs
 ``local_model="state"``) the state model dreams the next ``[ŝ_{t+1}, ŝ_t]`` and the task's formulas give its reward
-and success: no frames are generated (latent observations only).
+and success: no frames are generated (latent observations only). A *state-guided* world model (its denoiser
+conditioned on physical states, ``DenoiserConfig.state_dim``) needs ``local_model="state"``: the state model
+steps ``[ŝ_t, ŝ_{t−1}]`` and the denoiser draws the frame of ``ŝ_{t+1}``; that state is the next local state.
 
 Local step (differentiable): the RSSM prior mean ``[GRU(deter, stoch, a), mean p(stoch | deter')]`` and the
 RSSM reward head; :class:`fog_envs.learned.diff.DifferentiableEnv` evaluates both at the global states. With
@@ -57,6 +59,9 @@ class WorldModelBackend:
                                          or model.task.state_reward is None):
             raise ValueError("forward_model='state' needs the state local model and the task's state reward and "
                              "success formulas")
+        if model.state_guided and state_local is None:
+            raise ValueError("this world model's denoiser is state-guided: it needs local_model='state' (the state "
+                             "model supplies the states its frames are drawn from)")
         self.model = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -109,9 +114,14 @@ class WorldModelBackend:
         if self.forward_model == "diffusion":
             noise = torch.stack([torch.randn(self.ctx.shape[2:], generator=g) for g in generators]).to(self.device)
             ctx_noise = torch.stack([torch.randn(self.ctx.shape[1:], generator=g) for g in generators]).to(self.device)
+            guide = None
+            if self.model.state_guided:
+                x_next = self.state_local.step(self.x, action)
+                guide = self.state_local.guide_states(self.x, x_next)
             z = self.model.next_latent_fixed(self.ctx, self.ctx_act, noise, ctx_noise, self.denoising_steps,
-                                             bf16=self.bf16)
-            x_next = self.filter(action, z)
+                                             bf16=self.bf16, state=guide)
+            if guide is None:
+                x_next = self.filter(action, z)
         elif self.forward_model == "state":
             x_next = self.state_local.step(self.x, action)
             s_next = x_next[:, :self.state_local.sdim]

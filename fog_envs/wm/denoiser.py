@@ -11,6 +11,14 @@ Conditioning vector (``cond_dim``): sinusoidal features of ``c_noise`` and of ``
 context's noise level), each through its own linear map, plus ``Linear(L·A → cond_dim)`` of the actions,
 summed and passed through a 2-layer MLP; every block turns it into a per-channel scale and shift (FiLM).
 
+State guidance (``state_dim`` > 0, off by default): the network also sees two physical states (the task's
+probe targets) of the last context frame and of the frame it generates, ``state`` (B, 2, S): through
+``Linear(2·S → cond_dim)`` into the conditioning vector, as constant input planes, and, for each
+``state_points`` pair (x, y) that is a position on the frame (Push-T: the agent and the block, table units
+= frame units / 512), as three planes on the latent grid: the offset of every cell centre from the point in
+cells (x, y) and a Gaussian bump of one cell's width around it. A conv net cannot place an object at a
+coordinate it only gets as a number; with the offsets it reads "where is the block" at every cell.
+
 Speed choices (measured in ``benchmarks/bench_denoiser.py``): activations are kept channels-last, where
 oneDNN's bf16 3×3 conv runs at about the machine's bf16 matmul peak; normalisation is a per-position
 LayerNorm over channels ("AdaLN", as in DiT), which is a contiguous last-dimension op in that layout
@@ -41,6 +49,10 @@ class DenoiserConfig:
     fourier_dim: int = 64  #: sinusoidal features per noise level
     patch_size: int = 1  #: space-to-depth factor at the input (2 turns a 16×16 latent into an 8×8 map)
     action_planes: bool = True  #: also feed the actions as constant input planes (cheap, direct)
+    state_dim: int = 0
+    """S > 0: condition on the physical states of the last context frame and of the generated one (module doc)"""
+    state_points: tuple[tuple[int, int], ...] = ()
+    """index pairs (x, y) of ``state`` that are positions on the frame in [0, 1] (x: column, y: row)"""
 
     def __post_init__(self) -> None:
         if self.latent_size % self.patch_size:
@@ -49,10 +61,31 @@ class DenoiserConfig:
         if min(self.latent_channels, self.latent_size, self.context_len, self.action_dim, self.channels,
                self.cond_dim, self.patch_size) < 1 or self.num_blocks < 0 or self.fourier_dim < 2:
             raise ValueError(f"DenoiserConfig: sizes must be positive, got {self}")
+        if self.state_dim < 0 or any(len(p) != 2 or not all(0 <= i < self.state_dim for i in p)
+                                     for p in self.state_points):
+            raise ValueError(f"DenoiserConfig: state_dim must be >= 0 and every state_points pair two indices below "
+                             f"it, got state_dim {self.state_dim}, state_points {self.state_points}")
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         return (self.latent_channels, self.latent_size, self.latent_size)
+
+    @property
+    def state_planes(self) -> int:
+        """Input planes the state guidance adds: 2·S constant planes and 3 per point and state."""
+        return 2 * self.state_dim + 2 * 3 * len(self.state_points) if self.state_dim else 0
+
+
+def point_planes(points: Tensor, size: int) -> Tensor:
+    """(B, 3K, size, size) planes of K points ``points`` (B, K, 2) given as (x, y) in [0, 1] of the frame: for
+    each, the offset of every cell centre from the point in cells (x then y) and ``exp(−d²/2)``, d that offset's
+    length (a bump one cell wide)."""
+    centres = (torch.arange(size, device=points.device, dtype=points.dtype) + 0.5) / size
+    dx = (centres[None, None, None, :] - points[..., 0, None, None]) * size  # (B, K, 1, size): varies along columns
+    dy = (centres[None, None, :, None] - points[..., 1, None, None]) * size  # (B, K, size, 1): varies along rows
+    dx, dy = dx.expand(-1, -1, size, size), dy.expand(-1, -1, size, size)
+    bump = torch.exp(-(dx.square() + dy.square()) / 2)
+    return torch.stack([dx, dy, bump], 2).flatten(1, 2)
 
 
 class FourierFeatures(nn.Module):
@@ -112,11 +145,12 @@ class LatentDenoiser(nn.Module):
         self.config = cfg = config
         p2 = cfg.patch_size ** 2
         in_ch = (cfg.context_len + 1) * cfg.latent_channels + (cfg.context_len * cfg.action_dim
-                                                               if cfg.action_planes else 0)
+                                                               if cfg.action_planes else 0) + cfg.state_planes
         self.noise_fourier = FourierFeatures(cfg.fourier_dim)
         self.noise_proj = nn.Linear(cfg.fourier_dim // 2 * 2, cfg.cond_dim)
         self.cond_noise_proj = nn.Linear(cfg.fourier_dim // 2 * 2, cfg.cond_dim)
         self.action_proj = nn.Linear(cfg.context_len * cfg.action_dim, cfg.cond_dim)
+        self.state_proj = nn.Linear(2 * cfg.state_dim, cfg.cond_dim) if cfg.state_dim else None
         self.cond_mlp = nn.Sequential(nn.SiLU(), nn.Linear(cfg.cond_dim, cfg.cond_dim), nn.SiLU(),
                                       nn.Linear(cfg.cond_dim, cfg.cond_dim), nn.SiLU())
         # every AdaLN's (scale, shift) from one matmul: 2 norms per block + the output norm
@@ -130,13 +164,46 @@ class LatentDenoiser(nn.Module):
         nn.init.zeros_(self.out_conv.bias)
         self.to(memory_format=torch.channels_last)
 
+    def load_unguided(self, state_dict: dict[str, Tensor]) -> None:
+        """Warm-start this state-guided denoiser from an unguided one's weights (same sizes otherwise): every
+        shared tensor is copied, the stem's extra input channels (the state planes, appended last) and the
+        state projection start at zero, so the network starts out computing exactly what the unguided one did."""
+        if not self.config.state_dim:
+            raise ValueError("load_unguided: this denoiser has no state guidance; use load_state_dict")
+        own = self.state_dict()
+        extra = sorted(set(state_dict) - set(own))
+        if extra:
+            raise ValueError(f"load_unguided: unexpected keys {extra}")
+        grown = {}
+        for key, value in own.items():
+            if key.startswith("state_proj."):
+                grown[key] = torch.zeros_like(value)
+            elif key not in state_dict:
+                raise ValueError(f"load_unguided: missing key {key!r}")
+            elif key == "stem.weight" and state_dict[key].shape[1] < value.shape[1]:
+                old = state_dict[key]
+                if old.shape[0] != value.shape[0] or old.shape[2:] != value.shape[2:]:
+                    raise ValueError(f"load_unguided: stem weight {tuple(old.shape)} does not fit {tuple(value.shape)}")
+                w = torch.zeros_like(value)
+                w[:, :old.shape[1]] = old
+                grown[key] = w
+            else:
+                grown[key] = state_dict[key]
+        self.load_state_dict(grown)
+
     def count_params(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def _check(self, x_in: Tensor, c_noise: Tensor, context: Tensor, actions: Tensor) -> None:
+    def _check(self, x_in: Tensor, c_noise: Tensor, context: Tensor, actions: Tensor, state: Tensor | None) -> None:
         cfg = self.config
         b = x_in.shape[0]
+        if cfg.state_dim and (state is None or tuple(state.shape) != (b, 2, cfg.state_dim)):
+            raise ValueError(f"LatentDenoiser with state guidance expects state (B, 2, {cfg.state_dim}) (the last "
+                             f"context frame's and the generated frame's), got "
+                             f"{None if state is None else tuple(state.shape)}")
+        if not cfg.state_dim and state is not None:
+            raise ValueError("LatentDenoiser: state given, but this denoiser has no state guidance (state_dim 0)")
         lat = cfg.latent_shape
         ok = (tuple(x_in.shape[1:]) == lat and tuple(c_noise.shape) == (b,)
               and tuple(context.shape) == (b, cfg.context_len, *lat)
@@ -148,24 +215,33 @@ class LatentDenoiser(nn.Module):
                 f"{cfg.action_dim}); got {tuple(x_in.shape)}, {tuple(c_noise.shape)}, "
                 f"{tuple(context.shape)}, {tuple(actions.shape)}")
 
-    def condition(self, c_noise: Tensor, actions: Tensor, c_noise_cond: Tensor | None) -> Tensor:
+    def condition(self, c_noise: Tensor, actions: Tensor, c_noise_cond: Tensor | None,
+                  state: Tensor | None = None) -> Tensor:
         """The conditioning vector (B, cond_dim) (SiLU-activated), from which every AdaLN is modulated."""
         if c_noise_cond is None:
             c_noise_cond = torch.full_like(c_noise, math.log(0.005) / 4)
         emb = (self.noise_proj(self.noise_fourier(c_noise)) + self.cond_noise_proj(self.noise_fourier(c_noise_cond))
                + self.action_proj(actions.flatten(1).to(self.action_proj.weight.dtype)))
+        if self.state_proj is not None:
+            emb = emb + self.state_proj(state.flatten(1).to(self.state_proj.weight.dtype))
         return self.cond_mlp(emb)
 
     def forward(self, x_in: Tensor, c_noise: Tensor, context: Tensor, actions: Tensor,
-                c_noise_cond: Tensor | None = None) -> Tensor:
-        self._check(x_in, c_noise, context, actions)
+                c_noise_cond: Tensor | None = None, state: Tensor | None = None) -> Tensor:
+        self._check(x_in, c_noise, context, actions, state)
         cfg = self.config
         b, _, h, w = x_in.shape
-        film = self.film(self.condition(c_noise, actions, c_noise_cond)).unflatten(1, (-1, 2, cfg.channels))
+        film = self.film(self.condition(c_noise, actions, c_noise_cond, state)).unflatten(1, (-1, 2, cfg.channels))
         # assemble the input directly in channels-last layout: one copy, read straight from the inputs
         parts = [x_in.permute(0, 2, 3, 1), context.permute(0, 3, 4, 1, 2).flatten(3)]
         if cfg.action_planes:
             parts.append(actions.flatten(1).to(x_in.dtype)[:, None, None, :].expand(-1, h, w, -1))
+        if cfg.state_dim:
+            st = state.to(x_in.dtype)
+            parts.append(st.flatten(1)[:, None, None, :].expand(-1, h, w, -1))
+            if cfg.state_points:
+                pts = st[:, :, [list(p) for p in cfg.state_points]].flatten(1, 2)  # (B, 2K, 2)
+                parts.append(point_planes(pts, h).permute(0, 2, 3, 1))
         x = torch.cat(parts, dim=3).permute(0, 3, 1, 2)
         if cfg.patch_size > 1:
             x = F.pixel_unshuffle(x, cfg.patch_size).contiguous(memory_format=torch.channels_last)
@@ -178,4 +254,4 @@ class LatentDenoiser(nn.Module):
         return x.contiguous()
 
 
-__all__ = ["DenoiserConfig", "FourierFeatures", "LatentDenoiser", "ResBlock", "ada_layer_norm"]
+__all__ = ["DenoiserConfig", "FourierFeatures", "LatentDenoiser", "ResBlock", "ada_layer_norm", "point_planes"]

@@ -9,6 +9,8 @@ few deterministic Euler steps on a Karras σ schedule.
 A *model* here is any callable ``model(x_in, c_noise, context_in, actions, c_noise_cond) -> F`` with
 ``x_in`` (B, C, h, w), ``c_noise`` (B,), ``context_in`` (B, L, C, h, w), ``actions`` (B, L, A) and
 ``c_noise_cond`` (B,) (the embedded noise level of the context, see below); :class:`LatentDenoiser` is one.
+Functions that take ``state`` (B, 2, S) (the physical states of the last context frame and of the generated
+one, for a state-guided denoiser) pass it on as the keyword ``state=`` and only when it is given.
 
 Choices that go beyond the letter of DIAMOND (all configurable in :class:`EDMConfig`):
 
@@ -263,7 +265,7 @@ def sample_context(context: Tensor, cfg: EDMConfig, generator: torch.Generator |
 
 
 def network_output(model: DenoiserFn, x_noisy: Tensor, sigma: Tensor, context: Tensor, actions: Tensor,
-                   cfg: EDMConfig, sigma_cond: Tensor | None = None) -> Tensor:
+                   cfg: EDMConfig, sigma_cond: Tensor | None = None, state: Tensor | None = None) -> Tensor:
     """``F(c_in·x_noisy, c_noise, context_in, actions, c_noise_cond)`` in ``x_noisy``'s dtype.
 
     ``sigma`` (B,) is the noise level of ``x_noisy``; ``context`` (B, L, C, h, w) is in data units, with
@@ -273,7 +275,8 @@ def network_output(model: DenoiserFn, x_noisy: Tensor, sigma: Tensor, context: T
         sigma_cond = torch.full_like(sigma, cfg.s_cond)
     c_in, _, _, c_noise = preconditioners(sigma, cfg)
     context_in, c_noise_cond = _context_in(context, sigma_cond, cfg)
-    out = model(_expand(c_in, x_noisy) * x_noisy, c_noise, context_in, actions, c_noise_cond)
+    extra = {} if state is None else {"state": state}
+    out = model(_expand(c_in, x_noisy) * x_noisy, c_noise, context_in, actions, c_noise_cond, **extra)
     return out.to(x_noisy.dtype)
 
 
@@ -291,7 +294,8 @@ def _warm_start_samples(sigma: Tensor, x_noisy: Tensor, context: Tensor, cfg: ED
 
 
 def edm_training_loss(model: DenoiserFn, x0: Tensor, context: Tensor, actions: Tensor, cfg: EDMConfig,
-                      generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+                      generator: torch.Generator | None = None,
+                      state: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """Denoising loss on a batch: ``mean(w·(F − (x0 − c_skip·x_noisy)/c_out)²)`` at log-normal σ.
 
     ``x0`` (B, C, h, w) is the next latent (with ``cfg.predict_delta`` the chain's target is
@@ -313,7 +317,7 @@ def edm_training_loss(model: DenoiserFn, x0: Tensor, context: Tensor, actions: T
         sigma, x_noisy = _warm_start_samples(sigma, x_noisy, context.to(x0.dtype), cfg, generator)
     _, c_skip, c_out, _ = preconditioners(sigma, cfg)
     target = (x0 - _expand(c_skip, x0) * x_noisy) / _expand(c_out, x0)
-    out = network_output(model, x_noisy, sigma, noisy_context, actions.to(x0.dtype), cfg, sigma_cond)
+    out = network_output(model, x_noisy, sigma, noisy_context, actions.to(x0.dtype), cfg, sigma_cond, state)
     err = (out - target).square()
     if cfg.motion_weight > 0:
         err = err * motion_weights(x_next, context[:, -1].to(x0.dtype), cfg.motion_weight)
@@ -324,7 +328,7 @@ def edm_training_loss(model: DenoiserFn, x0: Tensor, context: Tensor, actions: T
 
 
 def denoise(model: DenoiserFn, x_noisy: Tensor, sigma: Tensor | float, context: Tensor, actions: Tensor,
-            cfg: EDMConfig, sigma_cond: Tensor | float | None = None) -> Tensor:
+            cfg: EDMConfig, sigma_cond: Tensor | float | None = None, state: Tensor | None = None) -> Tensor:
     """``D(x; σ) = c_skip·x + c_out·F(c_in·x, c_noise, context, actions)``: the clean-latent estimate.
 
     ``sigma`` is a scalar or (B,); ``context`` is in data units with noise level ``sigma_cond``
@@ -335,13 +339,14 @@ def denoise(model: DenoiserFn, x_noisy: Tensor, sigma: Tensor | float, context: 
     if sigma_cond is not None:
         sigma_cond = torch.as_tensor(sigma_cond, device=x_noisy.device, dtype=x_noisy.dtype).expand(b)
     _, c_skip, c_out, _ = preconditioners(sigma, cfg)
-    out = network_output(model, x_noisy, sigma, context, actions, cfg, sigma_cond)
+    out = network_output(model, x_noisy, sigma, context, actions, cfg, sigma_cond, state)
     return _expand(c_skip, x_noisy) * x_noisy + _expand(c_out, x_noisy) * out
 
 
 def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMConfig,
                  generator: torch.Generator | None = None, num_steps: int | None = None,
-                 noise: Tensor | None = None, context_noise: Tensor | None = None, bf16: bool = False) -> Tensor:
+                 noise: Tensor | None = None, context_noise: Tensor | None = None, bf16: bool = False,
+                 state: Tensor | None = None) -> Tensor:
     """Generate the next latent (B, C, h, w) with ``num_steps`` Euler steps (default ``cfg.num_steps``).
 
     ``context`` (B, L, C, h, w) holds clean latents, ``actions`` (B, L, A); with ``cfg.predict_delta`` the
@@ -353,7 +358,8 @@ def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMCo
     Gradients flow if the caller enables them (wrap in ``torch.no_grad()`` otherwise).
 
     ``bf16``: run each network call under bf16 autocast (≈2× faster convolutions on CPUs with AMX/AVX512-BF16);
-    the preconditioning and the Euler updates stay in the context's dtype.
+    the preconditioning and the Euler updates stay in the context's dtype. ``state``: the states a
+    state-guided denoiser is conditioned on (see the module docstring).
     """
     if context.dim() != 5 or actions.dim() != 3 or context.shape[:2] != actions.shape[:2]:
         raise ValueError(f"euler_sample: expected context (B, L, C, h, w) and actions (B, L, A), got "
@@ -375,10 +381,10 @@ def euler_sample(model: DenoiserFn, context: Tensor, actions: Tensor, cfg: EDMCo
         s, s_next = sigmas[i], sigmas[i + 1]
         if bf16:
             with torch.autocast(x.device.type, dtype=torch.bfloat16):
-                x0_hat = denoise(model, x, s, context, actions, cfg)
+                x0_hat = denoise(model, x, s, context, actions, cfg, state=state)
             x0_hat = x0_hat.to(dtype)
         else:
-            x0_hat = denoise(model, x, s, context, actions, cfg)
+            x0_hat = denoise(model, x, s, context, actions, cfg, state=state)
         # Euler step x + (s_next − s)·(x − D)/s, written so that s_next = 0 returns D exactly
         x = x0_hat if i == len(sigmas) - 2 else x0_hat + (x - x0_hat) * (s_next / s)
     return from_target(x, clean, cfg)

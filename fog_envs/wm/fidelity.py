@@ -22,13 +22,16 @@ and, the measure that matters, against central differences through the reference
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from fog_envs.wm.model import LocalModel, WorldModel
 from fog_envs.wm.stages import PlayArrays, valid_window_starts
+
+if TYPE_CHECKING:
+    from fog_envs.learned.state_local import StateLocalModel
 
 
 @dataclass(frozen=True)
@@ -63,13 +66,23 @@ def _windows(data: PlayArrays, context_len: int, horizon: int, cfg: FidelityConf
 
 
 def _diffusion_open_loop(model: WorldModel, ctx: torch.Tensor, actions: torch.Tensor, horizon: int,
-                         gen: torch.Generator, cfg: FidelityConfig) -> torch.Tensor:
+                         gen: torch.Generator, cfg: FidelityConfig, guide: "StateLocalModel | None" = None
+                         ) -> torch.Tensor:
     """``horizon`` latents (B, H, C, h, w) sampled from context ``ctx`` (B, L, ...), each fed back as context;
-    step k sees the actions ``actions[:, k:k + L]``."""
+    step k sees the actions ``actions[:, k:k + L]``. A state-guided model's states come from ``guide`` as in
+    the learned envs: the probe reads the context's last two frames (decoded), the state model steps them
+    open loop with the same actions."""
     L = ctx.shape[1]
+    if model.state_guided and guide is None:
+        raise ValueError("this world model's denoiser is state-guided: pass a state model (the guide) to measure it")
+    x = guide.start_window(ctx, actions[:, :L]) if model.state_guided else None
     out, ctx_lat = [], ctx
     for k in range(horizon):
-        z = model.next_latent(ctx_lat, actions[:, k:k + L], gen, cfg.denoising_steps, bf16=cfg.bf16)
+        state = None
+        if x is not None:
+            x_next = guide.step(x, actions[:, k + L - 1])
+            state, x = guide.guide_states(x, x_next), x_next
+        z = model.next_latent(ctx_lat, actions[:, k:k + L], gen, cfg.denoising_steps, bf16=cfg.bf16, state=state)
         out.append(z)
         ctx_lat = torch.cat([ctx_lat[:, 1:], z[:, None]], dim=1)
     return torch.stack(out, 1)
@@ -107,14 +120,16 @@ def _summary(per: dict[str, dict[int, dict[str, list]]], stats: dict) -> dict[st
 
 
 @torch.no_grad()
-def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, dict]:
+def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig(),
+              guide: "StateLocalModel | None" = None) -> dict[str, dict]:
     """Errors of the diffusion model (``"diffusion"``) and of the RSSM alone (``"rssm"``) at each horizon,
     the copy-the-last-frame reference (``"persist"``), and two floors: the true future frame through the
     autoencoder (``"autoencoder"``: what a perfect latent model would score, every figure read the same way)
     and the probe on the real frame itself (``"real"``). With passive objects, ``passive_gain`` and
     ``passive_cos`` (:func:`passive_response`; displacements from the probe's reading of the last context
     frame as the same kind sees it: decoded for the models, real for ``"real"``) and, per horizon,
-    ``passive_moving_windows`` under ``"windows_moved"``."""
+    ``passive_moving_windows`` under ``"windows_moved"``. ``guide``: the state model a state-guided world model
+    needs (:func:`_diffusion_open_loop`)."""
     spec = model.task
     L, H = model.context_len, max(cfg.horizons)
     starts = _windows(data, L, H, cfg)
@@ -134,7 +149,7 @@ def open_loop(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fidelit
         actions = torch.from_numpy(data.actions[rows]).to(device)
         latents = model.autoencoder.encode(frames)
         ctx, ctx_act = latents[:, :L], actions[:, :L]
-        diff_lat = _diffusion_open_loop(model, ctx, actions, H, gen, cfg)
+        diff_lat = _diffusion_open_loop(model, ctx, actions, H, gen, cfg, guide)
         rssm_lat = model.rssm_open_loop(ctx, ctx_act, actions[:, L - 1:L - 1 + H])
         persist = ctx[:, -1:].expand(-1, H, *ctx.shape[2:])
         true_start = data.probe[rows[:, L - 1]]
@@ -206,7 +221,8 @@ def reconstruction(autoencoder: torch.nn.Module, probe: torch.nn.Module, spec, f
 
 
 @torch.no_grad()
-def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig()) -> dict[str, dict]:
+def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = FidelityConfig(),
+               guide: "StateLocalModel | None" = None) -> dict[str, dict]:
     """Drift of a scene at rest under zero actions, per horizon, for the diffusion model (``"diffusion"``) and
     the RSSM alone (``"rssm"``): the state probe on the generated frame against the probe on the start frame
     (through the autoencoder), and the PSNR between the two frames. Start frames: the last context frame of
@@ -226,7 +242,7 @@ def hold_still(model: WorldModel, data: PlayArrays, cfg: FidelityConfig = Fideli
         held = model.autoencoder.decode(start)
         probe_held = model.probe(held).cpu().numpy()
         held = held.cpu().numpy()
-        lats = {"diffusion": _diffusion_open_loop(model, ctx, zeros, H, gen, cfg),
+        lats = {"diffusion": _diffusion_open_loop(model, ctx, zeros, H, gen, cfg, guide),
                 "rssm": model.rssm_open_loop(ctx, zeros[:, :L], zeros[:, :H])}
         for kind, lat in lats.items():
             for h in cfg.horizons:

@@ -67,20 +67,26 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def next_latent(self, context: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None,
-                    num_steps: int | None = None, bf16: bool = False) -> torch.Tensor:
-        """Sample z_{t+1} given latents z_{t-L+1..t} (B, L, C, h, w) and actions a_{t-L+1..t} (B, L, A)."""
+                    num_steps: int | None = None, bf16: bool = False, state: torch.Tensor | None = None) -> torch.Tensor:
+        """Sample z_{t+1} given latents z_{t-L+1..t} (B, L, C, h, w) and actions a_{t-L+1..t} (B, L, A) (and, for
+        a state-guided denoiser, ``state`` (B, 2, P): the probe-target states at t and t+1)."""
         return euler_sample(self.denoiser, context, actions, self.config.edm, generator, num_steps=num_steps,
-                            bf16=bf16)
+                            bf16=bf16, state=state)
 
     @torch.no_grad()
     def next_latent_fixed(self, context: torch.Tensor, actions: torch.Tensor, noise: torch.Tensor,
                           context_noise: torch.Tensor, num_steps: int | None = None,
-                          bf16: bool = False) -> torch.Tensor:
+                          bf16: bool = False, state: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`next_latent` with its random draws given (per-env generators, finite differences)."""
         return euler_sample(self.denoiser, context, actions, self.config.edm, None, num_steps=num_steps,
-                            noise=noise, context_noise=context_noise, bf16=bf16)
+                            noise=noise, context_noise=context_noise, bf16=bf16, state=state)
 
     # --- the local model on flat states x = [deter, stoch] -------------------------------------------
+    @property
+    def state_guided(self) -> bool:
+        """Whether the denoiser is conditioned on physical states (``DenoiserConfig.state_dim`` > 0)."""
+        return self.config.denoiser.state_dim > 0
+
     @property
     def local_state_dim(self) -> int:
         return self.config.rssm.deter + self.config.rssm.stoch

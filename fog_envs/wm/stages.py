@@ -110,13 +110,14 @@ def window_probabilities(motion: np.ndarray, weight: float) -> np.ndarray | None
 
 def denoiser_batch(data: PlayArrays, context_len: int, rng: np.random.Generator, batch: int,
                    starts: np.ndarray, edm: EDMConfig = EDMConfig(),
-                   p: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+                   p: np.ndarray | None = None, states: bool = False) -> dict[str, torch.Tensor]:
     """Windows of real latents and actions ending in the target z_{t+1}, plus ``generated`` (B,): how many
     context latents the loss replaces by the model's own samples (0 unless ``edm.rollout_prob > 0``).
 
     The windows hold ``denoiser_window(edm, context_len)`` rows; the context is the ``context_len`` rows
     before the target. ``p``: the windows' sampling probabilities (None: uniform; see
-    :func:`window_probabilities`)."""
+    :func:`window_probabilities`). ``states``: also ``"states"`` (B, 2, P), the true probe targets of the last
+    context row and of the target row (what a state-guided denoiser is conditioned on)."""
     total = denoiser_window(edm, context_len)
     s = rng.choice(starts, size=batch, p=p)
     rows = s[:, None] + np.arange(total)[None]
@@ -124,8 +125,11 @@ def denoiser_batch(data: PlayArrays, context_len: int, rng: np.random.Generator,
     if edm.rollout_prob > 0:
         on = rng.random(batch) < edm.rollout_prob
         generated[on] = rng.integers(1, edm.rollout_steps + 1, size=int(on.sum()))
-    return {"latents": data.latents[torch.from_numpy(rows)], "actions": torch.from_numpy(data.actions[rows]),
-            "generated": torch.from_numpy(generated)}
+    out = {"latents": data.latents[torch.from_numpy(rows)], "actions": torch.from_numpy(data.actions[rows]),
+           "generated": torch.from_numpy(generated)}
+    if states:
+        out["states"] = torch.from_numpy(data.probe[rows[:, -2:]])
+    return out
 
 
 def make_denoiser_loss(edm: EDMConfig, context_len: int):
@@ -133,9 +137,12 @@ def make_denoiser_loss(edm: EDMConfig, context_len: int):
     def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]):
         latents, actions = batch["latents"], batch["actions"]
         if bool((batch["generated"] > 0).any()):
+            if "states" in batch:
+                raise ValueError("self-forcing (rollout_prob > 0) is not supported with a state-guided denoiser")
             latents = rollout_context(model, latents, actions, batch["generated"], context_len, edm)
         ctx = slice(latents.shape[1] - 1 - context_len, latents.shape[1] - 1)
-        return edm_training_loss(model, latents[:, -1], latents[:, ctx], actions[:, ctx], edm, None)
+        return edm_training_loss(model, latents[:, -1], latents[:, ctx], actions[:, ctx], edm, None,
+                                 state=batch.get("states"))
     return loss
 
 

@@ -94,6 +94,9 @@ class TaskSpec:
     state_outcome: Callable[[Any], tuple[Any, dict[str, Any]]] | None = None
     """``(is_success, aux)`` of probe-target states in torch, the aux keyed by ``aux_names`` (None: not available);
     with ``state_reward`` it lets a state model stand in for the global model (``forward_model="state"``)"""
+    frame_points: tuple[tuple[int, int], ...] = ()
+    """probe-target index pairs (x, y) that are positions on the frame in [0, 1] (x: column, y: row), for a
+    state-guided denoiser's planes (``DenoiserConfig.state_points``); empty for an ego-centric camera"""
     passive_dims: tuple[int, ...] = ()
     """probe-target dimensions of objects that move only when pushed (the block, the cube): a state model is
     taught that they do not respond to its inputs where they rest (``StateModelTrainConfig.still_jacobian``)"""
@@ -107,7 +110,7 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
                       _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5, _pusht_state_reward,
-                      _pusht_state_outcome, passive_dims=(2, 3, 4, 5)),
+                      _pusht_state_outcome, frame_points=((0, 1), (2, 3)), passive_dims=(2, 3, 4, 5)),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
                      passive_dims=(4, 5, 6, 7)),

@@ -103,6 +103,10 @@ class WMTrainConfig:
     rssm_state_weight: float | None = None
     """give the RSSM a state head trained on the true state (the task's probe targets) with this weight
     (``RSSMConfig.state_dim/state_weight``); 0 removes it"""
+    state_guidance: bool | None = None
+    """condition the denoiser on the physical states (the task's probe targets) of the last context frame and
+    of the frame it generates (``DenoiserConfig.state_dim/state_points``; in imagination a state model supplies
+    them). A warm-started unguided denoiser keeps its weights and starts with zero weights on the new inputs"""
     probe_decoded_fraction: float | None = None
     """override ``ProbeConfig.decoded_fraction``: the fraction of the probe's training frames seen through
     the autoencoder (a reader for the state-space local model; 0: real frames only, the fidelity ruler)"""
@@ -237,6 +241,13 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
     if denoiser_overrides and "denoiser" in reused | warm:
         raise ValueError(f"denoiser size overrides {denoiser_overrides} need a denoiser trained anew; this run "
                          "takes its weights from another bundle (reuse, warm_start or reuse_from)")
+    if cfg.state_guidance is not None:
+        if "denoiser" in reused:
+            raise ValueError("state_guidance changes the denoiser's inputs; this run reuses it (warm-start it or "
+                             "train it anew)")
+        spec = get_task(cfg.task)
+        denoiser_overrides.update(state_dim=spec.probe_dim if cfg.state_guidance else 0,
+                                  state_points=spec.frame_points if cfg.state_guidance else ())
     rssm_overrides: dict[str, object] = {}
     if cfg.rssm_motion_weight is not None:
         rssm_overrides["motion_weight"] = cfg.rssm_motion_weight
@@ -387,7 +398,8 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     rssm_starts = st.valid_window_starts(data.episode_ends, preset.rssm_seq_len)
     jobs = {
         "denoiser": (model.denoiser, st.make_denoiser_loss(preset.model.edm, L),
-                     lambda r, b: st.denoiser_batch(data, L, r, b, den_starts, preset.model.edm, den_p)),
+                     lambda r, b: st.denoiser_batch(data, L, r, b, den_starts, preset.model.edm, den_p,
+                                                    states=preset.model.denoiser.state_dim > 0)),
         "reward": (model.reward, st.reward_loss, lambda r, b: st.reward_batch(data, r, b, next_rows)),
         "rssm": (model.rssm, st.rssm_loss, lambda r, b: st.rssm_batch(data, preset.rssm_seq_len, r, b, rssm_starts)),
         "probe": (model.probe, st.probe_loss,
@@ -402,7 +414,9 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
             take(name, module)
         else:
             if name in warm and not (ckpt / f"{name}.pt").exists():
-                module.load_state_dict(getattr(source, name).state_dict())
+                weights = getattr(source, name).state_dict()
+                grow = name == "denoiser" and module.config.state_dim and not source.config.denoiser.state_dim
+                module.load_unguided(weights) if grow else module.load_state_dict(weights)
                 steps = source.card.get("steps", {}).get(name)
                 progress.setdefault("warm_start", {})[name] = {"from": cfg.init_from, "steps": steps}
                 if ctx.is_main:  # recorded now: a resumed run starts from the checkpoint, not from here
