@@ -362,8 +362,6 @@ def test_state_forward_model_dreams_with_the_state_model_and_the_tasks_formulas(
                      state_model=str(state_bundle))
     with pytest.raises(ValueError, match="pass local_model='state'"):
         make_backend("pusht", 1, world_model=str(debug_bundle), forward_model="state")
-    with pytest.raises(ValueError, match="task 'cube' has none"):
-        make_backend("cube", 1, forward_model="state", local_model="state")
 
 
 def test_state_guided_world_model_trains_steps_with_the_state_model_and_is_measured(tiny_dataset, debug_bundle,
@@ -423,6 +421,24 @@ def test_state_guided_world_model_trains_steps_with_the_state_model_and_is_measu
     assert np.isfinite(hold_still(model, data, fcfg, guide)["diffusion"]["1"]["psnr_median"])
     with pytest.raises(ValueError, match="pass a state model"):
         open_loop(model, data, fcfg)
+
+
+def test_cube_reward_in_torch_is_the_reference_reward_on_probe_targets():
+    from fog_envs.real import cube_reward
+    from fog_envs.real.cube_reward_torch import outcome, reward
+
+    rng = np.random.default_rng(0)
+    states = np.concatenate([rng.uniform(-1.5, 1.5, (64, 2)), rng.uniform(-3, 3, (64, 1)),
+                             rng.uniform(-1.5, 1.5, (64, 2)), rng.uniform(-3, 3, (64, 1))], 1)
+    states[:8, 3:5] = np.array([0.75, 0.75]) + rng.uniform(-0.2, 0.2, (8, 2))  # some inside the goal
+    states[8:16, 0:2] = states[8:16, 3:5] + 0.2  # some touching the cube
+    spec = get_task("cube")
+    probe = torch.from_numpy(spec.probe_targets(states)).double()
+    np.testing.assert_allclose(reward(probe).numpy(), cube_reward.reward_batch(states), rtol=1e-6, atol=1e-6)
+    success, aux = outcome(probe)
+    assert success.tolist() == [cube_reward.is_success(s) for s in states] and any(success.tolist())
+    np.testing.assert_allclose(aux["cube_goal_distance"].numpy(), cube_reward.cube_goal_distance(states), rtol=1e-6)
+    assert spec.state_reward is not None and spec.state_outcome is not None
 
 
 def test_reference_forward_model_with_the_state_local_model_reads_real_frames(debug_bundle, state_bundle, one_thread):

@@ -56,6 +56,20 @@ def _cube_aux(state: np.ndarray) -> np.ndarray:
     return np.linalg.norm(s[:, 3:5] - np.asarray(GOAL_CENTER)[:2], axis=1, keepdims=True).astype(np.float32)
 
 
+def _cube_state_reward(state: Any) -> Any:
+    """The push-cube reward of probe-target states in torch (:mod:`fog_envs.real.cube_reward_torch`)."""
+    from fog_envs.real.cube_reward_torch import reward
+
+    return reward(state)
+
+
+def _cube_state_outcome(state: Any) -> tuple[Any, dict[str, Any]]:
+    """Push-cube success and the ``cube_goal_distance`` aux of probe-target states, in torch."""
+    from fog_envs.real.cube_reward_torch import outcome
+
+    return outcome(state)
+
+
 def _cube_probe_targets(state: np.ndarray) -> np.ndarray:
     """Robot x, y (m), cos/sin yaw; cube x, y (m), cos/sin of 4·yaw (a cube looks the same every 90°)."""
     s = np.asarray(state, dtype=np.float64)
@@ -113,7 +127,7 @@ TASKS: dict[str, TaskSpec] = {
                       _pusht_state_outcome, frame_points=((0, 1), (2, 3)), passive_dims=(2, 3, 4, 5)),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
-                     passive_dims=(4, 5, 6, 7)),
+                     _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7)),
 }
 
 
