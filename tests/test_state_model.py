@@ -191,7 +191,7 @@ def test_open_loop_errors_of_a_still_model_are_copying_the_state(tiny_dataset):
     assert out["copy"]["1_block_px_median"] == pytest.approx(copy_h1, rel=1e-6)
     with pytest.raises(ValueError, match="context_len must be >= 2"):
         open_loop_errors(_still_model(), ep, spec, context_len=1)
-    with pytest.raises(ValueError, match="no held-out window of 104 rows"):
+    with pytest.raises(ValueError, match="no held-out window of 104 frames"):
         open_loop_errors(_still_model(), ep, spec, horizons=(100,))
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fog_envs.wm.model import LocalModel, WorldModel
-from fog_envs.wm.stages import PlayArrays, valid_window_starts
+from fog_envs.wm.stages import PlayArrays, sample_window_starts, valid_window_starts
 
 if TYPE_CHECKING:
     from fog_envs.learned.state_local import StateLocalModel
@@ -58,11 +58,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _windows(data: PlayArrays, context_len: int, horizon: int, cfg: FidelityConfig) -> np.ndarray:
-    starts = valid_window_starts(data.episode_ends, context_len + horizon)
-    if len(starts) == 0:
-        raise ValueError(f"no held-out window of {context_len + horizon} frames (episodes too short)")
-    rng = np.random.default_rng(cfg.seed)
-    return np.sort(rng.choice(starts, size=min(cfg.num_windows, len(starts)), replace=False))
+    return sample_window_starts(data.episode_ends, context_len + horizon, cfg.num_windows, cfg.seed)
 
 
 def _diffusion_open_loop(model: WorldModel, ctx: torch.Tensor, actions: torch.Tensor, horizon: int,

@@ -29,6 +29,15 @@ def valid_window_starts(episode_ends: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
+def sample_window_starts(episode_ends: np.ndarray, length: int, count: int, seed: int) -> np.ndarray:
+    """``min(count, all)`` distinct start rows of ``length``-row windows inside one episode, drawn with ``seed``,
+    sorted: the held-out windows every open-loop measurement uses. ``ValueError`` when no episode is long enough."""
+    starts = valid_window_starts(episode_ends, length)
+    if len(starts) == 0:
+        raise ValueError(f"no held-out window of {length} frames (episodes too short)")
+    return np.sort(np.random.default_rng(seed).choice(starts, size=min(count, len(starts)), replace=False))
+
+
 def episode_ids(episode_ends: np.ndarray) -> np.ndarray:
     """The episode index of every row."""
     return np.repeat(np.arange(len(episode_ends)), np.diff(np.concatenate([[0], episode_ends])))

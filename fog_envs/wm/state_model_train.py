@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fog_envs.wm.distributed import DistContext
-from fog_envs.wm.stages import valid_window_starts
+from fog_envs.wm.stages import sample_window_starts, valid_window_starts
 from fog_envs.wm.state_model import StateModel, StateModelConfig
 from fog_envs.wm.tasks import TaskSpec, get_task
 from fog_envs.wm.trainer import StageConfig, stage_progress, train_stage
@@ -203,8 +203,8 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
     copying the last state, ``h`` steps ahead; where the passive objects moved, the median gain and cosine of
     the model's displacement of them along the true one (:func:`fog_envs.wm.fidelity.passive_response`).
 
-    The windows are those of :func:`fog_envs.wm.fidelity.open_loop` with the same ``num_windows``, ``seed``
-    and ``context_len`` (the rollout starts from the last two context rows), so the figures sit next to the
+    The windows (:func:`fog_envs.wm.stages.sample_window_starts`) are those of
+    :func:`fog_envs.wm.fidelity.open_loop` with the same ``num_windows``, ``seed`` and ``context_len`` (the rollout starts from the last two context rows), so the figures sit next to the
     world models' on the same held-out windows. Returns ``{"model"|"copy": {f"{h}_{metric}": value}}`` plus
     ``"windows"``."""
     from fog_envs.wm.fidelity import passive_response
@@ -212,10 +212,7 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
     if context_len < 2:
         raise ValueError(f"context_len must be >= 2 (the state model needs s_prev and s), got {context_len}")
     H = max(horizons)
-    starts = valid_window_starts(episodes.episode_ends, context_len + H)
-    if len(starts) == 0:
-        raise ValueError(f"no held-out window of {context_len + H} rows (episodes too short)")
-    starts = np.sort(np.random.default_rng(seed).choice(starts, size=min(num_windows, len(starts)), replace=False))
+    starts = sample_window_starts(episodes.episode_ends, context_len + H, num_windows, seed)
     rows = starts[:, None] + np.arange(context_len + H)[None]
     dtype = next(model.parameters()).dtype
     s_prev = torch.from_numpy(episodes.state[rows[:, context_len - 2]]).to(dtype)
