@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fog_envs.wm.model import LocalModel, WorldModel
-from fog_envs.wm.stages import PlayArrays, sample_window_starts, valid_window_starts
+from fog_envs.wm.stages import PlayArrays, sample_window_starts
 
 if TYPE_CHECKING:
     from fog_envs.learned.state_local import StateLocalModel
