@@ -59,7 +59,7 @@ class WorldModelBackend:
                                          or model.task.state_reward is None):
             raise ValueError("forward_model='state' needs the state local model and the task's state reward and "
                              "success formulas")
-        if model.state_guided and state_local is None:
+        if model.state_guided and forward_model == "diffusion" and state_local is None:
             raise ValueError("this world model's denoiser is state-guided: it needs local_model='state' (the state "
                              "model supplies the states its frames are drawn from)")
         self.model = model.eval()
