@@ -11,7 +11,7 @@ to the real frames (through the autoencoder) that the agent and the do-nothing c
 error against the true reward, over all steps and over the second half of each episode (where a trained
 agent has settled into what it learned). An agent whose frames the reward model over-rates more than the
 do-nothing frames is steered there by the reward model, not only by the dynamics. Prints a table and writes
-``benchmarks/results/zero_shot_breakdown.json``.
+``benchmarks/results/zero_shot_breakdown.json``. ``--reward-episodes 0`` skips the reward-model part.
 """
 
 from __future__ import annotations
@@ -90,20 +90,23 @@ def main() -> None:
         score = "max_coverages" if final.get("max_coverages") is not None else "returns"
         gains = episode_gains(final[score], baselines[key][score], args.threshold)
         model = envs.backend.model
-        policy = reward_model_error(lambda: FogController(agent, envs.make_observer()), env_id, model, seed,
-                                    args.reward_episodes, args.reward_steps)
-        still = reward_model_error(lambda: ZeroActionController(action_dim), env_id, model, seed, args.reward_episodes,
-                                   args.reward_steps)
+        errors = None
+        if args.reward_episodes > 0:  # 0: the episode-by-episode comparison alone
+            errors = {"agent": reward_model_error(lambda: FogController(agent, envs.make_observer()), env_id, model,
+                                                  seed, args.reward_episodes, args.reward_steps),
+                      "do_nothing": reward_model_error(lambda: ZeroActionController(action_dim), env_id, model, seed,
+                                                       args.reward_episodes, args.reward_steps)}
         rows.append({"run_dir": str(run), "env_id": env_id, "seed": seed, "score": score, **gains,
-                     "reward_model_error": {"agent": policy, "do_nothing": still}})
+                     "reward_model_error": errors})
     print(f"{'run':<28} {'score':>13} | {'agent':>6} {'nothing':>7} | {'improved':>8} {'gain':>6} {'worse':>5} | "
           f"reward-model bias on real frames, agent / do-nothing (2nd half)")
     for r in rows:
         e = r["reward_model_error"]
+        bias = ("skipped (--reward-episodes 0)" if e is None else
+                f"{e['agent']['bias']:+.3f} ({e['agent']['bias_second_half']:+.3f}) / "
+                f"{e['do_nothing']['bias']:+.3f} ({e['do_nothing']['bias_second_half']:+.3f})")
         print(f"{Path(r['run_dir']).name[-28:]:<28} {r['score']:>13} | {r['mean_agent']:6.3f} {r['mean_baseline']:7.3f} | "
-              f"{r['improved']:>3}/{r['episodes']:<4} {r['mean_gain_where_improved']:6.3f} {r['worse']:>5} | "
-              f"{e['agent']['bias']:+.3f} ({e['agent']['bias_second_half']:+.3f}) / "
-              f"{e['do_nothing']['bias']:+.3f} ({e['do_nothing']['bias_second_half']:+.3f})")
+              f"{r['improved']:>3}/{r['episodes']:<4} {r['mean_gain_where_improved']:6.3f} {r['worse']:>5} | " + bias)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
