@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import fog_envs  # noqa: F401
 from fog_envs.registration import LEARNED_ENVS, REFERENCE_SYSTEMS
@@ -135,11 +136,11 @@ def test_start_sigma_reaches_the_sampler_and_is_refused_where_it_means_nothing()
         gym.make("WMToy-v0", start_sigma=0.5)
 
 
-@pytest.mark.parametrize("env_id, task, action_dim, reward_source", [("WMPushT-v0", "pusht", 2, "task"),
-                                                                      ("WMPushCube-v0", "cube", 3, "model")])
-def test_shipped_state_model_drives_the_learned_env_in_state_space(env_id, task, action_dim, reward_source):
+@pytest.mark.parametrize("env_id, task, action_dim", [("WMPushT-v0", "pusht", 2), ("WMPushCube-v0", "cube", 3)])
+def test_shipped_state_model_drives_the_learned_env_in_state_space(env_id, task, action_dim):
     """``local_model="state"`` with the task's shipped state model: 2 × probe-target observations ``[ŝ_t,
-    ŝ_{t−1}]``, finite steps, and the task's reward formula as the local reward where it has one."""
+    ŝ_{t−1}]``, finite steps, and the task's reward formula as the local reward (both tasks have one); with
+    ``forward_model="state"`` as well, the state model alone steps the env and the formula rewards it."""
     _needs_bundle(env_id)
     if not (SHIPPED_DIR / f"{task}_state" / "weights.safetensors").exists():
         pytest.skip(f"no shipped {task}_state model in this checkout")
@@ -150,5 +151,12 @@ def test_shipped_state_model_drives_the_learned_env_in_state_space(env_id, task,
     assert obs.shape == (2, 2 * p) and p == envs.unwrapped.backend.model.task.probe_dim
     obs2, reward, *_ = envs.step(np.zeros((2, action_dim), np.float32))
     assert np.all(np.isfinite(obs2)) and np.allclose(obs2[:, p:], obs[:, :p])
-    assert envs.unwrapped.backend.state_local.reward_source == reward_source
+    assert envs.unwrapped.backend.state_local.reward_source == "task"
     envs.close()
+    dream = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", obs_type="latent",
+                         local_model="state", forward_model="state")
+    obs, _ = dream.reset(seed=0)
+    obs2, reward, *_ = dream.step(np.zeros((2, action_dim), np.float32))
+    spec = dream.unwrapped.backend.model.task
+    np.testing.assert_allclose(reward, spec.state_reward(torch.from_numpy(obs2[:, :p])).numpy(), rtol=1e-5, atol=1e-6)
+    dream.close()
