@@ -1,7 +1,7 @@
 """State models side by side on held-out episodes: one-step and open-loop errors from the true states.
 
     python benchmarks/bench_state_model.py --heldout datasets/pusht_heldout.h5 --state-model shipped=pusht_state \
-        --state-model roll8=runs/state_pusht_roll8/bundle [--windows 128] [--out benchmarks/results/state_model_pusht.json]
+        --state-model roll8=runs/state_pusht_roll8/bundle [--windows 128] [--write-card] [--out ...]
 
 For each state model (a bundle name or path): median one-step errors over every held-out transition, and the
 open-loop rollout from the true (s_{t−1}, s_t) with the real actions 1, 4 and 16 steps ahead on the same
@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--task", default="pusht")
     parser.add_argument("--windows", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--write-card", action="store_true",
+                        help="store each model's open-loop figures in its card (heldout.open_loop)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/state_model_<task>.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,6 +84,14 @@ def main() -> None:
     tmp.write_text(json.dumps(out, indent=2))
     os.replace(tmp, path)
     print(f"wrote {path}")
+    if args.write_card:
+        from fog_envs.wm.bundle import update_card
+
+        for r in rows:
+            _, card = StateModel.load(r["bundle"], task=args.task)
+            update_card(r["bundle"], heldout={**card.get("heldout", {}), "open_loop": r["open_loop"],
+                                              "open_loop_dataset": args.heldout})
+            print(f"card of {r['bundle']} updated")
 
 
 if __name__ == "__main__":
