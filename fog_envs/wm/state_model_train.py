@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,9 @@ class StateTransitions:
     future_state: np.ndarray | None = None
 
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(np.ascontiguousarray(v[idx])) for k, v in asdict(self).items() if v is not None}
+        # fields() rather than asdict(): asdict deep-copies every array on each call
+        return {f.name: torch.from_numpy(np.ascontiguousarray(getattr(self, f.name)[idx])) for f in fields(self)
+                if getattr(self, f.name) is not None}
 
 
 def load_transitions(path: str | os.PathLike, spec: TaskSpec, rollout: int = 1) -> StateTransitions:
