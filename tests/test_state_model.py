@@ -381,6 +381,10 @@ def test_state_guided_world_model_trains_steps_with_the_state_model_and_is_measu
                                              warm_start=("denoiser",), state_guidance=True), progress_bar=False)
     model = WorldModel.load(bundle)
     assert model.state_guided and model.config.denoiser.state_dim == 6
+    with pytest.raises(ValueError, match="self-forcing"):  # refused before any data is read
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "sf"), preset="debug",
+                                        init_from=str(debug_bundle), warm_start=("denoiser",), state_guidance=True,
+                                        rollout_prob=0.5), progress_bar=False)
     assert model.config.denoiser.state_points == ((0, 1), (2, 3))
     # the training batches carry the true probe targets of the last context row and of the target row
     data = load_play_arrays(tiny_dataset, "pusht")

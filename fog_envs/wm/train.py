@@ -275,6 +275,9 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         model = replace(model, denoiser=replace(model.denoiser, **denoiser_overrides))
     if rssm_overrides:
         model = replace(model, rssm=replace(model.rssm, **rssm_overrides))
+    if model.denoiser.state_dim and model.edm.rollout_prob > 0:
+        raise ValueError("self-forcing (rollout_prob > 0) is not supported with a state-guided denoiser "
+                         "(state_guidance): its own samples have no true states")
     return replace(preset, model=model)
 
 
