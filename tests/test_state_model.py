@@ -293,18 +293,24 @@ def test_local_state_is_two_probe_readings_and_the_local_step_is_the_state_model
     assert backend.refresh_local_model(4) == {}
 
 
-def test_differentiable_step_takes_the_state_models_jacobian_at_the_global_state(debug_bundle, state_bundle,
-                                                                                 one_thread):
+def _one_differentiable_step(backend):
+    """One step of a fresh :class:`DifferentiableEnv` over ``backend`` with fixed actions, ``(reward + state).sum()``
+    back-propagated: ``(x0, x1, actions with their gradient, a fresh leaf copy of the actions)``."""
     from fog_envs.learned.diff import DifferentiableEnv
 
-    backend = _state_backend(debug_bundle, state_bundle)
     diff = DifferentiableEnv(backend, 10)
     diff.reset(seed=0)
     x0 = diff.cut_graph()
     a = torch.tensor([[0.3, -0.2], [-0.7, 0.1]], requires_grad=True)
     x1, reward, *_ = diff.step(a)
     (reward.sum() + x1.sum()).backward()
-    a_ref = a.detach().clone().requires_grad_(True)
+    return x0, x1, a, a.detach().clone().requires_grad_(True)
+
+
+def test_differentiable_step_takes_the_state_models_jacobian_at_the_global_state(debug_bundle, state_bundle,
+                                                                                 one_thread):
+    backend = _state_backend(debug_bundle, state_bundle)
+    x0, x1, a, a_ref = _one_differentiable_step(backend)
     local = backend.state_local
     x1_local = local.step(x0, a_ref)
     x1_star = x1_local + (backend.state() - x1_local).detach()  # the global value, the local Jacobian
@@ -320,7 +326,6 @@ def test_state_forward_model_dreams_with_the_state_model_and_the_tasks_formulas(
     the state model (value and Jacobian from the same function)."""
     import gymnasium as gym
 
-    from fog_envs.learned.diff import DifferentiableEnv
     from fog_envs.real.pusht_reward import SUCCESS_COVERAGE
     from fog_envs.real.pusht_reward_torch import reward as task_reward, soft_coverage
 
@@ -340,13 +345,7 @@ def test_state_forward_model_dreams_with_the_state_model_and_the_tasks_formulas(
     torch.testing.assert_close(backend.ctx[:, -1], ctx0[:, -1])  # no frame generated
     with pytest.raises(ValueError, match="generates no frames: use obs_type='latent'"):
         backend.render_obs("pixels")
-    diff = DifferentiableEnv(backend, 10)
-    diff.reset(seed=0)
-    x0 = diff.cut_graph()
-    act = torch.tensor([[0.3, -0.2], [-0.7, 0.1]], requires_grad=True)
-    x1, reward, *_ = diff.step(act)
-    (reward.sum() + x1.sum()).backward()
-    a_ref = act.detach().clone().requires_grad_(True)
+    x0, x1, act, a_ref = _one_differentiable_step(backend)
     x1_ref = backend.state_local.step(x0, a_ref)
     (task_reward(x1_ref[:, :6]).sum() + x1_ref.sum()).backward()
     torch.testing.assert_close(act.grad, a_ref.grad)

@@ -59,12 +59,6 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
 
     if task not in SHIPPED_BUNDLES:
         raise ValueError(f"unknown task {task!r}; choose one of {['toy', *SHIPPED_BUNDLES]}")
-    if forward_model == "state":
-        from fog_envs.wm.tasks import get_task
-
-        if get_task(task).state_reward is None or get_task(task).state_outcome is None:
-            raise ValueError(f"forward_model='state' needs the task's reward and success as functions of the state; "
-                             f"task {task!r} has none")
     dev = resolve_device(device)
     model = WorldModel.load(world_model if world_model is not None else SHIPPED_BUNDLES[task], map_location=dev)
     if model.config.task != task:

@@ -4,8 +4,8 @@ The local state is ``x = [ŝ_t, ŝ_{t−1}]``: the bundle's state probe reading 
 (generated frames in imagination, the reference system's frames with ``forward_model="reference"`` and at
 deployment). The local step is a :class:`~fog_envs.wm.state_model.StateModel`'s ``[f(ŝ_t, ŝ_{t−1}, a), ŝ_t]``
 and the local reward the task's differentiable reward formula at ``ŝ`` where it has one (Push-T:
-:mod:`fog_envs.real.pusht_reward_torch`; its Jacobian agrees with the truth far better than a learned head's),
-else the state model's reward head; the global model, its reward and the straight-through
+:mod:`fog_envs.real.pusht_reward_torch`; the cube: :mod:`fog_envs.real.cube_reward_torch`; its Jacobian agrees with
+the truth far better than a learned head's), else the state model's reward head; the global model, its reward and the straight-through
 coupling are unchanged. Why: the RSSM's Jacobians are uncorrelated with the true gradient of the reference
 system, a state-space model's are not (``benchmarks/bench_gradients.py``).
 """

@@ -55,10 +55,11 @@ class WorldModelBackend:
         if state_local is not None and forward_model == "rssm":
             raise ValueError("local_model='state' needs frames to read (forward_model 'diffusion' or 'reference'); "
                              "forward_model='rssm' dreams with the RSSM")
-        if forward_model == "state" and (state_local is None or model.task.state_outcome is None
-                                         or model.task.state_reward is None):
-            raise ValueError("forward_model='state' needs the state local model and the task's state reward and "
-                             "success formulas")
+        if forward_model == "state" and state_local is None:
+            raise ValueError("forward_model='state' steps the state model of local_model='state'; pass it")
+        if forward_model == "state" and (model.task.state_reward is None or model.task.state_outcome is None):
+            raise ValueError(f"forward_model='state' needs the task's reward and success as functions of the state; "
+                             f"task {model.task.name!r} has none")
         if model.state_guided and forward_model == "diffusion" and state_local is None:
             raise ValueError("this world model's denoiser is state-guided: it needs local_model='state' (the state "
                              "model supplies the states its frames are drawn from)")
