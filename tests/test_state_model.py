@@ -81,6 +81,77 @@ def test_resting_rows_and_the_still_jacobian_penalty_by_hand():
     assert "state_model/still_jacobian" not in training_loss(model, batch, passive, 0.0, 0.05)[1]
 
 
+def test_still_penalty_row_cap_takes_the_first_resting_rows():
+    """``max_rows`` k: the penalty of the batch's first k resting rows alone (a row that moves is never counted)."""
+    from fog_envs.wm.state_model_train import still_jacobian_penalty
+
+    torch.manual_seed(0)
+    model = StateModel(StateModelConfig(state_dim=3, action_dim=2, hidden=8, layers=1))
+    model.change_scale.copy_(torch.tensor([1.0, 0.5, 2.0]))
+    one = _rest_batch()
+    batch = {k: torch.cat([v[2:], v[:1], v[:1] * 2, v[:1] * 3]) for k, v in one.items()}  # moving, then 3 resting
+    rest = {k: v[1:3] for k, v in batch.items()}  # the first two resting rows
+    capped = still_jacobian_penalty(model, batch, (1, 2), 0.05, max_rows=2)
+    assert capped.item() == pytest.approx(still_jacobian_penalty(model, rest, (1, 2), 0.05).item(), rel=1e-6)
+    assert still_jacobian_penalty(model, batch, (1, 2), 0.05, max_rows=9).item() == pytest.approx(
+        still_jacobian_penalty(model, batch, (1, 2), 0.05).item(), rel=1e-6)
+
+
+def test_input_noise_moves_the_inputs_not_the_targets():
+    """The same draw ε moves s_t and s_{t−1} (their difference only by the 0.3·std drawn apart); the targets and
+    every other entry stay; seeded draws repeat; the training loss reads the noisy inputs and the penalty the
+    clean batch."""
+    from fog_envs.wm.state_model_train import noisy_inputs, still_jacobian_penalty
+
+    n = 20000
+    batch = {"prev_state": torch.zeros(n, 3), "state": torch.ones(n, 3), "next_state": torch.full((n, 3), 2.0),
+             "action": torch.zeros(n, 2), "reward": torch.zeros(n)}
+    noisy = noisy_inputs(batch, 0.1, torch.Generator().manual_seed(0))
+    moved = noisy["state"] - batch["state"]
+    apart = (noisy["prev_state"] - batch["prev_state"]) - moved
+    assert moved.std().item() == pytest.approx(0.1, rel=0.03)
+    assert apart.std().item() == pytest.approx(0.03, rel=0.03)
+    assert abs(float(torch.corrcoef(torch.stack([moved.flatten(), apart.flatten()]))[0, 1])) < 0.03
+    for key in ("next_state", "action", "reward"):
+        assert noisy[key] is batch[key]
+    again = noisy_inputs(batch, 0.1, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again["state"], noisy["state"])
+    torch.testing.assert_close(noisy_inputs(batch, 0.0)["state"], batch["state"])
+
+    torch.manual_seed(0)
+    model = StateModel(StateModelConfig(state_dim=3, action_dim=2, hidden=8, layers=1))
+    model.change_scale.copy_(torch.tensor([1.0, 0.5, 2.0]))
+    small = _rest_batch()
+    torch.manual_seed(3)
+    loss, _ = training_loss(model, small, (1, 2), 2.0, 0.05, noise=0.05)
+    torch.manual_seed(3)
+    expected = model.loss(noisy_inputs(small, 0.05))[0] + 2.0 * still_jacobian_penalty(model, small, (1, 2), 0.05)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss.item() != pytest.approx(training_loss(model, small, (1, 2), 2.0, 0.05)[0].item(), rel=1e-6)
+
+
+def test_noisy_training_resumes_exactly(tiny_dataset, tmp_path):
+    """With input noise and a capped penalty a killed run resumes to the uninterrupted run's weights (the noise
+    draws are part of the restored random state), and the card records both settings."""
+    from fog_envs.wm.trainer import StopRequested
+
+    kw = dict(input_noise=0.004, still_rows=8)
+    whole, card = StateModel.load(train_state_model(_train_cfg(tiny_dataset, tmp_path / "whole", **kw)))
+    assert (card["train"]["input_noise"], card["train"]["still_rows"]) == (0.004, 8)
+    with pytest.raises(StopRequested):
+        train_state_model(_train_cfg(tiny_dataset, tmp_path / "killed", stop_after=45, **kw))
+    resumed, _ = StateModel.load(train_state_model(_train_cfg(tiny_dataset, tmp_path / "killed", **kw)))
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
+def test_state_training_config_errors_name_the_field(tiny_dataset, tmp_path):
+    with pytest.raises(ValueError, match="input_noise must be >= 0"):
+        _train_cfg(tiny_dataset, tmp_path, input_noise=-0.1)
+    with pytest.raises(ValueError, match="still_rows must be >= 1"):
+        _train_cfg(tiny_dataset, tmp_path, still_rows=0)
+
+
 def test_still_jacobian_training_quiets_resting_objects(tiny_dataset, tmp_path, state_bundle):
     """Trained with the penalty (the default), a resting block responds less to the model's inputs than
     trained without it, on the same transitions; a negative weight is named."""

@@ -52,6 +52,14 @@ class StateModelTrainConfig:
     rollout_steps: int = 1
     """K > 1: the dynamics loss is the mean over a K-step open-loop rollout from (s_{t−1}, s_t) with the real
     actions, back-propagated through the model's own predictions (1: the one-step loss)"""
+    input_noise: float = 0.0
+    """std (probe-target units; Push-T: 1 px = 1/512) of Gaussian noise added to the training inputs s_t and
+    s_{t−1} (the same draw to both, plus 0.3× as much drawn apart for s_{t−1}), the targets left clean: the model
+    learns to pull a state that is slightly off back onto the data, so its own open-loop errors do not compound
+    (:func:`noisy_inputs`; 0: off)"""
+    still_rows: int | None = None
+    """at most this many resting rows of each batch enter the still-Jacobian penalty (None: all; its double
+    backward pass is most of a step's cost)"""
     seed: int = 0
     threads: int = 0
     checkpoint_every: int = 1000
@@ -65,6 +73,10 @@ class StateModelTrainConfig:
                              f"{self.still_tol}")
         if self.rollout_steps < 1:
             raise ValueError(f"rollout_steps must be >= 1, got {self.rollout_steps}")
+        if self.input_noise < 0:
+            raise ValueError(f"input_noise must be >= 0, got {self.input_noise}")
+        if self.still_rows is not None and self.still_rows < 1:
+            raise ValueError(f"still_rows must be >= 1 or None, got {self.still_rows}")
 
 
 @dataclass(frozen=True)
@@ -136,13 +148,15 @@ def resting_rows(model: StateModel, batch: dict[str, torch.Tensor], passive_dims
 
 
 def still_jacobian_penalty(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...],
-                           tol: float) -> torch.Tensor:
-    """Mean over resting rows (:func:`resting_rows`) of the squared Frobenius norm of the Jacobian of the predicted
+                           tol: float, max_rows: int | None = None) -> torch.Tensor:
+    """Mean over resting rows (:func:`resting_rows`; the first ``max_rows`` of them when given) of the squared Frobenius norm of the Jacobian of the predicted
     change of the passive dimensions (in change scales) w.r.t. the dynamics input; 0 when no row rests.
 
     A resting object (far from the pusher) does not respond to small changes of the action, the pusher's
     position or its own pose: its true local Jacobian is zero, and this teaches the model so."""
     rest = resting_rows(model, batch, passive_dims, tol)
+    if max_rows is not None:
+        rest = rest & (torch.cumsum(rest.long(), 0) <= max_rows)
     if not rest.any():
         return torch.zeros((), device=batch["state"].device)
     inp = model.inputs(batch["state"][rest], batch["prev_state"][rest], batch["action"][rest]).detach().requires_grad_(True)
@@ -167,18 +181,31 @@ def rollout_mse(model: StateModel, batch: dict[str, torch.Tensor]) -> torch.Tens
     return torch.stack(out)
 
 
+def noisy_inputs(batch: dict[str, torch.Tensor], std: float, generator: torch.Generator | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """A copy of ``batch`` whose ``state`` is moved by ε ~ N(0, std²) and ``prev_state`` by the same ε plus
+    N(0, (0.3·std)²); every other entry (the targets) is left as it is."""
+    eps = torch.randn(batch["state"].shape, generator=generator, dtype=batch["state"].dtype) * std
+    apart = torch.randn(batch["state"].shape, generator=generator, dtype=batch["state"].dtype) * (0.3 * std)
+    return {**batch, "state": batch["state"] + eps, "prev_state": batch["prev_state"] + eps + apart}
+
+
 def training_loss(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...], weight: float,
-                  tol: float) -> tuple[torch.Tensor, dict[str, float]]:
+                  tol: float, noise: float = 0.0, still_rows: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The model's one-step loss (with rollouts in the batch: the mean of :func:`rollout_mse` in place of its
     dynamics term) plus ``weight`` × :func:`still_jacobian_penalty` (when weight > 0 and the task has passive
-    dimensions)."""
+    dimensions). ``noise`` > 0 perturbs the inputs of the dynamics terms (:func:`noisy_inputs`); the penalty
+    reads the clean batch, at most ``still_rows`` of its resting rows."""
+    clean = batch
+    if noise > 0:
+        batch = noisy_inputs(batch, noise)
     loss, metrics = model.loss(batch)
     if "future_state" in batch:
         rollout = rollout_mse(model, batch)
         loss = loss - rollout[0] + rollout.mean()  # the one-step term becomes the rollout's mean
         metrics["state_model/rollout_mse"] = rollout.mean().item()
     if weight > 0 and passive_dims:
-        penalty = still_jacobian_penalty(model, batch, passive_dims, tol)
+        penalty = still_jacobian_penalty(model, clean, passive_dims, tol, still_rows)
         loss = loss + weight * penalty
         metrics["state_model/still_jacobian"] = penalty.item()
     return loss, metrics
@@ -258,7 +285,8 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     t0 = time.perf_counter()
     with stage_progress("state_model", f"{cfg.task}/state_model", cfg.steps, cfg.progress) as on_step:
         metrics = train_stage("state_model", model,
-                              lambda m, b: training_loss(m, b, spec.passive_dims, cfg.still_jacobian, cfg.still_tol),
+                              lambda m, b: training_loss(m, b, spec.passive_dims, cfg.still_jacobian, cfg.still_tol,
+                                                         cfg.input_noise, cfg.still_rows),
                               lambda rng, size: data.batch(rng.integers(0, n, size)), stage, out / "checkpoints",
                               cfg.seed, DistContext(), bf16=False, progress=on_step,
                               checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_after)
