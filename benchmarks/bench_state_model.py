@@ -1,14 +1,16 @@
 """State models side by side on held-out episodes: one-step and open-loop errors from the true states.
 
     python benchmarks/bench_state_model.py --heldout datasets/pusht_heldout.h5 --state-model shipped=pusht_state \
-        --state-model roll8=runs/state_pusht_roll8/bundle [--windows 128] [--write-card] [--out ...]
+        --state-model roll8=runs/state_pusht_roll8/bundle [--probe pusht] [--windows 128] [--write-card] [--out ...]
 
 For each state model (a bundle name or path): median one-step errors over every held-out transition, and the
 open-loop rollout from the true (s_{t−1}, s_t) with the real actions 1, 4 and 16 steps ahead on the same
 held-out windows as ``bench_fidelity.py`` (same count, seed and context length), next to copying the last
 state; where the passive object moved, the gain and cosine of the model's displacement of it along the true
 one. What a world model that has the true state could reach at best with such a model: the ceiling against
-which the diffusion model's open-loop figures read. Prints a table and writes JSON.
+which the diffusion model's open-loop figures read. With ``--probe WORLD_MODEL`` each model is also rolled out
+from that bundle's state-probe readings of the held-out frames (rows ``NAME@probe``): the open-loop fidelity of
+``forward_model="state"``, which starts from frames. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,6 +39,19 @@ def _named(spec: str) -> tuple[str, str]:
     return (name, path) if sep else (Path(spec).name, spec)
 
 
+@torch.no_grad()
+def probe_readings(world_model: str, heldout: str, threads: int, chunk: int = 512) -> np.ndarray:
+    """(N, S) the world model's state-probe readings of every held-out frame, in probe-target units."""
+    from fog_envs.data.format import open_dataset
+    from fog_envs.wm.model import WorldModel
+
+    model = WorldModel.load(world_model).eval()
+    with open_dataset(heldout) as f:
+        frames = f["frames"]
+        return np.concatenate([model.probe(torch.from_numpy(frames[i:i + chunk])).float().numpy()
+                               for i in range(0, len(frames), chunk)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", required=True)
@@ -44,6 +60,9 @@ def main() -> None:
     parser.add_argument("--task", default="pusht")
     parser.add_argument("--windows", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--probe", default=None, metavar="WORLD_MODEL",
+                        help="also roll each model out from this world-model bundle's state-probe readings of the "
+                             "held-out frames (as forward_model='state' starts from frames): rows NAME@probe")
     parser.add_argument("--write-card", action="store_true",
                         help="store each model's open-loop figures in its card (heldout.open_loop)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/state_model_<task>.json)")
@@ -52,12 +71,18 @@ def main() -> None:
     spec = get_task(args.task)
     episodes = load_episodes(args.heldout, spec)
     transitions = load_transitions(args.heldout, spec)
+    readings = None if args.probe is None else probe_readings(args.probe, args.heldout, args.threads)
     rows = []
     for label, bundle in map(_named, args.state_model):
         model, card = StateModel.load(bundle, task=args.task)
         rows.append({"name": label, "bundle": bundle, "train": card.get("train", {}),
                      "one_step": one_step_errors(model, transitions, spec),
                      "open_loop": open_loop_errors(model, episodes, spec, num_windows=args.windows)})
+        if readings is not None:
+            rows.append({"name": f"{label}@probe", "bundle": bundle, "train": card.get("train", {}),
+                         "one_step": rows[-1]["one_step"], "from_probe": args.probe,
+                         "open_loop": open_loop_errors(model, episodes, spec, num_windows=args.windows,
+                                                       readings=readings)})
     metrics = [k[len("model_"):-len("_median")] for k in rows[0]["one_step"] if k.startswith("model_")]
     print(f"task {args.task}: {int(rows[0]['open_loop']['windows']['count'])} held-out windows, "
           f"{rows[0]['one_step']['transitions']} transitions (medians)")
@@ -71,8 +96,9 @@ def main() -> None:
               + " | ".join(f"{copy[f'{h}_{m}_median']:>12.3f}" for m in metrics))
     for r in rows:
         ol = r["open_loop"]["model"]
-        print(" | ".join(f"{v:>12}" for v in [r["name"], "1 (all)"]) + " | "
-              + " | ".join(f"{r['one_step'][f'model_{m}_median']:>12.3f}" for m in metrics))
+        if "from_probe" not in r:  # the one-step figures are from true states
+            print(" | ".join(f"{v:>12}" for v in [r["name"], "1 (all)"]) + " | "
+                  + " | ".join(f"{r['one_step'][f'model_{m}_median']:>12.3f}" for m in metrics))
         for h in (1, 4, 16):
             vals = [ol.get(f"{h}_{m}_median", float("nan")) for m in metrics]
             vals += [ol.get(f"{h}_passive_gain_median", float("nan")), ol.get(f"{h}_passive_cos_median", float("nan"))]
@@ -89,9 +115,11 @@ def main() -> None:
 
         for r in rows:
             _, card = StateModel.load(r["bundle"], task=args.task)
-            update_card(r["bundle"], heldout={**card.get("heldout", {}), "open_loop": r["open_loop"],
-                                              "open_loop_dataset": args.heldout})
-            print(f"card of {r['bundle']} updated")
+            key = "open_loop_from_probe" if "from_probe" in r else "open_loop"
+            extra = {"open_loop_probe": r["from_probe"]} if "from_probe" in r else {}
+            update_card(r["bundle"], heldout={**card.get("heldout", {}), key: r["open_loop"],
+                                              "open_loop_dataset": args.heldout, **extra})
+            print(f"card of {r['bundle']} updated ({key})")
 
 
 if __name__ == "__main__":

@@ -260,6 +260,19 @@ def test_open_loop_errors_of_a_still_model_are_copying_the_state(tiny_dataset):
     rows = starts + 3
     copy_h1 = np.median(spec.probe_errors(ep.state[rows], ep.state[rows + 1])["block_px"])
     assert out["copy"]["1_block_px_median"] == pytest.approx(copy_h1, rel=1e-6)
+    # started from readings 3 px to the right of every true state, the still model stays there, and the copy is
+    # the same guess
+    shifted = ep.state.copy()
+    shifted[:, [0, 2]] += 3.0 / 512.0
+    off = open_loop_errors(_still_model(), ep, spec, horizons=(1,), num_windows=8, context_len=4, readings=shifted)
+    assert off["model"]["1_block_px_median"] == pytest.approx(off["copy"]["1_block_px_median"], abs=1e-4)
+    by_hand = np.median(spec.probe_errors(shifted[rows], ep.state[rows + 1])["block_px"])
+    assert off["model"]["1_block_px_median"] == pytest.approx(by_hand, rel=1e-4)
+    assert by_hand != pytest.approx(copy_h1, abs=0.5)
+    same = open_loop_errors(_still_model(), ep, spec, horizons=(1, 4), num_windows=8, context_len=4, readings=ep.state)
+    assert same == out
+    with pytest.raises(ValueError, match="readings must have the held-out states' shape"):
+        open_loop_errors(_still_model(), ep, spec, readings=shifted[:5])
     with pytest.raises(ValueError, match="context_len must be >= 2"):
         open_loop_errors(_still_model(), ep, spec, context_len=1)
     with pytest.raises(ValueError, match="no held-out window of 104 frames"):

@@ -227,15 +227,18 @@ def one_step_errors(model: StateModel, data: StateTransitions, spec: TaskSpec) -
 
 @torch.no_grad()
 def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec, horizons: tuple[int, ...] = (1, 4, 16),
-                     num_windows: int = 128, context_len: int = 4, seed: int = 0) -> dict[str, dict[str, float]]:
+                     num_windows: int = 128, context_len: int = 4, seed: int = 0,
+                     readings: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Median errors (task units) of the model's open-loop rollout from true states with the real actions, and of
     copying the last state, ``h`` steps ahead; where the passive objects moved, the median gain and cosine of
     the model's displacement of them along the true one (:func:`fog_envs.wm.fidelity.passive_response`).
 
     The windows (:func:`fog_envs.wm.stages.sample_window_starts`) are those of
     :func:`fog_envs.wm.fidelity.open_loop` with the same ``num_windows``, ``seed`` and ``context_len`` (the rollout starts from the last two context rows), so the figures sit next to the
-    world models' on the same held-out windows. Returns ``{"model"|"copy": {f"{h}_{metric}": value}}`` plus
-    ``"windows"``."""
+    world models' on the same held-out windows. ``readings`` (N, S): per-row estimates of the states (e.g. the
+    state probe's readings of the frames) to start the rollout and the copy from instead of the true states, as a
+    world model that reads its start from frames does; the errors are always against the true states. Returns
+    ``{"model"|"copy": {f"{h}_{metric}": value}}`` plus ``"windows"``."""
     from fog_envs.wm.fidelity import passive_response
 
     if context_len < 2:
@@ -243,14 +246,17 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
     H = max(horizons)
     starts = sample_window_starts(episodes.episode_ends, context_len + H, num_windows, seed)
     rows = starts[:, None] + np.arange(context_len + H)[None]
+    if readings is not None and readings.shape != episodes.state.shape:
+        raise ValueError(f"readings must have the held-out states' shape {episodes.state.shape}, got {readings.shape}")
+    begin = episodes.state if readings is None else np.asarray(readings, dtype=episodes.state.dtype)
     dtype = next(model.parameters()).dtype
-    s_prev = torch.from_numpy(episodes.state[rows[:, context_len - 2]]).to(dtype)
-    s = torch.from_numpy(episodes.state[rows[:, context_len - 1]]).to(dtype)
+    s_prev = torch.from_numpy(begin[rows[:, context_len - 2]]).to(dtype)
+    s = torch.from_numpy(begin[rows[:, context_len - 1]]).to(dtype)
     preds = []
     for k in range(H):
         s_prev, s = s, model.step(s, s_prev, torch.from_numpy(episodes.action[rows[:, context_len - 1 + k]]).to(dtype))
         preds.append(s.double().numpy())
-    start = episodes.state[rows[:, context_len - 1]]
+    start = begin[rows[:, context_len - 1]]
     out: dict[str, dict[str, float]] = {"model": {}, "copy": {}}
     for h in horizons:
         true = episodes.state[rows[:, context_len + h - 1]]
@@ -258,7 +264,8 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
             for k, v in spec.probe_errors(guess, true).items():
                 out[name][f"{h}_{k}_median"] = float(np.median(v))
         if spec.passive_dims:
-            gain, cos = passive_response(preds[h - 1], start, true, start, spec.passive_dims)
+            gain, cos = passive_response(preds[h - 1], start, true, episodes.state[rows[:, context_len - 1]],
+                                         spec.passive_dims)
             if len(gain):
                 out["model"][f"{h}_passive_gain_median"] = float(np.median(gain))
                 out["model"][f"{h}_passive_cos_median"] = float(np.median(cos))
