@@ -150,6 +150,9 @@ def test_state_training_config_errors_name_the_field(tiny_dataset, tmp_path):
         _train_cfg(tiny_dataset, tmp_path, input_noise=-0.1)
     with pytest.raises(ValueError, match="still_rows must be >= 1"):
         _train_cfg(tiny_dataset, tmp_path, still_rows=0)
+    for bad in (dict(weight_decay=-1.0), dict(grad_clip=0.0), dict(final_lr_fraction=1.5)):
+        with pytest.raises(ValueError, match="weight_decay must be >= 0, grad_clip > 0 and final_lr_fraction"):
+            _train_cfg(tiny_dataset, tmp_path, **bad)
 
 
 def test_still_jacobian_training_quiets_resting_objects(tiny_dataset, tmp_path, state_bundle):

@@ -60,6 +60,10 @@ class StateModelTrainConfig:
     still_rows: int | None = None
     """at most this many resting rows of each batch enter the still-Jacobian penalty (None: all; its double
     backward pass is most of a step's cost)"""
+    weight_decay: float = 1e-2
+    grad_clip: float = 1.0
+    final_lr_fraction: float = 0.1
+    """the learning rate decays (cosine) from ``lr`` to this fraction of it (:class:`StageConfig`)"""
     seed: int = 0
     threads: int = 0
     checkpoint_every: int = 1000
@@ -73,6 +77,9 @@ class StateModelTrainConfig:
                              f"{self.still_tol}")
         if self.rollout_steps < 1:
             raise ValueError(f"rollout_steps must be >= 1, got {self.rollout_steps}")
+        if self.weight_decay < 0 or self.grad_clip <= 0 or not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError("weight_decay must be >= 0, grad_clip > 0 and final_lr_fraction in [0, 1], got "
+                             f"{self.weight_decay}, {self.grad_clip}, {self.final_lr_fraction}")
         if self.input_noise < 0:
             raise ValueError(f"input_noise must be >= 0, got {self.input_noise}")
         if self.still_rows is not None and self.still_rows < 1:
@@ -288,7 +295,9 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
                                         layers=cfg.layers, frame=cfg.frame))
     model.fit_scale(torch.from_numpy(data.next_state - data.state))
     n = len(data.state)
-    stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps))
+    stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps),
+                        weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+                        final_lr_fraction=cfg.final_lr_fraction)
     t0 = time.perf_counter()
     with stage_progress("state_model", f"{cfg.task}/state_model", cfg.steps, cfg.progress) as on_step:
         metrics = train_stage("state_model", model,
