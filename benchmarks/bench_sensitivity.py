@@ -127,7 +127,8 @@ def main() -> None:
                 row[f"{h}_{name}_median"] = float(np.median([e[name] for e in errs]))
         rows.append(row)
     names = ("block_px", "block_deg")
-    print(f"{len(r0s)} windows of {args.heldout}, replay reproduces the recording (max error {replay_err:.1e}); {wall:.0f} s")
+    print(f"{len(r0s)} windows of {args.heldout}, replay reproduces the recording "
+          f"(max error {replay_err:.1e}); {wall:.0f} s")
     print(f"{'perturbation':>16} | " + " | ".join(f"{n} @{h}" for h in HORIZONS for n in names))
     for row in rows:
         label = f"{row['perturbation']} {row['size']:g}"

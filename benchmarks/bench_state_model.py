@@ -40,7 +40,7 @@ def _named(spec: str) -> tuple[str, str]:
 
 
 @torch.no_grad()
-def probe_readings(world_model: str, heldout: str, threads: int, chunk: int = 512) -> np.ndarray:
+def probe_readings(world_model: str, heldout: str, chunk: int = 512) -> np.ndarray:
     """(N, S) the world model's state-probe readings of every held-out frame, in probe-target units."""
     from fog_envs.data.format import open_dataset
     from fog_envs.wm.model import WorldModel
@@ -71,7 +71,7 @@ def main() -> None:
     spec = get_task(args.task)
     episodes = load_episodes(args.heldout, spec)
     transitions = load_transitions(args.heldout, spec)
-    readings = None if args.probe is None else probe_readings(args.probe, args.heldout, args.threads)
+    readings = None if args.probe is None else probe_readings(args.probe, args.heldout)
     rows = []
     for label, bundle in map(_named, args.state_model):
         model, card = StateModel.load(bundle, task=args.task)

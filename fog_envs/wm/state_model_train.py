@@ -156,8 +156,9 @@ def resting_rows(model: StateModel, batch: dict[str, torch.Tensor], passive_dims
 
 def still_jacobian_penalty(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...],
                            tol: float, max_rows: int | None = None) -> torch.Tensor:
-    """Mean over resting rows (:func:`resting_rows`; the first ``max_rows`` of them when given) of the squared Frobenius norm of the Jacobian of the predicted
-    change of the passive dimensions (in change scales) w.r.t. the dynamics input; 0 when no row rests.
+    """Mean over resting rows (:func:`resting_rows`; the first ``max_rows`` of them when given) of the squared
+    Frobenius norm of the Jacobian of the predicted change of the passive dimensions (in change scales) w.r.t. the
+    dynamics input; 0 when no row rests.
 
     A resting object (far from the pusher) does not respond to small changes of the action, the pusher's
     position or its own pose: its true local Jacobian is zero, and this teaches the model so."""
