@@ -390,6 +390,26 @@ def test_state_guided_denoiser_warm_starts_as_the_unguided_one_and_names_bad_inp
     assert config_from_dict(DenoiserConfig, config_to_dict(guided_cfg)) == guided_cfg
 
 
+def test_withheld_context_leaves_the_state_as_the_only_clue() -> None:
+    """``withhold_context``: the output does not depend on the context latents (it is the output for zero
+    context), still depends on the state; without state guidance the option is refused by name."""
+    torch.manual_seed(0)
+    cfg = replace(SMALL, state_dim=6, state_points=((0, 1), (2, 3)), withhold_context=True)
+    net, seeing = LatentDenoiser(cfg), LatentDenoiser(replace(cfg, withhold_context=False))
+    for p in net.parameters():
+        nn.init.normal_(p, std=0.1)
+    seeing.load_state_dict(net.state_dict())
+    ctx, act = _inputs(SMALL, 3)
+    x, c_noise, state = torch.randn(3, *SMALL.latent_shape), torch.randn(3), torch.rand(3, 2, 6)
+    out = net(x, c_noise, ctx, act, state=state)
+    torch.testing.assert_close(out, net(x, c_noise, torch.randn_like(ctx), act, state=state))
+    torch.testing.assert_close(out, seeing(x, c_noise, torch.zeros_like(ctx), act, state=state))
+    assert not torch.allclose(out, seeing(x, c_noise, ctx, act, state=state))
+    assert not torch.allclose(out, net(x, c_noise, ctx, act, state=torch.rand(3, 2, 6)))
+    with pytest.raises(ValueError, match="withhold_context needs state guidance"):
+        replace(SMALL, withhold_context=True)
+
+
 def test_configs_round_trip_through_json_dicts() -> None:
     for cfg in (DenoiserConfig(), EDMConfig(), SMALL, EDMConfig(num_steps=1, sigma_offset_noise=0.3)):
         assert config_from_dict(type(cfg), config_to_dict(cfg)) == cfg

@@ -719,3 +719,30 @@ def test_block_frame_still_penalty_is_on_the_blocks_outputs():
     with torch.no_grad():
         last.weight[3, 0] = 1.0
     assert float(still_jacobian_penalty(model, batch, (2, 3, 4, 5), 0.05).detach()) > 0.0
+
+
+def test_velocity_scale_multiplies_the_change_inputs_and_old_bundles_load_with_one(tmp_path):
+    """``velocity_scale`` v: the world-frame inputs are ``[s, v (s − s_prev) / change_scale, a]``, the block-frame
+    moves and turn are v times those of v = 1 and nothing else changes; a bundle written without the key (before
+    it existed) loads with v = 1; v <= 0 is refused by name."""
+    with pytest.raises(ValueError, match="velocity_scale must be > 0, got 0.0"):
+        StateModelConfig(velocity_scale=0.0)
+    s, prev, a = torch.rand(4, 6), torch.rand(4, 6), torch.rand(4, 2)
+    scale = torch.tensor([0.01, 0.02, 0.003, 0.004, 0.05, 0.06])
+    models = {}
+    for frame in ("world", "block"):
+        for v in (1.0, 0.1):
+            m = StateModel(StateModelConfig(hidden=8, layers=1, frame=frame, velocity_scale=v))
+            m.change_scale.copy_(scale)
+            models[frame, v] = m
+    world = models["world", 0.1].inputs(s, prev, a)
+    torch.testing.assert_close(world, torch.cat([s, 0.1 * (s - prev) / scale, a], -1))
+    one, tenth = models["block", 1.0].inputs(s, prev, a), models["block", 0.1].inputs(s, prev, a)
+    torch.testing.assert_close(tenth[:, 2:7], 0.1 * one[:, 2:7])
+    torch.testing.assert_close(tenth[:, [0, 1] + list(range(7, 15))], one[:, [0, 1] + list(range(7, 15))])
+    path = models["world", 0.1].save(tmp_path / "v", "pusht", {"note": "test"})
+    assert StateModel.load(path)[0].config.velocity_scale == 0.1
+    header = json.loads((path / "config.json").read_text())
+    del header["config"]["velocity_scale"]
+    (path / "config.json").write_text(json.dumps(header))
+    assert StateModel.load(path)[0].config.velocity_scale == 1.0

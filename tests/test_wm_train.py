@@ -218,6 +218,13 @@ def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path)
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "j"), preset="debug",
                                         init_from=str(debug_bundle), reuse=("autoencoder", "denoiser"),
                                         start_sigma=0.5, start_prob=0.5), progress_bar=False)
+    with pytest.raises(ValueError, match="withhold_context changes what the denoiser reads"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "l"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("autoencoder", "denoiser"),
+                                        withhold_context=True), progress_bar=False)
+    with pytest.raises(ValueError, match="withhold_context needs state guidance"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "m"), preset="debug",
+                                        withhold_context=True), progress_bar=False)
     with pytest.raises(ValueError, match="predict_delta must be >= 0"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "g"), preset="debug",
                                         predict_delta=-0.4), progress_bar=False)

@@ -53,6 +53,9 @@ class DenoiserConfig:
     """S > 0: condition on the physical states of the last context frame and of the generated one (module doc)"""
     state_points: tuple[tuple[int, int], ...] = ()
     """index pairs (x, y) of ``state`` that are positions on the frame in [0, 1] (x: column, y: row)"""
+    withhold_context: bool = False
+    """the network sees zeros in place of the context latents (shapes and API unchanged): it must draw the frame
+    from the state guidance alone, a renderer of the state (needs ``state_dim`` > 0)"""
 
     def __post_init__(self) -> None:
         if self.latent_size % self.patch_size:
@@ -65,6 +68,9 @@ class DenoiserConfig:
                                      for p in self.state_points):
             raise ValueError(f"DenoiserConfig: state_dim must be >= 0 and every state_points pair two indices below "
                              f"it, got state_dim {self.state_dim}, state_points {self.state_points}")
+        if self.withhold_context and not self.state_dim:
+            raise ValueError("DenoiserConfig: withhold_context needs state guidance (state_dim > 0): without the "
+                             "context the state is all the network has to draw from")
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -233,6 +239,8 @@ class LatentDenoiser(nn.Module):
         b, _, h, w = x_in.shape
         film = self.film(self.condition(c_noise, actions, c_noise_cond, state)).unflatten(1, (-1, 2, cfg.channels))
         # assemble the input directly in channels-last layout: one copy, read straight from the inputs
+        if cfg.withhold_context:
+            context = torch.zeros_like(context)
         parts = [x_in.permute(0, 2, 3, 1), context.permute(0, 3, 4, 1, 2).flatten(3)]
         if cfg.action_planes:
             parts.append(actions.flatten(1).to(x_in.dtype)[:, None, None, :].expand(-1, h, w, -1))

@@ -44,6 +44,8 @@ class StateModelTrainConfig:
     layers: int = 3
     frame: str = "world"
     """``world`` or ``block`` (Push-T: the model works in the block's frame, :class:`StateModelConfig`)"""
+    velocity_scale: float = 1.0
+    """:attr:`StateModelConfig.velocity_scale` (the shipped ``pusht_state``: 0.1)"""
     still_jacobian: float = 1.0
     """weight of the resting-object penalty (:func:`still_jacobian_penalty`; 0: off): without it the MLP lets the
     block respond to the agent's action from across the table, a spurious gradient larger than the true ones"""
@@ -293,7 +295,8 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = StateModel(StateModelConfig(state_dim=spec.probe_dim, action_dim=spec.action_dim, hidden=cfg.hidden,
-                                        layers=cfg.layers, frame=cfg.frame))
+                                        layers=cfg.layers, frame=cfg.frame,
+                                        velocity_scale=cfg.velocity_scale))
     model.fit_scale(torch.from_numpy(data.next_state - data.state))
     n = len(data.state)
     stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps),

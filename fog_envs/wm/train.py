@@ -107,6 +107,9 @@ class WMTrainConfig:
     """condition the denoiser on the physical states (the task's probe targets) of the last context frame and
     of the frame it generates (``DenoiserConfig.state_dim/state_points``; in imagination a state model supplies
     them). A warm-started unguided denoiser keeps its weights and starts with zero weights on the new inputs"""
+    withhold_context: bool | None = None
+    """the state-guided denoiser sees zeros in place of its context latents and draws the frame from the states
+    alone (``DenoiserConfig.withhold_context``; needs state guidance, from this run or the warm-start source)"""
     probe_decoded_fraction: float | None = None
     """override ``ProbeConfig.decoded_fraction``: the fraction of the probe's training frames seen through
     the autoencoder (a reader for the state-space local model; 0: real frames only, the fidelity ruler)"""
@@ -248,6 +251,11 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
         spec = get_task(cfg.task)
         denoiser_overrides.update(state_dim=spec.probe_dim if cfg.state_guidance else 0,
                                   state_points=spec.frame_points if cfg.state_guidance else ())
+    if cfg.withhold_context is not None:
+        if "denoiser" in reused:
+            raise ValueError("withhold_context changes what the denoiser reads; this run reuses it (warm-start it or "
+                             "train it anew)")
+        denoiser_overrides["withhold_context"] = cfg.withhold_context
     rssm_overrides: dict[str, object] = {}
     if cfg.rssm_motion_weight is not None:
         rssm_overrides["motion_weight"] = cfg.rssm_motion_weight
