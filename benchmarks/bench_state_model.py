@@ -63,10 +63,18 @@ def main() -> None:
     parser.add_argument("--probe", default=None, metavar="WORLD_MODEL",
                         help="also roll each model out from this world-model bundle's state-probe readings of the "
                              "held-out frames (as forward_model='state' starts from frames): rows NAME@probe")
+    parser.add_argument("--horizons", type=int, nargs="+", default=[1, 4, 16],
+                        help="open-loop steps ahead (the windows are those of the longest; the agent trains on "
+                             "64-step episodes)")
     parser.add_argument("--write-card", action="store_true",
                         help="store each model's open-loop figures in its card (heldout.open_loop)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/state_model_<task>.json)")
     args = parser.parse_args()
+    horizons = tuple(sorted(set(args.horizons)))
+    if horizons[0] < 1:
+        parser.error(f"--horizons must be >= 1, got {args.horizons}")
+    if args.write_card and horizons != (1, 4, 16):
+        parser.error("--write-card stores the cards' 1 / 4 / 16-step figures; leave --horizons at its default")
     torch.set_num_threads(args.threads)
     spec = get_task(args.task)
     episodes = load_episodes(args.heldout, spec)
@@ -77,11 +85,11 @@ def main() -> None:
         model, card = StateModel.load(bundle, task=args.task)
         rows.append({"name": label, "bundle": bundle, "train": card.get("train", {}),
                      "one_step": one_step_errors(model, transitions, spec),
-                     "open_loop": open_loop_errors(model, episodes, spec, num_windows=args.windows)})
+                     "open_loop": open_loop_errors(model, episodes, spec, horizons, num_windows=args.windows)})
         if readings is not None:
             rows.append({"name": f"{label}@probe", "bundle": bundle, "train": card.get("train", {}),
                          "one_step": rows[-1]["one_step"], "from_probe": args.probe,
-                         "open_loop": open_loop_errors(model, episodes, spec, num_windows=args.windows,
+                         "open_loop": open_loop_errors(model, episodes, spec, horizons, num_windows=args.windows,
                                                        readings=readings)})
     metrics = [k[len("model_"):-len("_median")] for k in rows[0]["one_step"] if k.startswith("model_")]
     print(f"task {args.task}: {int(rows[0]['open_loop']['windows']['count'])} held-out windows, "
@@ -89,9 +97,9 @@ def main() -> None:
     head = ["model", "h"] + metrics + ["gain", "cos"]
     print(" | ".join(f"{h:>12}" for h in head))
     copy = rows[0]["open_loop"]["copy"]
-    print(" | ".join(f"{v:>12}" for v in ["copy", 1]) + " | "
+    print(" | ".join(f"{v:>12}" for v in ["copy", "1 (all)"]) + " | "
           + " | ".join(f"{rows[0]['one_step'][f'copy_{m}_median']:>12.3f}" for m in metrics))
-    for h in (4, 16):
+    for h in horizons:
         print(" | ".join(f"{v:>12}" for v in ["copy", h]) + " | "
               + " | ".join(f"{copy[f'{h}_{m}_median']:>12.3f}" for m in metrics))
     for r in rows:
@@ -99,11 +107,11 @@ def main() -> None:
         if "from_probe" not in r:  # the one-step figures are from true states
             print(" | ".join(f"{v:>12}" for v in [r["name"], "1 (all)"]) + " | "
                   + " | ".join(f"{r['one_step'][f'model_{m}_median']:>12.3f}" for m in metrics))
-        for h in (1, 4, 16):
+        for h in horizons:
             vals = [ol.get(f"{h}_{m}_median", float("nan")) for m in metrics]
             vals += [ol.get(f"{h}_passive_gain_median", float("nan")), ol.get(f"{h}_passive_cos_median", float("nan"))]
             print(" | ".join(f"{v:>12}" for v in [r["name"], h]) + " | " + " | ".join(f"{v:>12.3f}" for v in vals))
-    out = {"task": args.task, "heldout": args.heldout, "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = {"task": args.task, "heldout": args.heldout, "horizons": list(horizons), "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / f"state_model_{args.task}.json"
     tmp = path.with_name(path.name + ".tmp")

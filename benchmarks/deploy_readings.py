@@ -1,0 +1,116 @@
+"""How much a ``local_model="state"`` agent loses at deployment to the state probe's readings of real frames.
+
+    python benchmarks/deploy_readings.py --run-dir runs/fog_state_fwd [--run-dir runs/other ...] [--episodes 50]
+
+For each run (an agent trained with ``local_model="state"``): its zero-shot score on the run's reference system
+(Push-T: mean max coverage; cube: return) over the same seeded episodes twice, once as deployed (the probe reads
+each real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with the true state in place of
+the probe's reading (``info["state"]`` in the task's probe-target units), plus the probe's median error on the
+frames the agent visits. Where the true readings score much higher, the probe's reading error, not the world the
+agent trained in, is what the deployment loses. Prints a table and writes JSON (default
+``benchmarks/results/deploy_readings.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import fog_envs  # noqa: E402,F401
+from fog_agent.controller import FogController  # noqa: E402
+from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import atomic_write_json  # noqa: E402
+from fog_envs.evaluation import evaluate  # noqa: E402
+from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "deploy_readings.json"
+
+
+class ReadingObserver:
+    """``[s_t, s_{t−1}]`` from the true state (``truth=True``) or the probe's reading of the frame, recording the
+    probe's error against the true state at every step."""
+
+    def __init__(self, local: StateLocalModel, spec: Any, truth: bool) -> None:
+        self.local, self.spec, self.truth = local, spec, truth
+        self.x: torch.Tensor | None = None
+        self.errors: dict[str, list[float]] = {}
+
+    def read(self, obs: np.ndarray, info: dict[str, Any]) -> torch.Tensor:
+        true = self.spec.probe_targets(np.asarray(info["state"])[None]).astype(np.float32)
+        probe = self.local.read_frames(np.asarray(obs)[None])
+        for k, v in self.spec.probe_errors(probe.double().numpy(), true).items():
+            self.errors.setdefault(k, []).extend(np.asarray(v, dtype=float).tolist())
+        return torch.from_numpy(true) if self.truth else probe
+
+
+class ReadingController(FogController):
+    """:class:`FogController` whose observer reads ``info`` (the true state) as well as the frame."""
+
+    def __init__(self, agent: Any, observer: ReadingObserver) -> None:
+        super().__init__(agent, observer)  # type: ignore[arg-type]
+        self.reader = observer
+
+    def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
+        self._latent = self.reader.local.start(self.reader.read(obs, info))[0]
+        self._last_action = None
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        if self._last_action is not None:
+            self._latent = self.reader.local.advance(self._latent[None], self.reader.read(obs, info))[0]
+        action = self.agent.act(self._latent[None]).squeeze(0).cpu().numpy().astype(np.float32)
+        self._last_action = np.clip(action, -1.0, 1.0)
+        return self._last_action
+
+
+def measure(run_dir: str, episodes: int, seed: int) -> dict[str, Any]:
+    agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+    envs = learned_env_for(ckpt)
+    local = getattr(envs.backend, "state_local", None)
+    if not isinstance(local, StateLocalModel):
+        raise ValueError(f"{run_dir}: the agent was not trained with local_model='state'")
+    spec = envs.backend.model.task
+    out: dict[str, Any] = {"run_dir": run_dir, "imagined_steps": agent.imagined_steps}
+    for name, truth in (("probe", False), ("true", True)):
+        t0 = time.perf_counter()
+        observer = ReadingObserver(local, spec, truth)
+        result = evaluate(lambda: ReadingController(agent, observer), envs.reference_env_id, episodes=episodes,
+                          seed=seed, video_dir=None)
+        out[name] = {"mean_max_coverage": result.mean_max_coverage, "mean_return": result.mean_return,
+                     "success_rate": result.success_rate,
+                     "probe_error_median": {k: float(np.median(v)) for k, v in observer.errors.items()},
+                     "seconds": round(time.perf_counter() - t0, 1)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", action="append", required=True)
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    torch.set_num_threads(args.threads)
+    rows = [measure(r, args.episodes, args.seed) for r in args.run_dir]
+    print(f"{'run':40s} | {'probe readings':>16s} | {'true readings':>16s} | probe error on visited frames")
+    for r in rows:
+        score = "mean_max_coverage" if r["probe"]["mean_max_coverage"] is not None else "mean_return"
+        err = ", ".join(f"{k} {v:.2f}" for k, v in r["probe"]["probe_error_median"].items())
+        print(f"{r['run_dir']:40s} | {r['probe'][score]:16.3f} | {r['true'][score]:16.3f} | {err}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(args.out), {"episodes": args.episodes, "seed": args.seed, "rows": rows})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
