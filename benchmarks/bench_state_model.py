@@ -4,8 +4,8 @@
         --state-model roll8=runs/state_pusht_roll8/bundle [--probe pusht] [--windows 128] [--write-card] [--out ...]
 
 For each state model (a bundle name or path): median one-step errors over every held-out transition, and the
-open-loop rollout from the true (s_{t−1}, s_t) with the real actions 1, 4 and 16 steps ahead on the same
-held-out windows as ``bench_fidelity.py`` (same count, seed and context length), next to copying the last
+open-loop rollout from the true (s_{t−1}, s_t) with the real actions 1, 4 and 16 steps ahead (``--horizons``) on
+the same held-out windows as ``bench_fidelity.py`` (same count, seed and context length), next to copying the last
 state; where the passive object moved, the gain and cosine of the model's displacement of it along the true
 one. What a world model that has the true state could reach at best with such a model: the ceiling against
 which the diffusion model's open-loop figures read. With ``--probe WORLD_MODEL`` each model is also rolled out
@@ -111,7 +111,8 @@ def main() -> None:
             vals = [ol.get(f"{h}_{m}_median", float("nan")) for m in metrics]
             vals += [ol.get(f"{h}_passive_gain_median", float("nan")), ol.get(f"{h}_passive_cos_median", float("nan"))]
             print(" | ".join(f"{v:>12}" for v in [r["name"], h]) + " | " + " | ".join(f"{v:>12.3f}" for v in vals))
-    out = {"task": args.task, "heldout": args.heldout, "horizons": list(horizons), "rows": rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = {"task": args.task, "heldout": args.heldout, "horizons": list(horizons), "rows": rows,
+           "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / f"state_model_{args.task}.json"
     tmp = path.with_name(path.name + ".tmp")
