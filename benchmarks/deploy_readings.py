@@ -40,7 +40,6 @@ class ReadingObserver:
 
     def __init__(self, local: StateLocalModel, spec: Any, truth: bool) -> None:
         self.local, self.spec, self.truth = local, spec, truth
-        self.x: torch.Tensor | None = None
         self.errors: dict[str, list[float]] = {}
 
     def read(self, obs: np.ndarray, info: dict[str, Any]) -> torch.Tensor:
