@@ -1,8 +1,12 @@
 """A differentiable torch mirror of :func:`fog_envs.real.pusht_reward.reward`, on probe-target states.
 
-The pose and approach terms are the same formulas; the coverage term is a soft coverage: the fraction of a
-fixed 3 px grid over the goal T that lies inside the block's T, with each box's four edges softened by a
-sigmoid of width ``SOFTNESS`` px (so it has a gradient before the block touches the goal). Used by the
+The pose and approach terms are the same formulas; the coverage term is a soft (anti-aliased) coverage: a
+fixed 3 px grid of cells over the goal T, each counting the fraction of its area that lies inside the block's T
+(per box, the overlap of the cell's x and y extents with the box's, in the block frame). It is piecewise linear
+in the pose, so it has a gradient wherever an edge of the block crosses a cell, and it matches the exact
+polygon coverage to ~1e-3: 1 at the goal pose, so success (≥ 0.95) is reachable. (Until 2026-12-03 each
+point's membership was a product of sigmoids 1.5 px wide, which read 0.92 at the goal pose and ~0.02 low near
+it: success could not occur in a state-model world.) Used by the
 state-space local model (:mod:`fog_envs.learned.state_local`) for its reward Jacobian.
 
 State layout: the task's probe targets ``[agent_x, agent_y, block_x, block_y] / 512, cos θ, sin θ``.
@@ -17,8 +21,7 @@ import torch
 
 from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE, REWARD_WEIGHTS, SUCCESS_COVERAGE, TEE_BOXES
 
-SOFTNESS = 1.5  #: px; the soft coverage's edge width
-GRID = 3.0  #: px; spacing of the goal T's sample points
+GRID = 3.0  #: px; spacing and width of the cells over the goal T
 TABLE = 512.0
 
 
@@ -53,14 +56,16 @@ def from_frame(v: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
                         cs[..., 1] * v[..., 0] + cs[..., 0] * v[..., 1]], -1)
 
 
-def _inside_soft(q: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
-    """Soft membership (..., K) of block-frame points ``q`` (..., K, 2) in the union of the boxes."""
-    outside = torch.ones(q.shape[:-1], dtype=q.dtype, device=q.device)
+def _cell_fraction_inside(q: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """Fraction (..., K) of the GRID-wide cells centred on block-frame points ``q`` (..., K, 2) that lies inside
+    the union of the (disjoint) boxes: per box the product of the x and y overlaps, summed over boxes."""
+    half = GRID / 2
+    total = torch.zeros(q.shape[:-1], dtype=q.dtype, device=q.device)
     for x0, x1, y0, y1 in bounds.tolist():
-        p = (torch.sigmoid((q[..., 0] - x0) / SOFTNESS) * torch.sigmoid((x1 - q[..., 0]) / SOFTNESS)
-             * torch.sigmoid((q[..., 1] - y0) / SOFTNESS) * torch.sigmoid((y1 - q[..., 1]) / SOFTNESS))
-        outside = outside * (1 - p)
-    return 1 - outside
+        fx = (torch.clamp(q[..., 0] + half, max=x1) - torch.clamp(q[..., 0] - half, min=x0)).clamp(min=0.0)
+        fy = (torch.clamp(q[..., 1] + half, max=y1) - torch.clamp(q[..., 1] - half, min=y0)).clamp(min=0.0)
+        total = total + fx * fy / (GRID * GRID)
+    return total.clamp(max=1.0)
 
 
 def _distance_to_tee(point: torch.Tensor, block: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
@@ -80,7 +85,7 @@ def soft_coverage(state: torch.Tensor) -> torch.Tensor:
     cs = state[..., 4:6] / state[..., 4:6].norm(dim=-1, keepdim=True).clamp_min(1e-6)
     rel = _goal_points().to(state)[None] - block.reshape(-1, 1, 2)  # (B, K, 2)
     q = to_frame(rel, cs.reshape(-1, 1, 2))
-    return _inside_soft(q, _box_bounds()).mean(-1).reshape(state.shape[:-1])
+    return _cell_fraction_inside(q, _box_bounds()).mean(-1).reshape(state.shape[:-1])
 
 
 def reward(state: torch.Tensor, weights: dict[str, float] = REWARD_WEIGHTS) -> torch.Tensor:
