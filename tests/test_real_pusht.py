@@ -218,7 +218,6 @@ def test_differentiable_reward_mirrors_the_reward_on_probe_states():
     np.testing.assert_allclose([pusht_reward.combine_terms(t) for t in terms], [pusht_reward.reward(s)[0] for s in states])
 
 
-
 def test_soft_coverage_gradient_matches_the_exact_coverage_slope():
     """Near the goal the soft coverage's gradient with respect to the block's x and angle is the slope of the
     exact polygon coverage (central differences of 0.25 px / 0.5°), so the reward pulls the block home."""
@@ -239,6 +238,7 @@ def test_soft_coverage_gradient_matches_the_exact_coverage_slope():
     grad_a = probe.grad[0, 4].item() * -s + probe.grad[0, 5].item() * c
     assert slope_x < 0 and grad_x == pytest.approx(slope_x, rel=0.1)
     assert slope_a < 0 and grad_a == pytest.approx(slope_a, rel=0.1)
+
 
 def test_evaluation_resets_each_episode_with_its_options():
     """``reset_options(i)``: episode i starts where its options say; a block already home scores success."""
