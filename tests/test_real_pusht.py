@@ -224,7 +224,7 @@ def test_soft_coverage_gradient_matches_the_exact_coverage_slope():
     import torch
 
     from fog_envs.real import pusht_reward
-    from fog_envs.real.pusht_reward_torch import soft_coverage
+    from fog_envs.real.pusht_reward_torch import TABLE, soft_coverage
     from fog_envs.wm.tasks import get_task
 
     pose = pusht_reward.GOAL_POSE + np.array([6.0, -4.0, 0.05])
@@ -233,7 +233,7 @@ def test_soft_coverage_gradient_matches_the_exact_coverage_slope():
     dx, da = 0.25, np.radians(0.5)
     slope_x = (pusht_reward.coverage(pose + [dx, 0, 0]) - pusht_reward.coverage(pose - [dx, 0, 0])) / (2 * dx)
     slope_a = (pusht_reward.coverage(pose + [0, 0, da]) - pusht_reward.coverage(pose - [0, 0, da])) / (2 * da)
-    grad_x = probe.grad[0, 2].item() / 512.0  # probe x is px / 512
+    grad_x = probe.grad[0, 2].item() / TABLE  # probe x is px / TABLE
     c, s = np.cos(pose[2]), np.sin(pose[2])  # d/dθ through (cos θ, sin θ)
     grad_a = probe.grad[0, 4].item() * -s + probe.grad[0, 5].item() * c
     assert slope_x < 0 and grad_x == pytest.approx(slope_x, rel=0.1)

@@ -4,10 +4,8 @@ The pose and approach terms are the same formulas; the coverage term is a soft (
 fixed 3 px grid of cells over the goal T, each counting the fraction of its area that lies inside the block's T
 (per box, the overlap of the cell's x and y extents with the box's, in the block frame). It is piecewise linear
 in the pose, so it has a gradient wherever an edge of the block crosses a cell, and it matches the exact
-polygon coverage to ~1e-3: 1 at the goal pose, so success (≥ 0.95) is reachable. (Until 2026-12-03 each
-point's membership was a product of sigmoids 1.5 px wide, which read 0.92 at the goal pose and ~0.02 low near
-it: success could not occur in a state-model world.) Used by the
-state-space local model (:mod:`fog_envs.learned.state_local`) for its reward Jacobian.
+polygon coverage to ~1e-3: 1 at the goal pose, so success (≥ 0.95) is reachable. Used by the state-space
+local model (:mod:`fog_envs.learned.state_local`) for its reward Jacobian.
 
 State layout: the task's probe targets ``[agent_x, agent_y, block_x, block_y] / 512, cos θ, sin θ``.
 """
