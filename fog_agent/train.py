@@ -53,6 +53,9 @@ class AgentTrainConfig:
     in physical-state space, see fog_envs.learned.state_local)"""
     state_model: str | None = None
     """the state model of local_model='state' (bundle name or path; default: the task's shipped one)"""
+    goal_starts: float = 0.0
+    """forward_model='state' only: the fraction of imagined episodes that start with the object near its goal
+    (the rest from real windows; see fog_envs.learned.wm_backend.WorldModelBackend)"""
     denoising_steps: int | None = None
     start_sigma: float | None = None
     """override the world model's sampler start (0: from pure noise; > 0: from the last latent noised to
@@ -110,6 +113,8 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
         kwargs["start_sigma"] = cfg.start_sigma
     if cfg.gradient_model != "rssm":
         kwargs["gradient_model"] = cfg.gradient_model
+    if cfg.goal_starts:
+        kwargs["goal_starts"] = cfg.goal_starts
     kwargs.update(local_model_kwargs(cfg.local_model, cfg.state_model))
     return gym.make_vec(cfg.env_id, num_envs=sapo.num_envs, vectorization_mode="vector_entry_point",
                         max_episode_steps=sapo.episode_steps, **kwargs).unwrapped

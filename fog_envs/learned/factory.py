@@ -23,7 +23,7 @@ BF16_MIN_ENVS = 16
 def make_backend(task: str, num_envs: int, world_model: str | None = None, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto",
                  start_sigma: float | None = None, local_model: str = "rssm",
-                 state_model: str | None = None) -> Backend:
+                 state_model: str | None = None, goal_starts: float = 0.0) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
@@ -31,7 +31,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     ``False`` for plain float32). ``start_sigma``: override the bundle's sampler start
     (:attr:`fog_envs.wm.edm.EDMConfig.start_sigma`; 0 = from pure noise, > 0 = from the last latent noised
     to that σ). ``forward_model``: one of :data:`FORWARD_MODELS`. ``local_model``: ``"rssm"`` or ``"state"`` (the state model ``state_model``, a bundle name or
-    path; default: the task's shipped ``<task>_state``).
+    path; default: the task's shipped ``<task>_state``). ``goal_starts``: the fraction of a state-model
+    world's episode starts moved near the goal (:class:`~fog_envs.learned.wm_backend.WorldModelBackend`).
     """
     if local_model not in LOCAL_MODELS:
         raise ValueError(f"unknown local_model {local_model!r}; choose one of {LOCAL_MODELS}")
@@ -48,6 +49,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
 
         if start_sigma is not None:
             raise ValueError("start_sigma applies to world-model envs, not the toy env")
+        if goal_starts:
+            raise ValueError("goal_starts applies to world-model envs with forward_model='state', not the toy env")
         if forward_model != "diffusion" or local_model != "rssm":
             raise ValueError(f"forward_model={forward_model!r} / local_model={local_model!r} apply to world-model "
                              "envs; the toy env has one model (its true dynamics) and its own surrogate")
@@ -80,6 +83,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if forward_model == "reference":
         from fog_envs.learned.reference_backend import ReferenceBackend
 
+        if goal_starts:
+            raise ValueError("goal_starts applies to forward_model='state'; the reference system starts from its "
+                             "own resets")
         return ReferenceBackend(model, num_envs, bf16=bf16_on, state_local=state_local)
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
-                             bf16=bf16_on, state_local=state_local)
+                             bf16=bf16_on, state_local=state_local, goal_starts=goal_starts)

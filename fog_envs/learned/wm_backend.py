@@ -49,7 +49,10 @@ class WorldModelBackend:
 
     def __init__(self, model: WorldModel, num_envs: int, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, refresh: RefreshConfig | None = None,
-                 bf16: bool = False, state_local: "StateLocalModel | None" = None) -> None:
+                 bf16: bool = False, state_local: "StateLocalModel | None" = None, goal_starts: float = 0.0) -> None:
+        """``goal_starts``: the fraction of episode starts (``forward_model="state"`` only) whose object the task
+        moves near its goal (:attr:`fog_envs.wm.tasks.TaskSpec.goal_start`), so that imagined episodes also
+        practise the last few pixels; 0: every start is a real window as read by the probe."""
         if len(model.start_latents) == 0:
             raise ValueError("the world model has no real start windows (start_latents is empty)")
         if state_local is not None and forward_model == "rssm":
@@ -63,6 +66,14 @@ class WorldModelBackend:
         if model.state_guided and forward_model == "diffusion" and state_local is None:
             raise ValueError("this world model's denoiser is state-guided: it needs local_model='state' (the state "
                              "model supplies the states its frames are drawn from)")
+        if not 0.0 <= goal_starts <= 1.0:
+            raise ValueError(f"goal_starts is a fraction of episode starts in [0, 1], got {goal_starts}")
+        if goal_starts > 0 and forward_model != "state":
+            raise ValueError("goal_starts moves the object of a state-model world's start state; it needs "
+                             f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
+        if goal_starts > 0 and model.task.goal_start is None:
+            raise ValueError(f"task {model.task.name!r} has no near-goal start sampler; use goal_starts=0")
+        self.goal_starts = float(goal_starts)
         self.model = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -102,7 +113,17 @@ class WorldModelBackend:
         self.ctx_act[idx] = act
         with torch.no_grad():
             self.x[idx] = self.local.start_window(lat, act)
+            if self.goal_starts > 0:
+                self._move_near_goal(ids, generators)
         self._fresh[idx] = True
+
+    def _move_near_goal(self, ids: list[int], generators: list[torch.Generator]) -> None:
+        """With probability ``goal_starts`` per env, restart it at rest with its object near the goal."""
+        sdim = self.state_local.sdim
+        for i in ids:
+            if float(torch.rand(1, generator=generators[i])) < self.goal_starts:
+                s = self.model.task.goal_start(self.x[i:i + 1, :sdim].cpu(), generators[i]).to(self.x)
+                self.x[i] = self.state_local.start(s)[0]
 
     def state(self) -> torch.Tensor:
         return self.x.clone()

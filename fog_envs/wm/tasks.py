@@ -48,6 +48,13 @@ def _pusht_state_outcome(state: Any) -> tuple[Any, dict[str, Any]]:
     return cov >= SUCCESS_COVERAGE, {"coverage": cov}
 
 
+def _pusht_goal_start(state: Any, generator: Any) -> Any:
+    """Push-T probe-target states with the block moved near the goal (:mod:`fog_envs.real.pusht_starts`)."""
+    from fog_envs.real.pusht_starts import near_goal
+
+    return near_goal(state, generator)
+
+
 def _cube_aux(state: np.ndarray) -> np.ndarray:
     """Cube auxiliary target: the cube-to-goal distance in metres, shape (N, 1)."""
     from fog_envs.real.cube import GOAL_CENTER
@@ -114,6 +121,9 @@ class TaskSpec:
     passive_dims: tuple[int, ...] = ()
     """probe-target dimensions of objects that move only when pushed (the block, the cube): a state model is
     taught that they do not respond to its inputs where they rest (``StateModelTrainConfig.still_jacobian``)"""
+    goal_start: Callable[[Any, Any], Any] | None = None
+    """``(states (N, probe_dim), torch.Generator) -> states`` with the object moved near its goal: the near-goal
+    starts of a state-model world (``goal_starts=``; None: not available)"""
 
     @property
     def probe_dim(self) -> int:
@@ -124,7 +134,8 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
                       _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5, _pusht_state_reward,
-                      _pusht_state_outcome, frame_points=((0, 1), (2, 3)), passive_dims=(2, 3, 4, 5)),
+                      _pusht_state_outcome, frame_points=((0, 1), (2, 3)), passive_dims=(2, 3, 4, 5),
+                      goal_start=_pusht_goal_start),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
                      _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7)),

@@ -1,0 +1,63 @@
+"""Near-goal start states of Push-T (fog_envs.real.pusht_starts): where they lie, determinism, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE, coverage
+from fog_envs.real.pusht_reward_torch import TABLE, _distance_to_tee
+from fog_envs.real.pusht_starts import GoalStartConfig, near_goal
+
+
+def _states(n: int, seed: int = 0) -> torch.Tensor:
+    """Probe-target states with the agent and block anywhere on the table and any block angle."""
+    g = torch.Generator().manual_seed(seed)
+    pos = 40 + 432 * torch.rand(n, 4, generator=g)
+    ang = 2 * math.pi * torch.rand(n, generator=g)
+    return torch.cat([pos / TABLE, ang.cos()[:, None], ang.sin()[:, None]], -1)
+
+
+def test_block_lies_within_the_stated_distance_and_angle_of_the_goal_and_the_agent_outside_it():
+    cfg = GoalStartConfig(radius_px=40.0, angle_deg=20.0)
+    s = _states(400)
+    out = near_goal(s, torch.Generator().manual_seed(1), cfg)
+    assert out.shape == s.shape and out.dtype == s.dtype
+    block = out[:, 2:4].double() * TABLE
+    d = (block - torch.tensor(GOAL_POSE[:2])).norm(dim=-1)
+    assert d.max() <= 40.0 + 1e-3 and d.min() < 10.0  # the whole disc is used
+    assert torch.allclose(out[:, 4:6].norm(dim=-1), torch.ones(400), atol=1e-6)
+    angle = torch.atan2(out[:, 5], out[:, 4]).double()
+    d_angle = torch.remainder(angle - GOAL_POSE[2] + math.pi, 2 * math.pi) - math.pi
+    assert d_angle.abs().max() <= math.radians(20.0) + 1e-5 and d_angle.abs().max() > math.radians(15.0)
+    gap = _distance_to_tee(out[:, 0:2].double() * TABLE, block, out[:, 4:6].double())
+    assert gap.min() > AGENT_RADIUS
+    kept = (out[:, 0:2] == s[:, 0:2]).all(-1)
+    assert 0.5 < kept.float().mean() < 1.0  # agents clear of the block stay; the others were moved
+    # a block at the goal pose itself covers it fully (the exact polygon coverage)
+    exact = near_goal(s[:4], torch.Generator().manual_seed(2), GoalStartConfig(radius_px=0.0, angle_deg=0.0))
+    pose = np.array([*(exact[0, 2:4].double() * TABLE).tolist(), math.atan2(exact[0, 5], exact[0, 4])])
+    assert coverage(pose) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_draws_come_from_the_generator_alone():
+    s = _states(16)
+    a = near_goal(s, torch.Generator().manual_seed(3))
+    b = near_goal(s, torch.Generator().manual_seed(3))
+    c = near_goal(s, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match=r"shape \(N, 6\)"):
+        near_goal(torch.zeros(3, 5), torch.Generator())
+    with pytest.raises(ValueError, match="must be >= 0"):
+        GoalStartConfig(radius_px=-1.0)
+    from fog_envs.learned.factory import make_backend
+
+    with pytest.raises(ValueError, match="not the toy env"):
+        make_backend("toy", 1, goal_starts=0.5)
