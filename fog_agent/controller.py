@@ -17,11 +17,13 @@ class Observer(Protocol):
 
 
 class FogController:
-    """``fog_envs.evaluation.Controller`` for a DMO-SAPO agent: deterministic ``tanh(μ)`` actions."""
+    """``fog_envs.evaluation.Controller`` for a DMO-SAPO agent: deterministic ``tanh(μ)`` actions, or actions
+    sampled from the policy as in training (``deterministic=False``; from the agent's own seeded generator)."""
 
-    def __init__(self, agent: Any, observer: Observer) -> None:
+    def __init__(self, agent: Any, observer: Observer, deterministic: bool = True) -> None:
         self.agent = agent
         self.observer = observer
+        self.deterministic = deterministic
         self._latent: torch.Tensor | None = None
         self._last_action: np.ndarray | None = None
 
@@ -32,6 +34,7 @@ class FogController:
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._last_action is not None:
             self._latent = self.observer.update(self._last_action, obs)
-        action = self.agent.act(self._latent[None]).squeeze(0).cpu().numpy().astype(np.float32)
+        action = self.agent.act(self._latent[None], deterministic=self.deterministic).squeeze(0).cpu().numpy()
+        action = action.astype(np.float32)
         self._last_action = np.clip(action, -1.0, 1.0)
         return self._last_action

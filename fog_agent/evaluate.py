@@ -2,7 +2,7 @@
 
     fog-eval --run-dir runs/fog_pusht --env-id RealPushT-v0 --episodes 50 --seed 100000
 
-The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ).
+The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ; ``--stochastic`` samples its actions as in training).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
 
@@ -36,6 +36,9 @@ class EvalConfig:
     episodes: int = 50
     seed: int = 100_000
     video_episodes: int = 3
+    stochastic: bool = False
+    """sample the actions from the policy as in training instead of tanh(μ) (a diagnostic; writes
+    eval_<env-id>_stochastic.json)"""
 
 
 def load_agent(checkpoint: Path) -> tuple[DMOSAPO, dict[str, Any]]:
@@ -65,10 +68,13 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     env_id = cfg.env_id or envs.reference_env_id
     if env_id is None:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
-    result = evaluate(lambda: FogController(agent, envs.make_observer()), env_id, episodes=cfg.episodes,
-                      seed=cfg.seed, video_dir=run / "videos", video_episodes=cfg.video_episodes)
-    out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps, **asdict(result)}
-    atomic_write_json(run / f"eval_{env_id}.json", out)
+    suffix = "_stochastic" if cfg.stochastic else ""
+    result = evaluate(lambda: FogController(agent, envs.make_observer(), deterministic=not cfg.stochastic), env_id,
+                      episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
+                      video_episodes=cfg.video_episodes)
+    out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
+           "stochastic": cfg.stochastic, **asdict(result)}
+    atomic_write_json(run / f"eval_{env_id}{suffix}.json", out)
     if (run / "metrics.jsonl").exists():
         plot_learning_curve(run / "metrics.jsonl", run / "evals.jsonl", run / "learning_curve.png",
                             f"DMO-SAPO on {ckpt['env_id']}")

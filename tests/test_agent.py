@@ -287,3 +287,39 @@ def test_cli_overrides_reach_the_resolved_config():
                                                                                            2.0, 0.5)
     assert resolve_sapo_config(AgentTrainConfig(preset="cpu")) == base
     assert base.reward_scale == 10.0 and make_preset("debug").reward_scale == 1.0
+
+
+class _FixedObserver:
+    """An observer whose latent is always the same vector."""
+
+    def __init__(self, latent: torch.Tensor) -> None:
+        self.latent = latent
+
+    def reset(self, obs: np.ndarray) -> torch.Tensor:
+        return self.latent
+
+    def update(self, action: np.ndarray, obs: np.ndarray) -> torch.Tensor:
+        return self.latent
+
+
+def test_controller_acts_with_tanh_mu_or_samples_from_the_agents_generator():
+    """Deployment acts deterministically by default; ``deterministic=False`` samples as training does, reproducibly
+    from the agent's generator (``fog-eval --stochastic``)."""
+    from fog_agent.controller import FogController
+
+    agent = DMOSAPO(3, 2, make_preset("debug"), seed=0)
+    latent = torch.tensor([0.3, -0.2, 0.5])
+    det = FogController(agent, _FixedObserver(latent))
+    det.reset(np.zeros(1), {})
+    a1, a2 = det.act(np.zeros(1), {}), det.act(np.zeros(1), {})
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_allclose(a1, agent.act(latent[None]).squeeze(0).numpy(), rtol=1e-6)
+    state = agent.generator.get_state()
+    sto = FogController(agent, _FixedObserver(latent), deterministic=False)
+    sto.reset(np.zeros(1), {})
+    s1, s2 = sto.act(np.zeros(1), {}), sto.act(np.zeros(1), {})
+    assert not np.array_equal(s1, s2) and not np.array_equal(s1, a1)
+    assert np.abs(s1).max() <= 1.0
+    agent.generator.set_state(state)
+    sto.reset(np.zeros(1), {})
+    np.testing.assert_array_equal(sto.act(np.zeros(1), {}), s1)

@@ -352,6 +352,9 @@ def test_agent_debug_run_on_a_bundle_and_zero_shot_eval(debug_bundle, tmp_path):
     assert 0.0 <= result["success_rate"] <= 1.0 and result["mean_max_coverage"] is not None
     assert (run / "eval_RealPushT-v0.json").exists() and list((run / "videos").glob("*.mp4"))
     assert (run / "learning_curve.png").exists()
+    sampled = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, stochastic=True))
+    assert sampled["stochastic"] and not result["stochastic"]
+    assert (run / "eval_RealPushT-v0_stochastic.json").exists()
 
 
 def test_local_model_refresh_changes_the_rssm(debug_bundle):

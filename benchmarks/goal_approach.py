@@ -1,0 +1,141 @@
+"""Does a state-world Push-T agent finish the job from near the goal, in its world and on the real system?
+
+    python benchmarks/goal_approach.py --run-dir runs/fog_state_fwd_roll4_3000_cov [--run-dir ...] [--starts 50]
+
+For an agent trained with ``local_model="state"``: ``--starts`` start states with the block near the goal
+(:func:`fog_envs.real.pusht_starts.near_goal`, agents anywhere on the table; seeded), each played for
+``--steps`` steps three ways: in the agent's own world (the state model steps ``[ŝ, ŝ_prev]``, as
+``forward_model="state"`` does) with the deterministic action ``tanh(μ)``, the same with sampled actions (as in
+training), and on ``RealPushT-v0`` reset to that state, deployed as ``fog-eval`` deploys it (the probe reads the
+frames). Per way: success (coverage ≥ 0.95 at some step), mean max coverage (the exact polygon coverage of the
+pose, imagined or true) and the median block pose error at the best step. Where the agent succeeds in its world
+but not on the real system, the world's precision near the goal is what is missing; where it fails in both,
+the policy is. Prints a table and writes JSON (default ``benchmarks/results/goal_approach.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import fog_envs  # noqa: E402,F401
+from fog_agent.controller import FogController  # noqa: E402
+from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import atomic_write_json  # noqa: E402
+from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
+from fog_envs.real.pusht_reward import GOAL_POSE, SUCCESS_COVERAGE, coverage  # noqa: E402
+from fog_envs.real.pusht_reward_torch import TABLE  # noqa: E402
+from fog_envs.real.pusht_starts import near_goal  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "goal_approach.json"
+
+
+def start_states(n: int, seed: int) -> torch.Tensor:
+    """``n`` probe-target states: agents uniform over the table, blocks near the goal (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    agents = 40 + 432 * torch.rand(n, 2, generator=g)
+    base = torch.cat([agents / TABLE, torch.full((n, 2), 0.5), torch.ones(n, 1), torch.zeros(n, 1)], -1)
+    return near_goal(base, g)
+
+
+def to_pose(s: np.ndarray) -> np.ndarray:
+    """True-state layout ``[agent_x, agent_y, block_x, block_y, angle]`` (px, rad) of probe-target states."""
+    s = np.asarray(s, dtype=np.float64)
+    return np.concatenate([s[..., :4] * TABLE, np.arctan2(s[..., 5:6], s[..., 4:5]) % (2 * math.pi)], -1)
+
+
+def score(poses: np.ndarray) -> dict[str, float]:
+    """Max coverage of one episode's true-layout poses (T, 5) and the block pose error at its best step."""
+    covs = np.array([coverage(p[2:5]) for p in poses])
+    best = poses[int(np.argmax(covs))]
+    d_angle = (best[4] - GOAL_POSE[2] + math.pi) % (2 * math.pi) - math.pi
+    return {"max_coverage": float(covs.max()), "position_px": float(math.hypot(*(best[2:4] - GOAL_POSE[:2]))),
+            "angle_deg": float(abs(math.degrees(d_angle)))}
+
+
+@torch.no_grad()
+def imagined(agent: Any, local: StateLocalModel, starts: torch.Tensor, steps: int, sampled: bool) -> list[dict]:
+    x = local.start(starts)
+    traj = [x[:, :local.sdim].numpy()]
+    for _ in range(steps):
+        x = local.step(x, agent.act(x, deterministic=not sampled).clamp(-1.0, 1.0))
+        traj.append(x[:, :local.sdim].numpy())
+    poses = to_pose(np.stack(traj, 1))
+    return [score(p) for p in poses]
+
+
+def real(agent: Any, envs: Any, starts: torch.Tensor, steps: int) -> list[dict]:
+    env = gym.make(envs.reference_env_id, max_episode_steps=steps)
+    rows = []
+    for pose in to_pose(starts.numpy()):
+        obs, info = env.reset(seed=0, options={"reset_to_state": pose})
+        controller = FogController(agent, envs.make_observer())
+        controller.reset(obs, info)
+        poses, done = [np.asarray(info["state"])], False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(controller.act(obs, info))
+            poses.append(np.asarray(info["state"]))
+            done = terminated or truncated
+        rows.append(score(np.stack(poses)))
+    env.close()
+    return rows
+
+
+def summary(rows: list[dict]) -> dict[str, float]:
+    return {"success": float(np.mean([r["max_coverage"] >= SUCCESS_COVERAGE for r in rows])),
+            "mean_max_coverage": float(np.mean([r["max_coverage"] for r in rows])),
+            "median_position_px": float(np.median([r["position_px"] for r in rows])),
+            "median_angle_deg": float(np.median([r["angle_deg"] for r in rows]))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", action="append", required=True)
+    parser.add_argument("--starts", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    if args.starts < 1 or args.steps < 1:
+        parser.error(f"--starts and --steps must be >= 1, got {args.starts}, {args.steps}")
+    torch.set_num_threads(args.threads)
+    starts = start_states(args.starts, args.seed)
+    out: dict[str, Any] = {"starts": args.starts, "steps": args.steps, "seed": args.seed,
+                           "start_mean_coverage": float(np.mean([coverage(p[2:5]) for p in to_pose(starts.numpy())])),
+                           "runs": {}}
+    print(f"{args.starts} near-goal starts (mean coverage {out['start_mean_coverage']:.3f}), {args.steps} steps")
+    print(f"{'run':44s} | {'way':22s} | success | max cov | pos px | ang °")
+    for run_dir in args.run_dir:
+        agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+        envs = learned_env_for(ckpt)
+        local = getattr(envs.backend, "state_local", None)
+        if not isinstance(local, StateLocalModel) or envs.reference_env_id != "RealPushT-v0":
+            raise ValueError(f"{run_dir}: goal_approach needs a Push-T agent trained with local_model='state'")
+        t0 = time.perf_counter()
+        ways = {"world, deterministic": imagined(agent, local, starts, args.steps, sampled=False),
+                "world, sampled": imagined(agent, local, starts, args.steps, sampled=True),
+                "RealPushT-v0": real(agent, envs, starts, args.steps)}
+        out["runs"][run_dir] = {"seconds": round(time.perf_counter() - t0, 1),
+                                **{k: {"summary": summary(v), "episodes": v} for k, v in ways.items()}}
+        for way, rows in ways.items():
+            s = summary(rows)
+            print(f"{run_dir:44s} | {way:22s} | {s['success']:7.2f} | {s['mean_max_coverage']:7.3f} | "
+                  f"{s['median_position_px']:6.1f} | {s['median_angle_deg']:5.1f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(args.out), out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
