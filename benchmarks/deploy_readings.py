@@ -13,7 +13,6 @@ agent trained in, is what the deployment loses. Prints a table and writes JSON (
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
+from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.run_io import atomic_write_json  # noqa: E402
@@ -90,16 +90,7 @@ def measure(run_dir: str, episodes: int, seed: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", action="append", required=True)
-    parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=100_000)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=str(RESULTS))
-    args = parser.parse_args()
-    if args.episodes < 1:
-        parser.error(f"--episodes must be >= 1, got {args.episodes}")
-    torch.set_num_threads(args.threads)
+    args = parse_run_dirs(run_dirs_parser(__doc__, RESULTS))
     rows = [measure(r, args.episodes, args.seed) for r in args.run_dir]
     print(f"{'run':40s} | {'probe readings':>16s} | {'true readings':>16s} | probe error on visited frames")
     for r in rows:

@@ -13,7 +13,6 @@ table and writes JSON (default ``benchmarks/results/final_approach.json``).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -22,11 +21,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
+from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.run_io import atomic_write_json  # noqa: E402
@@ -100,16 +99,7 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", action="append", required=True)
-    parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=100_000)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=str(RESULTS))
-    args = parser.parse_args()
-    if args.episodes < 1:
-        parser.error(f"--episodes must be >= 1, got {args.episodes}")
-    torch.set_num_threads(args.threads)
+    args = parse_run_dirs(run_dirs_parser(__doc__, RESULTS))
     out: dict[str, Any] = {"episodes": args.episodes, "seed": args.seed, "runs": {}}
     print(f"{'run':44s} | succ | cov   | pos px | ang ° | near misses (pos / ang) | fixed by pos / ang / either / "
           f"both needed | end cov")

@@ -15,7 +15,6 @@ the policy is. Prints a table and writes JSON (default ``benchmarks/results/goal
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -29,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
+from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.run_io import atomic_write_json  # noqa: E402
@@ -99,17 +99,11 @@ def summary(rows: list[dict]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", action="append", required=True)
-    parser.add_argument("--starts", type=int, default=50)
+    parser = run_dirs_parser(__doc__, RESULTS, episodes_flag="--starts", seed=0)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=str(RESULTS))
-    args = parser.parse_args()
-    if args.starts < 1 or args.steps < 1:
-        parser.error(f"--starts and --steps must be >= 1, got {args.starts}, {args.steps}")
-    torch.set_num_threads(args.threads)
+    args = parse_run_dirs(parser, episodes_flag="--starts")
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
     starts = start_states(args.starts, args.seed)
     out: dict[str, Any] = {"starts": args.starts, "steps": args.steps, "seed": args.seed,
                            "start_mean_coverage": float(np.mean([coverage(p[2:5]) for p in to_pose(starts.numpy())])),
