@@ -52,11 +52,11 @@ class PredictAgent:
         self.model = model
         self.normalize_obs = normalize_obs
 
-    def act(self, latents: torch.Tensor) -> torch.Tensor:
+    def act(self, latents: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         rows = latents.detach().cpu().numpy().astype(np.float32)
         if self.normalize_obs is not None:
             rows = np.stack([self.normalize_obs(r) for r in rows])
-        actions = [np.asarray(self.model.predict(r, deterministic=True)[0], np.float32) for r in rows]
+        actions = [np.asarray(self.model.predict(r, deterministic=deterministic)[0], np.float32) for r in rows]
         return torch.from_numpy(np.stack(actions))
 
 
