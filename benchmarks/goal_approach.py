@@ -29,11 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser  # noqa: E402
+from benchmarks.final_approach import best_step_errors  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.run_io import atomic_write_json  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
-from fog_envs.real.pusht_reward import GOAL_POSE, SUCCESS_COVERAGE, coverage  # noqa: E402
+from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
 from fog_envs.real.pusht_reward_torch import TABLE  # noqa: E402
 from fog_envs.real.pusht_starts import near_goal  # noqa: E402
 
@@ -55,12 +56,9 @@ def to_pose(s: np.ndarray) -> np.ndarray:
 
 
 def score(poses: np.ndarray) -> dict[str, float]:
-    """Max coverage of one episode's true-layout poses (T, 5) and the block pose error at its best step."""
-    covs = np.array([coverage(p[2:5]) for p in poses])
-    best = poses[int(np.argmax(covs))]
-    d_angle = (best[4] - GOAL_POSE[2] + math.pi) % (2 * math.pi) - math.pi
-    return {"max_coverage": float(covs.max()), "position_px": float(math.hypot(*(best[2:4] - GOAL_POSE[:2]))),
-            "angle_deg": float(abs(math.degrees(d_angle)))}
+    """Max coverage of one episode's true-layout poses (T, 5) and the block pose error at its best step
+    (:func:`benchmarks.final_approach.best_step_errors`)."""
+    return best_step_errors(poses, np.array([coverage(p[2:5]) for p in poses]))
 
 
 @torch.no_grad()

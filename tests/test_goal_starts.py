@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE, coverage
-from fog_envs.real.pusht_reward_torch import TABLE, _distance_to_tee
+from fog_envs.real.pusht_reward_torch import TABLE, distance_to_tee
 from fog_envs.real.pusht_starts import GoalStartConfig, near_goal
 
 
@@ -33,7 +33,7 @@ def test_block_lies_within_the_stated_distance_and_angle_of_the_goal_and_the_age
     angle = torch.atan2(out[:, 5], out[:, 4]).double()
     d_angle = torch.remainder(angle - GOAL_POSE[2] + math.pi, 2 * math.pi) - math.pi
     assert d_angle.abs().max() <= math.radians(20.0) + 1e-5 and d_angle.abs().max() > math.radians(15.0)
-    gap = _distance_to_tee(out[:, 0:2].double() * TABLE, block, out[:, 4:6].double())
+    gap = distance_to_tee(out[:, 0:2].double() * TABLE, block, out[:, 4:6].double())
     assert gap.min() > AGENT_RADIUS
     kept = (out[:, 0:2] == s[:, 0:2]).all(-1)
     assert 0.5 < kept.float().mean() < 1.0  # agents clear of the block stay; the others were moved

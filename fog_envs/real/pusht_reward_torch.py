@@ -66,7 +66,7 @@ def _cell_fraction_inside(q: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor
     return total.clamp(max=1.0)
 
 
-def _distance_to_tee(point: torch.Tensor, block: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+def distance_to_tee(point: torch.Tensor, block: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
     """Distance (...,) from ``point`` (..., 2) to the block's T outline (0 inside), in px."""
     q = to_frame(point - block, cs)
     dists = []
@@ -95,6 +95,6 @@ def reward(state: torch.Tensor, weights: dict[str, float] = REWARD_WEIGHTS) -> t
     angle = torch.atan2(cs[..., 1], cs[..., 0])
     d_angle = torch.remainder(angle - GOAL_POSE[2] + math.pi, 2 * math.pi) - math.pi
     pose = 0.5 * torch.exp(-d_pos / 100.0) + 0.5 * torch.exp(-d_angle.abs() / (math.pi / 4))
-    gap = torch.clamp(_distance_to_tee(agent, block, cs) - AGENT_RADIUS, min=0.0)
+    gap = torch.clamp(distance_to_tee(agent, block, cs) - AGENT_RADIUS, min=0.0)
     coverage_term = torch.clamp(soft_coverage(state) / SUCCESS_COVERAGE, max=1.0)
     return (weights["coverage"] * coverage_term + weights["pose"] * pose + weights["approach"] * torch.exp(-gap / 50.0))

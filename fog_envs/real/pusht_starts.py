@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from fog_envs.real.pusht_reward import AGENT_RADIUS, GOAL_POSE
-from fog_envs.real.pusht_reward_torch import TABLE, _distance_to_tee
+from fog_envs.real.pusht_reward_torch import TABLE, distance_to_tee
 
 #: ring around the block's origin that an agent is re-drawn on (px): beyond the T's farthest point (121 px) plus
 #: the agent's radius, so a re-drawn agent never touches the block
@@ -51,7 +51,7 @@ def near_goal(state: torch.Tensor, generator: torch.Generator,
     ring = AGENT_RING_PX[0] + (AGENT_RING_PX[1] - AGENT_RING_PX[0]) * rand(n)
     psi = 2 * math.pi * rand(n)
     fallback = (block + torch.stack([ring * psi.cos(), ring * psi.sin()], -1)).clamp(AGENT_RADIUS, TABLE - AGENT_RADIUS)
-    inside = _distance_to_tee(agent, block, cs) <= AGENT_RADIUS
+    inside = distance_to_tee(agent, block, cs) <= AGENT_RADIUS
     agent = torch.where(inside[:, None], fallback, agent)
     out = torch.cat([agent / TABLE, block / TABLE, cs], -1)
     return out.to(state.dtype)
