@@ -59,6 +59,9 @@ class SAPOConfig:
         for name in ("num_envs", "horizon", "iterations", "critic_iterations", "critic_minibatches", "episode_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SAPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.target_entropy_scale <= 0:
+            raise ValueError("SAPOConfig.target_entropy_scale must be > 0 (the target entropy is -scale·|A| and the "
+                             f"entropy bonus divides by it), got {self.target_entropy_scale}")
         if self.state_grad_clip < 0:
             raise ValueError(f"SAPOConfig.state_grad_clip must be >= 0 (0: off), got {self.state_grad_clip}")
         if not 0.0 <= self.zeroth_order_weight <= 1.0:

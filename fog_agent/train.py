@@ -68,6 +68,8 @@ class AgentTrainConfig:
     """override the preset's reward scale (see SAPOConfig.reward_scale)"""
     alpha_init: float | None = None
     """override the preset's initial entropy temperature"""
+    target_entropy_scale: float | None = None
+    """override the preset's target entropy, H̄ = −scale·|A| (larger: a less noisy policy in training)"""
     episode_steps: int | None = None
     """override the preset's imagined episode length (steps before re-spawning from a real window)"""
     horizon: int | None = None
@@ -93,8 +95,8 @@ class AgentTrainConfig:
 
 
 #: AgentTrainConfig fields that override the SAPOConfig field of the same name when set
-SAPO_OVERRIDES = ("iterations", "local_refresh_steps", "reward_scale", "alpha_init", "episode_steps", "horizon",
-                  "bootstrap", "state_grad_clip", "zeroth_order_weight")
+SAPO_OVERRIDES = ("iterations", "local_refresh_steps", "reward_scale", "alpha_init", "target_entropy_scale",
+                  "episode_steps", "horizon", "bootstrap", "state_grad_clip", "zeroth_order_weight")
 
 
 def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:
