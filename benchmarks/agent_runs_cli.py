@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from fog_agent.run_io import atomic_write_json
+
 
 def run_dirs_parser(doc: str | None, out: Path, episodes_flag: str = "--episodes", episodes: int = 50,
                     seed: int = 100_000) -> argparse.ArgumentParser:
@@ -28,3 +30,11 @@ def parse_run_dirs(parser: argparse.ArgumentParser, episodes_flag: str = "--epis
         parser.error(f"{episodes_flag} must be >= 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     return args
+
+
+def write_results(out: str | Path, results: dict) -> None:
+    """Write a benchmark's JSON atomically to ``out`` (creating its folder) and say where."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, results)
+    print(f"wrote {path}")

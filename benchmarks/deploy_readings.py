@@ -24,10 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
-from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser  # noqa: E402
+from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
-from fog_agent.run_io import atomic_write_json  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 
@@ -97,9 +96,7 @@ def main() -> None:
         score = "mean_max_coverage" if r["probe"]["mean_max_coverage"] is not None else "mean_return"
         err = ", ".join(f"{k} {v:.2f}" for k, v in r["probe"]["probe_error_median"].items())
         print(f"{r['run_dir']:40s} | {r['probe'][score]:16.3f} | {r['true'][score]:16.3f} | {err}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(Path(args.out), {"episodes": args.episodes, "seed": args.seed, "rows": rows})
-    print(f"wrote {args.out}")
+    write_results(args.out, {"episodes": args.episodes, "seed": args.seed, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -25,10 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
-from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser  # noqa: E402
+from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
-from fog_agent.run_io import atomic_write_json  # noqa: E402
 from fog_envs.real.pusht_reward import GOAL_POSE, SUCCESS_COVERAGE, coverage  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "final_approach.json"
@@ -113,9 +112,7 @@ def main() -> None:
               f"{s['near_miss_median_angle_deg']:.1f}) | {s['misses_fixed_by_position_only']} / "
               f"{s['misses_fixed_by_angle_only']} / {s['misses_fixed_by_either']} / {s['misses_needing_both']} | "
               f"{s['mean_end_coverage']:.3f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(Path(args.out), out)
-    print(f"wrote {args.out}")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
-from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser  # noqa: E402
+from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from benchmarks.final_approach import best_step_errors  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
-from fog_agent.run_io import atomic_write_json  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
 from fog_envs.real.pusht_reward_torch import TABLE  # noqa: E402
@@ -124,9 +123,7 @@ def main() -> None:
             s = summary(rows)
             print(f"{run_dir:44s} | {way:22s} | {s['success']:7.2f} | {s['mean_max_coverage']:7.3f} | "
                   f"{s['median_position_px']:6.1f} | {s['median_angle_deg']:5.1f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(Path(args.out), out)
-    print(f"wrote {args.out}")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":
