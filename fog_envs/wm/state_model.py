@@ -48,6 +48,19 @@ class StateModelConfig:
     """the last change ``s − s_prev`` enters the network in units of ``change_scale / velocity_scale``: below 1
     the network leans less on that noisy finite difference (Push-T: 0.1 takes the 16-step open-loop block error
     from ~20 to ~8 px, ``benchmarks/bench_state_model.py``); 1.0 is what bundles written before it hold"""
+    rest_gate: tuple[int, ...] = ()
+    """the passive objects' state dimensions (world frame; e.g. Push-T's block ``(2, 3, 4, 5)``) whose predicted
+    change a learned *rest gate* multiplies: ``σ(g(inputs))``, the probability that the object moves this step,
+    trained on the data's moved / rested labels (:meth:`StateModel.gate_loss`). Without it an object at rest
+    drifts by the MLP's small bias every step (Push-T's shipped model: a block left at the goal drifts 11 px in
+    50 steps, ``benchmarks/bench_rest_drift.py``). Empty: no gate (bundles written before it)"""
+    rest_tol: float = 0.05
+    """an object moved in a transition where a gated dimension changed by more than this many change scales"""
+    idle_anchor: bool = False
+    """the predicted change is ``f(s, s_prev, a) − f(s, s, 0)``: a scene at rest (``s_prev = s``) under the idle
+    command (``a = 0``: Push-T's target where the agent is, the cube's zero velocity) does not move at all,
+    where an unanchored MLP lets the pusher drift by its bias (Push-T's shipped model: the agent 29 px in 50
+    idle steps, the cube's robot 0.32 m; ``benchmarks/bench_rest_drift.py``); costs a second network call"""
 
     def __post_init__(self) -> None:
         if min(self.state_dim, self.action_dim, self.hidden, self.layers, self.reward_hidden) < 1:
@@ -56,6 +69,11 @@ class StateModelConfig:
             raise ValueError(f"StateModelConfig.frame must be 'world' or 'block', got {self.frame!r}")
         if not self.velocity_scale > 0:
             raise ValueError(f"StateModelConfig.velocity_scale must be > 0, got {self.velocity_scale}")
+        if any(not 0 <= d < self.state_dim for d in self.rest_gate) or len(set(self.rest_gate)) != len(self.rest_gate):
+            raise ValueError(f"StateModelConfig.rest_gate must hold distinct state dimensions in [0, {self.state_dim}), "
+                             f"got {self.rest_gate}")
+        if not self.rest_tol > 0:
+            raise ValueError(f"StateModelConfig.rest_tol must be > 0, got {self.rest_tol}")
         if self.frame == "block" and (self.state_dim, self.action_dim) != (6, 2):
             raise ValueError("StateModelConfig.frame='block' needs Push-T's layout (state_dim 6: agent xy, block xy, "
                              f"cos, sin; action_dim 2), got state_dim {self.state_dim}, action_dim {self.action_dim}")
@@ -71,6 +89,7 @@ def _mlp(inp: int, hidden: int, layers: int, out: int) -> nn.Sequential:
 
 BLOCK_FRAME_INPUTS = 15  #: agent offset 2, agent and block moves 2 + 2, turn 1, action 2 (block frame); state 6
 BLOCK_FRAME_OUTPUTS = 5  #: the agent's and the block's moves (block frame) and the block's turn
+GATE_HIDDEN = 128  #: width of the rest gate's MLP
 AGENT_OFFSET_UNIT = 100.0 / 512.0  #: probe units (100 px) of the agent's offset from the block in the block frame
 
 
@@ -90,6 +109,9 @@ class StateModel(nn.Module):
         else:
             self.dynamics = _mlp(2 * s + a, config.hidden, config.layers, s)
         self.reward_head = _mlp(s, config.reward_hidden, 2, 1)
+        n_in = BLOCK_FRAME_INPUTS if config.frame == "block" else 2 * s + a
+        self.gate = _mlp(n_in, GATE_HIDDEN, 2, 1) if config.rest_gate else None
+        """logit of "the passive objects move this step" from the dynamics input (None without ``rest_gate``)"""
         self.register_buffer("change_scale", torch.ones(s))
         """typical one-step change per dimension (root mean square of s_{t+1} − s_t over the data; a median would
         be ~0 for objects that rest most of the time), set by :meth:`fit_scale`"""
@@ -122,9 +144,29 @@ class StateModel(nn.Module):
                           to_frame(s[..., 2:4] - s_prev[..., 2:4], cs) / block_scale,
                           turn / turn_scale, to_frame(action, cs), s], -1)
 
+    def gated_columns(self) -> list[int]:
+        """The dynamics output's columns the rest gate multiplies (world frame: ``rest_gate``; block frame: the
+        block's move and turn)."""
+        if not self.config.rest_gate:
+            return []
+        return list(self.config.rest_gate) if self.config.frame == "world" else [2, 3, 4]
+
+    def moves_logit(self, inp: torch.Tensor) -> torch.Tensor:
+        """(...,) the rest gate's logit that the passive objects move, from a dynamics input."""
+        assert self.gate is not None, "no rest gate (StateModelConfig.rest_gate is empty)"
+        return self.gate(inp).squeeze(-1)
+
     def step(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """The next state (..., state_dim); differentiable in every argument."""
-        out = self.dynamics(self.inputs(s, s_prev, action))
+        inp = self.inputs(s, s_prev, action)
+        out = self.dynamics(inp)
+        if self.config.idle_anchor:
+            out = out - self.dynamics(self.inputs(s, s, torch.zeros_like(action)))
+        if self.gate is not None:
+            cols = torch.zeros(out.shape[-1], dtype=torch.bool, device=out.device)
+            cols[self.gated_columns()] = True
+            gate = torch.sigmoid(self.moves_logit(inp)).unsqueeze(-1)
+            out = torch.where(cols, out * gate, out)
         if self.config.frame == "world":
             return s + out * self.change_scale
         agent_scale, block_scale, turn_scale = self._frame_scales()
@@ -143,8 +185,22 @@ class StateModel(nn.Module):
         """The reward of arriving in ``s`` (...,)."""
         return self.reward_head(s).squeeze(-1)
 
+    def moved(self, state: torch.Tensor, next_state: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: a gated dimension changed by more than ``rest_tol`` change scales from ``state`` to
+        ``next_state``: the rest gate's label."""
+        dims = list(self.config.rest_gate)
+        change = ((next_state - state)[..., dims] / self.change_scale[dims]).abs()
+        return change.amax(-1) > self.config.rest_tol
+
+    def gate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Binary cross-entropy of the rest gate against :meth:`moved` on ``batch``."""
+        logit = self.moves_logit(self.inputs(batch["state"], batch["prev_state"], batch["action"]))
+        target = self.moved(batch["state"], batch["next_state"]).to(logit.dtype)
+        return nn.functional.binary_cross_entropy_with_logits(logit, target)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """One-step dynamics MSE in units of the change scale + reward MSE (``r_t`` labels ``s_{t+1}``)."""
+        """One-step dynamics MSE in units of the change scale + reward MSE (``r_t`` labels ``s_{t+1}``) (the
+        rest gate's loss is :meth:`gate_loss`, on clean inputs)."""
         pred = self.step(batch["state"], batch["prev_state"], batch["action"])
         dyn = ((pred - batch["next_state"]) / self.change_scale).pow(2).mean()
         rew = (self.reward(batch["next_state"]) - batch["reward"]).pow(2).mean()

@@ -59,6 +59,11 @@ class StateModelTrainConfig:
     s_{t−1} (the same draw to both, plus 0.3× as much drawn apart for s_{t−1}), the targets left clean: the model
     learns to pull a state that is slightly off back onto the data, so its own open-loop errors do not compound
     (:func:`noisy_inputs`; 0: off)"""
+    rest_gate: bool = False
+    """give the model a learned rest gate on the task's passive dimensions (:attr:`StateModelConfig.rest_gate`):
+    an object at rest stays put instead of drifting by the network's bias"""
+    idle_anchor: bool = False
+    """:attr:`StateModelConfig.idle_anchor`: a scene at rest under the idle command does not move"""
     still_rows: int | None = None
     """at most this many resting rows of each batch enter the still-Jacobian penalty (None: all; its double
     backward pass is most of a step's cost)"""
@@ -84,6 +89,8 @@ class StateModelTrainConfig:
                              f"{self.weight_decay}, {self.grad_clip}, {self.final_lr_fraction}")
         if self.input_noise < 0:
             raise ValueError(f"input_noise must be >= 0, got {self.input_noise}")
+        if self.rest_gate and not get_task(self.task).passive_dims:
+            raise ValueError(f"rest_gate needs a task with passive objects; task {self.task!r} has none")
         if self.still_rows is not None and self.still_rows < 1:
             raise ValueError(f"still_rows must be >= 1 or None, got {self.still_rows}")
 
@@ -200,6 +207,24 @@ def noisy_inputs(batch: dict[str, torch.Tensor], std: float, generator: torch.Ge
     return {**batch, "state": batch["state"] + eps, "prev_state": batch["prev_state"] + eps + apart}
 
 
+def resting_targets_follow(model: StateModel, clean: dict[str, torch.Tensor], noisy: dict[str, torch.Tensor]
+                           ) -> dict[str, torch.Tensor]:
+    """``noisy`` with the targets of the gated dimensions moved by the input noise in rows where the object rests
+    over every target step (:meth:`StateModel.moved`): an object at rest stays where it is, on the data or off it,
+    so a gated model is not asked to pull it back (which its closed gate could not do)."""
+    dims = list(model.config.rest_gate)
+    targets = [clean["next_state"][:, None]] + ([clean["future_state"]] if "future_state" in clean else [])
+    seq = torch.cat([clean["state"][:, None], *targets], 1)
+    rest = ~model.moved(seq[:, :-1], seq[:, 1:]).any(1)
+    shift = torch.zeros_like(clean["state"])
+    shift[:, dims] = (noisy["state"] - clean["state"])[:, dims]
+    shift = shift * rest[:, None].to(shift.dtype)
+    out = {**noisy, "next_state": clean["next_state"] + shift}
+    if "future_state" in clean:
+        out["future_state"] = clean["future_state"] + shift[:, None]
+    return out
+
+
 def training_loss(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...], weight: float,
                   tol: float, noise: float = 0.0, still_rows: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The model's one-step loss (with rollouts in the batch: the mean of :func:`rollout_mse` in place of its
@@ -209,7 +234,13 @@ def training_loss(model: StateModel, batch: dict[str, torch.Tensor], passive_dim
     clean = batch
     if noise > 0:
         batch = noisy_inputs(batch, noise)
+        if model.gate is not None:
+            batch = resting_targets_follow(model, clean, batch)
     loss, metrics = model.loss(batch)
+    if model.gate is not None:
+        gate = model.gate_loss(clean)
+        loss = loss + gate
+        metrics["state_model/gate_bce"] = gate.item()
     if "future_state" in batch:
         rollout = rollout_mse(model, batch)
         loss = loss - rollout[0] + rollout.mean()  # the one-step term becomes the rollout's mean
@@ -296,7 +327,9 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     model = StateModel(StateModelConfig(state_dim=spec.probe_dim, action_dim=spec.action_dim, hidden=cfg.hidden,
                                         layers=cfg.layers, frame=cfg.frame,
-                                        velocity_scale=cfg.velocity_scale))
+                                        velocity_scale=cfg.velocity_scale,
+                                        rest_gate=spec.passive_dims if cfg.rest_gate else (),
+                                        idle_anchor=cfg.idle_anchor))
     model.fit_scale(torch.from_numpy(data.next_state - data.state))
     n = len(data.state)
     stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps),
