@@ -815,6 +815,22 @@ def test_rest_gate_multiplies_the_passive_change_by_the_probability_that_it_move
         StateModelConfig(rest_gate=(2,), rest_tol=0.0)
 
 
+def test_rest_gate_reads_the_full_scale_change_and_the_pushers_offset():
+    """The gate's input is ``[s, (s − s_prev) / change_scale, a, (pusher − object) / 100 px]`` whatever the
+    velocity scale; a pusher longer than the gated dimensions is refused by name."""
+    from fog_envs.wm.state_model import AGENT_OFFSET_UNIT
+
+    torch.manual_seed(0)
+    m = StateModel(StateModelConfig(hidden=8, layers=1, velocity_scale=0.1, rest_gate=(2, 3, 4, 5),
+                                    pusher_position=(0, 1)))
+    m.change_scale.copy_(torch.tensor([0.01, 0.02, 0.003, 0.004, 0.05, 0.06]))
+    s, prev, a = torch.rand(4, 6), torch.rand(4, 6), torch.rand(4, 2)
+    by_hand = m.gate(torch.cat([s, (s - prev) / m.change_scale, a, (s[:, 0:2] - s[:, 2:4]) / AGENT_OFFSET_UNIT], -1))
+    torch.testing.assert_close(m.moves_logit(s, prev, a), by_hand.squeeze(-1))
+    with pytest.raises(ValueError, match="pusher_position must hold at most len\\(rest_gate\\) = 1"):
+        StateModelConfig(rest_gate=(2,), pusher_position=(0, 1))
+
+
 def test_rest_gate_label_and_loss_by_hand():
     """``moved``: a gated dimension changed by more than ``rest_tol`` change scales; ``gate_loss`` is the binary
     cross-entropy of the gate's logit against it (computed here by hand)."""
@@ -822,7 +838,7 @@ def test_rest_gate_label_and_loss_by_hand():
     model.change_scale.copy_(torch.tensor([1.0, 0.5, 2.0]))
     batch = _rest_batch()  # row 0 rests after s_t, row 1 rests after s_t (it moved before), row 2 moves after
     assert model.moved(batch["state"], batch["next_state"]).tolist() == [False, False, True]
-    logit = model.moves_logit(model.inputs(batch["state"], batch["prev_state"], batch["action"]))
+    logit = model.moves_logit(batch["state"], batch["prev_state"], batch["action"])
     p = torch.sigmoid(logit)
     by_hand = -(torch.log(1 - p[0]) + torch.log(1 - p[1]) + torch.log(p[2])) / 3
     assert model.gate_loss(batch).item() == pytest.approx(by_hand.item(), rel=1e-5)

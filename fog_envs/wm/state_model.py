@@ -56,6 +56,10 @@ class StateModelConfig:
     50 steps, ``benchmarks/bench_rest_drift.py``). Empty: no gate (bundles written before it)"""
     rest_tol: float = 0.05
     """an object moved in a transition where a gated dimension changed by more than this many change scales"""
+    pusher_position: tuple[int, ...] = ()
+    """the pusher's position dimensions (both tasks: ``(0, 1)``): the rest gate also sees the pusher's offset
+    from the object (the first as many ``rest_gate`` dimensions) in units of 100 px of Push-T's table, since
+    whether the object moves is mostly a matter of contact"""
     idle_anchor: bool = False
     """the predicted change is ``f(s, s_prev, a) − f(s, s, 0)``: a scene at rest (``s_prev = s``) under the idle
     command (``a = 0``: Push-T's target where the agent is, the cube's zero velocity) does not move at all,
@@ -72,6 +76,10 @@ class StateModelConfig:
         if any(not 0 <= d < self.state_dim for d in self.rest_gate) or len(set(self.rest_gate)) != len(self.rest_gate):
             raise ValueError(f"StateModelConfig.rest_gate must hold distinct state dimensions in [0, {self.state_dim}), "
                              f"got {self.rest_gate}")
+        if len(self.pusher_position) > len(self.rest_gate) or any(
+                not 0 <= d < self.state_dim for d in self.pusher_position):
+            raise ValueError(f"StateModelConfig.pusher_position must hold at most len(rest_gate) = "
+                             f"{len(self.rest_gate)} state dimensions, got {self.pusher_position}")
         if not self.rest_tol > 0:
             raise ValueError(f"StateModelConfig.rest_tol must be > 0, got {self.rest_tol}")
         if self.frame == "block" and (self.state_dim, self.action_dim) != (6, 2):
@@ -89,7 +97,7 @@ def _mlp(inp: int, hidden: int, layers: int, out: int) -> nn.Sequential:
 
 BLOCK_FRAME_INPUTS = 15  #: agent offset 2, agent and block moves 2 + 2, turn 1, action 2 (block frame); state 6
 BLOCK_FRAME_OUTPUTS = 5  #: the agent's and the block's moves (block frame) and the block's turn
-GATE_HIDDEN = 128  #: width of the rest gate's MLP
+GATE_HIDDEN = 256  #: width of the rest gate's MLP
 AGENT_OFFSET_UNIT = 100.0 / 512.0  #: probe units (100 px) of the agent's offset from the block in the block frame
 
 
@@ -109,8 +117,8 @@ class StateModel(nn.Module):
         else:
             self.dynamics = _mlp(2 * s + a, config.hidden, config.layers, s)
         self.reward_head = _mlp(s, config.reward_hidden, 2, 1)
-        n_in = BLOCK_FRAME_INPUTS if config.frame == "block" else 2 * s + a
-        self.gate = _mlp(n_in, GATE_HIDDEN, 2, 1) if config.rest_gate else None
+        n_gate = 2 * s + a + len(config.pusher_position)
+        self.gate = _mlp(n_gate, GATE_HIDDEN, 2, 1) if config.rest_gate else None
         """logit of "the passive objects move this step" from the dynamics input (None without ``rest_gate``)"""
         self.register_buffer("change_scale", torch.ones(s))
         """typical one-step change per dimension (root mean square of s_{t+1} − s_t over the data; a median would
@@ -151,10 +159,17 @@ class StateModel(nn.Module):
             return []
         return list(self.config.rest_gate) if self.config.frame == "world" else [2, 3, 4]
 
-    def moves_logit(self, inp: torch.Tensor) -> torch.Tensor:
-        """(...,) the rest gate's logit that the passive objects move, from a dynamics input."""
+    def moves_logit(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """(...,) the rest gate's logit that the passive objects move this step. Its input is ``[s, (s − s_prev) /
+        change_scale, a]`` (the last change at full scale whatever ``velocity_scale``: a block still sliding
+        moves a fraction of a change scale per step) and the pusher's offset from the object."""
         assert self.gate is not None, "no rest gate (StateModelConfig.rest_gate is empty)"
-        return self.gate(inp).squeeze(-1)
+        parts = [s, (s - s_prev) / self.change_scale, action.to(s.dtype)]
+        if self.config.pusher_position:
+            k = len(self.config.pusher_position)
+            obj = list(self.config.rest_gate[:k])
+            parts.append((s[..., list(self.config.pusher_position)] - s[..., obj]) / AGENT_OFFSET_UNIT)
+        return self.gate(torch.cat(parts, -1)).squeeze(-1)
 
     def step(self, s: torch.Tensor, s_prev: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """The next state (..., state_dim); differentiable in every argument."""
@@ -165,7 +180,7 @@ class StateModel(nn.Module):
         if self.gate is not None:
             cols = torch.zeros(out.shape[-1], dtype=torch.bool, device=out.device)
             cols[self.gated_columns()] = True
-            gate = torch.sigmoid(self.moves_logit(inp)).unsqueeze(-1)
+            gate = torch.sigmoid(self.moves_logit(s, s_prev, action)).unsqueeze(-1)
             out = torch.where(cols, out * gate, out)
         if self.config.frame == "world":
             return s + out * self.change_scale
@@ -194,7 +209,7 @@ class StateModel(nn.Module):
 
     def gate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Binary cross-entropy of the rest gate against :meth:`moved` on ``batch``."""
-        logit = self.moves_logit(self.inputs(batch["state"], batch["prev_state"], batch["action"]))
+        logit = self.moves_logit(batch["state"], batch["prev_state"], batch["action"])
         target = self.moved(batch["state"], batch["next_state"]).to(logit.dtype)
         return nn.functional.binary_cross_entropy_with_logits(logit, target)
 

@@ -329,6 +329,7 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
                                         layers=cfg.layers, frame=cfg.frame,
                                         velocity_scale=cfg.velocity_scale,
                                         rest_gate=spec.passive_dims if cfg.rest_gate else (),
+                                        pusher_position=spec.pusher_position if cfg.rest_gate else (),
                                         idle_anchor=cfg.idle_anchor))
     model.fit_scale(torch.from_numpy(data.next_state - data.state))
     n = len(data.state)

@@ -121,6 +121,9 @@ class TaskSpec:
     passive_dims: tuple[int, ...] = ()
     """probe-target dimensions of objects that move only when pushed (the block, the cube): a state model is
     taught that they do not respond to its inputs where they rest (``StateModelTrainConfig.still_jacobian``)"""
+    pusher_position: tuple[int, ...] = (0, 1)
+    """probe-target dimensions of the pusher's position (the agent, the robot): a state model's rest gate reads
+    its offset from the passive object (:attr:`fog_envs.wm.state_model.StateModelConfig.pusher_position`)"""
     goal_start: Callable[[Any, Any], Any] | None = None
     """``(states (N, probe_dim), torch.Generator) -> states`` with the object moved near its goal: the near-goal
     starts of a state-model world (``goal_starts=``; None: not available)"""
