@@ -4,8 +4,10 @@
         --state-model gate=runs/state_pusht_gate/bundle [--starts 200] [--steps 100] [--out ...]
 
 Starts: the reference system's own reset states (seeds 0 … ``--starts`` − 1), once as drawn ("table") and once
-with the object moved onto its goal ("goal"); every step's action is 0 (Push-T: the agent's target is where it
-is; the cube: zero velocity). The reference system is rolled out from every start and only the starts where its
+with the object moved onto its goal ("goal"). Actions (``--motion``): ``idle``, 0 at every step (Push-T: the
+agent's target is where it is; the cube: zero velocity), or ``wander``, a seeded random walk of the pusher
+(uniform actions in ±``--wander-scale``, the same sequence for the reference and every model), which tests
+whether a model keeps the object still while the pusher moves elsewhere. The reference system is rolled out from every start and only the starts where its
 object stays put throughout (the pusher clear of it) are kept. From those a model whose passive objects drift
 under their MLP's small bias moves the object by itself, so that in its world a finished push does not stay
 finished. For the reference and each model: the object's and the pusher's displacement from the start (the
@@ -47,24 +49,31 @@ def at_goal(task: str, states: np.ndarray) -> np.ndarray:
     return out
 
 
-def reference_rollout(spec: TaskSpec, starts: np.ndarray | None, seeds: list[int], steps: int
+def action_sequences(spec: TaskSpec, n: int, steps: int, motion: str, scale: float, seed: int) -> np.ndarray:
+    """(n, steps, action_dim): zeros (``idle``) or seeded uniform actions in ±``scale`` (``wander``)."""
+    if motion == "idle":
+        return np.zeros((n, steps, spec.action_dim), np.float32)
+    return np.random.default_rng(seed).uniform(-scale, scale, (n, steps, spec.action_dim)).astype(np.float32)
+
+
+def reference_rollout(spec: TaskSpec, starts: np.ndarray | None, seeds: list[int], actions: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``(start states (N, state_dim), trajectories (N, steps + 1, probe_dim))`` of the reference system under
-    action 0, from ``starts`` (``reset_to_state``) or, where None, from its reset with each of ``seeds``."""
+    ``actions`` (N, steps, A), from ``starts`` (``reset_to_state``) or, where None, from its reset with each of
+    ``seeds``."""
     import gymnasium as gym
 
     import fog_envs  # noqa: F401  (registers the envs)
 
     env = gym.make(spec.real_env_id, max_episode_steps=None)
-    zero = np.zeros(env.action_space.shape, np.float32)
     firsts, trajs = [], []
     try:
         for i, seed in enumerate(seeds):
             options = None if starts is None else {"reset_to_state": starts[i]}
             _, info = env.reset(seed=seed, options=options)
             states = [info["state"]]
-            for _ in range(steps):
-                _, _, _, _, info = env.step(zero)
+            for a in actions[i]:
+                _, _, _, _, info = env.step(a)
                 states.append(info["state"])
             firsts.append(states[0])
             trajs.append(spec.probe_targets(np.asarray(states)))
@@ -80,26 +89,27 @@ def resting(spec: TaskSpec, traj: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def model_rollout(model: StateModel, spec: TaskSpec, starts: np.ndarray, steps: int) -> np.ndarray:
+def model_rollout(model: StateModel, starts: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """(N, steps + 1, probe_dim) the state model's states from the probe targets ``starts`` (at rest:
-    s_prev = s) under action 0."""
+    s_prev = s) under ``actions`` (N, steps, A)."""
     s = torch.from_numpy(np.asarray(starts, dtype=np.float32))
     s_prev, out = s, [s]
-    zero = torch.zeros(len(s), spec.action_dim)
-    for _ in range(steps):
-        s_prev, s = s, model.step(s, s_prev, zero)
+    for k in range(actions.shape[1]):
+        s_prev, s = s, model.step(s, s_prev, torch.from_numpy(actions[:, k]))
         out.append(s)
     return torch.stack(out, 1).double().numpy()
 
 
-def summarise(spec: TaskSpec, traj: np.ndarray, report: list[int]) -> dict[str, dict[str, float]]:
+def summarise(spec: TaskSpec, traj: np.ndarray, report: list[int], against: np.ndarray | None = None
+              ) -> dict[str, dict[str, float]]:
     """``{str(step): {<metric>_median, <metric>_p90, still_success}}`` at each reported step: the task's probe
-    errors of the state against the start (:attr:`TaskSpec.probe_errors`) and the share of successes
+    errors of the state against ``against`` (N, steps + 1, probe_dim; default: the start) (:attr:`TaskSpec.probe_errors`) and the share of successes
     (:attr:`TaskSpec.state_outcome`)."""
     out = {}
     for t in report:
         row = {}
-        for k, v in spec.probe_errors(traj[:, t], traj[:, 0]).items():
+        ref = traj[:, 0] if against is None else against[:, t]
+        for k, v in spec.probe_errors(traj[:, t], ref).items():
             row[f"{k}_median"] = float(np.median(v))
             row[f"{k}_p90"] = float(np.quantile(v, 0.9))
         success, _ = spec.state_outcome(torch.from_numpy(traj[:, t]).float())
@@ -114,9 +124,12 @@ def main() -> None:
     parser.add_argument("--state-model", action="append", required=True, metavar="NAME=BUNDLE")
     parser.add_argument("--starts", type=int, default=200, help="reset seeds 0 … N − 1 of the reference system")
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--motion", default="idle", choices=["idle", "wander"])
+    parser.add_argument("--wander-scale", type=float, default=0.3)
     parser.add_argument("--report", type=int, nargs="+", default=[1, 10, 50, 100])
+    parser.add_argument("--seed", type=int, default=0, help="of the wander actions")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/rest_drift_<task>.json)")
+    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/rest_drift_<task>_<motion>.json)")
     args = parser.parse_args()
     if args.starts < 1 or args.steps < 1:
         parser.error(f"need --starts >= 1 and --steps >= 1, got {args.starts}, {args.steps}")
@@ -125,12 +138,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     spec = get_task(args.task)
     seeds = list(range(args.starts))
-    table_states, table_traj = reference_rollout(spec, None, seeds, args.steps)
-    _, goal_traj = reference_rollout(spec, at_goal(args.task, table_states), seeds, args.steps)
-    starts, rows = {}, []
+    actions = action_sequences(spec, args.starts, args.steps, args.motion, args.wander_scale, args.seed)
+    table_states, table_traj = reference_rollout(spec, None, seeds, actions)
+    _, goal_traj = reference_rollout(spec, at_goal(args.task, table_states), seeds, actions)
+    starts, kept, truth, rows = {}, {}, {}, []
     for where, traj in (("table", table_traj), ("goal", goal_traj)):
         keep = resting(spec, traj)
-        starts[where] = traj[keep, 0]
+        starts[where], kept[where], truth[where] = traj[keep, 0], actions[keep], traj[keep]
         rows.append({"name": "reference", "where": where, "starts": int(keep.sum()),
                      "steps": summarise(spec, traj[keep], args.report)})
     for item in args.state_model:
@@ -138,20 +152,25 @@ def main() -> None:
         name, bundle = (name, bundle) if sep else (Path(item).name, item)
         model, _ = StateModel.load(bundle, task=args.task)
         for where, s in starts.items():
+            traj = model_rollout(model, s, kept[where])
             rows.append({"name": name, "bundle": bundle, "where": where, "starts": len(s),
-                         "rest_gate": list(model.config.rest_gate),
-                         "steps": summarise(spec, model_rollout(model, spec, s, args.steps), args.report)})
+                         "rest_gate": list(model.config.rest_gate), "idle_anchor": model.config.idle_anchor,
+                         "steps": summarise(spec, traj, args.report),
+                         "error": summarise(spec, traj, args.report, truth[where])})
     metrics = [k[:-len("_median")] for k in rows[0]["steps"][str(args.report[0])] if k.endswith("_median")]
-    print(f"{args.task}: action 0 for {args.steps} steps from {len(starts['table'])} table and "
+    print(f"{args.task}: {args.motion} actions for {args.steps} steps from {len(starts['table'])} table and "
           f"{len(starts['goal'])} goal starts where the reference object rests (of {args.starts} each); "
-          "displacement from the start, median (90th percentile)")
-    print(" | ".join(f"{h:>15}" for h in ["model", "object at", "step", *metrics, "still success"]))
+          f"displacement from the start, median (90th percentile); '{metrics[0]} err': the model's against the "
+          "reference's")
+    head = ["model", "object at", "step", *metrics, f"{metrics[0]} err", "still success"]
+    print(" | ".join(f"{h:>15}" for h in head))
     for r in rows:
         for t, v in r["steps"].items():
             cells = [f"{v[f'{m}_median']:.3g} ({v[f'{m}_p90']:.3g})" for m in metrics]
+            err = f"{r['error'][t][f'{metrics[0]}_median']:.3g}" if "error" in r else "-"
             ok = f"{v['still_success']:.2f}" if r["where"] == "goal" else "-"
-            print(" | ".join(f"{x:>15}" for x in [r["name"], r["where"], t, *cells, ok]))
-    write_results(args.out or RESULTS / f"rest_drift_{args.task}.json", {"args": vars(args), "rows": rows})
+            print(" | ".join(f"{x:>15}" for x in [r["name"], r["where"], t, *cells, err, ok]))
+    write_results(args.out or RESULTS / f"rest_drift_{args.task}_{args.motion}.json", {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":
