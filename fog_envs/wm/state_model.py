@@ -50,7 +50,8 @@ class StateModelConfig:
     from ~20 to ~8 px, ``benchmarks/bench_state_model.py``); 1.0 is what bundles written before it hold"""
     rest_gate: tuple[int, ...] = ()
     """the passive objects' state dimensions (world frame; e.g. Push-T's block ``(2, 3, 4, 5)``) whose predicted
-    change a learned *rest gate* multiplies: ``σ(g(inputs))``, the probability that the object moves this step,
+    change a learned *rest gate* multiplies: ``σ(g(·))`` (:meth:`StateModel.moves_logit`), the probability that
+    the object moves this step,
     trained on the data's moved / rested labels (:meth:`StateModel.gate_loss`). Without it an object at rest
     drifts by the MLP's small bias every step (Push-T's shipped model: a block left at the goal drifts 11 px in
     50 steps, ``benchmarks/bench_rest_drift.py``). Empty: no gate (bundles written before it)"""
@@ -119,7 +120,7 @@ class StateModel(nn.Module):
         self.reward_head = _mlp(s, config.reward_hidden, 2, 1)
         n_gate = 2 * s + a + len(config.pusher_position)
         self.gate = _mlp(n_gate, GATE_HIDDEN, 2, 1) if config.rest_gate else None
-        """logit of "the passive objects move this step" from the dynamics input (None without ``rest_gate``)"""
+        """logit of "the passive objects move this step" (:meth:`moves_logit`; None without ``rest_gate``)"""
         self.register_buffer("change_scale", torch.ones(s))
         """typical one-step change per dimension (root mean square of s_{t+1} − s_t over the data; a median would
         be ~0 for objects that rest most of the time), set by :meth:`fit_scale`"""
