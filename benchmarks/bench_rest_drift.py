@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.agent_runs_cli import write_results  # noqa: E402
+from benchmarks.bench_state_model import named_bundle  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.tasks import TaskSpec, get_task  # noqa: E402
 
@@ -147,9 +148,7 @@ def main() -> None:
         starts[where], kept[where], truth[where] = traj[keep, 0], actions[keep], traj[keep]
         rows.append({"name": "reference", "where": where, "starts": int(keep.sum()),
                      "steps": summarise(spec, traj[keep], args.report)})
-    for item in args.state_model:
-        name, sep, bundle = item.partition("=")
-        name, bundle = (name, bundle) if sep else (Path(item).name, item)
+    for name, bundle in map(named_bundle, args.state_model):
         model, _ = StateModel.load(bundle, task=args.task)
         for where, s in starts.items():
             traj = model_rollout(model, s, kept[where])

@@ -34,7 +34,8 @@ from fog_envs.wm.tasks import get_task  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _named(spec: str) -> tuple[str, str]:
+def named_bundle(spec: str) -> tuple[str, str]:
+    """``NAME=BUNDLE`` → ``(NAME, BUNDLE)``; a bare bundle is labelled by its last path part."""
     name, sep, path = spec.partition("=")
     return (name, path) if sep else (Path(spec).name, spec)
 
@@ -81,7 +82,7 @@ def main() -> None:
     transitions = load_transitions(args.heldout, spec)
     readings = None if args.probe is None else probe_readings(args.probe, args.heldout)
     rows = []
-    for label, bundle in map(_named, args.state_model):
+    for label, bundle in map(named_bundle, args.state_model):
         model, card = StateModel.load(bundle, task=args.task)
         rows.append({"name": label, "bundle": bundle, "train": card.get("train", {}),
                      "one_step": one_step_errors(model, transitions, spec),

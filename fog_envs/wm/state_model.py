@@ -121,6 +121,10 @@ class StateModel(nn.Module):
         n_gate = 2 * s + a + len(config.pusher_position)
         self.gate = _mlp(n_gate, GATE_HIDDEN, 2, 1) if config.rest_gate else None
         """logit of "the passive objects move this step" (:meth:`moves_logit`; None without ``rest_gate``)"""
+        mask = torch.zeros(BLOCK_FRAME_OUTPUTS if config.frame == "block" else s, dtype=torch.bool)
+        mask[self.gated_columns()] = True
+        self.register_buffer("gate_mask", mask, persistent=False)
+        """the dynamics output's columns the rest gate multiplies (:meth:`gated_columns`), built once"""
         self.register_buffer("change_scale", torch.ones(s))
         """typical one-step change per dimension (root mean square of s_{t+1} − s_t over the data; a median would
         be ~0 for objects that rest most of the time), set by :meth:`fit_scale`"""
@@ -179,10 +183,8 @@ class StateModel(nn.Module):
         if self.config.idle_anchor:
             out = out - self.dynamics(self.inputs(s, s, torch.zeros_like(action)))
         if self.gate is not None:
-            cols = torch.zeros(out.shape[-1], dtype=torch.bool, device=out.device)
-            cols[self.gated_columns()] = True
             gate = torch.sigmoid(self.moves_logit(s, s_prev, action)).unsqueeze(-1)
-            out = torch.where(cols, out * gate, out)
+            out = torch.where(self.gate_mask, out * gate, out)
         if self.config.frame == "world":
             return s + out * self.change_scale
         agent_scale, block_scale, turn_scale = self._frame_scales()
