@@ -81,6 +81,10 @@ class AgentTrainConfig:
     zeroth_order_weight: float | None = None
     """override the share of the likelihood-ratio estimate in the actor gradient (see
     SAPOConfig.zeroth_order_weight; 0: pure first order)"""
+    init_from: str | None = None
+    """a run directory (or its checkpoint) whose actor, critics, observation normaliser and temperature this
+    fresh run starts from (fine-tuning, e.g. in another world of the same env): optimisers, counters, the
+    learning-rate schedule and the RNG start fresh. Ignored when the run resumes from its own checkpoint"""
     eval_env_id: str | None = "auto"
     """reference system for zero-shot evaluation ('auto': the learned env's; None: skip)"""
     eval_every: int = 100
@@ -138,6 +142,31 @@ def eval_env_for(cfg: AgentTrainConfig, envs) -> str | None:
     return getattr(envs, "reference_env_id", None)
 
 
+def warm_start(agent: DMOSAPO, source: str | Path, env_id: str) -> Path:
+    """Load the actor, critics, observation normaliser and temperature of the agent checkpointed at ``source``
+    (a run directory or a ``latest.pt``) into ``agent``; returns the checkpoint's path. Its env id, observation
+    and action sizes and network widths must match."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoints" / "latest.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: no agent checkpoint at {path}")
+    ckpt = torch.load(path, weights_only=False, map_location=agent.device)
+    if ckpt["env_id"] != env_id:
+        raise ValueError(f"init_from: {path} holds an agent for {ckpt['env_id']}, this run trains in {env_id}")
+    model = ckpt["agent"]["model"]
+    ours = agent.state_dict()
+    shapes = {k: (tuple(v.shape), tuple(ours[k].shape)) for k, v in model.items()
+              if k in ours and v.shape != ours[k].shape}
+    if set(model) != set(ours) or shapes:
+        detail = f"shapes differ (theirs, ours): {shapes}" if shapes else \
+            f"parameters differ: {sorted(set(model) ^ set(ours))}"
+        raise ValueError(f"init_from: {path}'s agent does not fit this run's (observation size, action size or "
+                         f"network widths): {detail}")
+    agent.load_state_dict(model)
+    return path
+
+
 def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the agent; returns the final evaluation (or the last metrics if no evaluation)."""
     if cfg.threads:
@@ -161,6 +190,8 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
         # env i gets seed·N + i (Gymnasium gives env i the seed + i): runs with seeds 0, 1, 2 then share
         # no env stream, where seed + i would give them N − 1 streams in common
         diff.reset(seed=cfg.seed * sapo.num_envs)
+        if cfg.init_from is not None:
+            warm_start(agent, cfg.init_from, cfg.env_id)
         atomic_write_json(run / "config.json", {"train": asdict(cfg), "sapo": asdict(sapo)})
     eval_env_id = eval_env_for(cfg, envs)
     from torch.utils.tensorboard import SummaryWriter

@@ -324,3 +324,39 @@ def test_controller_acts_with_tanh_mu_or_samples_from_the_agents_generator():
     agent.generator.set_state(state)
     sto.reset(np.zeros(1), {})
     np.testing.assert_array_equal(sto.act(np.zeros(1), {}), s1)
+
+
+def test_warm_start_loads_another_runs_agent_and_names_what_does_not_fit(tmp_path):
+    from fog_agent.train import warm_start
+
+    common = dict(env_id="WMToy-v0", preset="debug", eval_env_id=None, checkpoint_every=100)
+    train_agent(AgentTrainConfig(run_dir=str(tmp_path / "a"), iterations=3, **common), progress=False)
+    source = torch.load(tmp_path / "a" / "checkpoints" / "latest.pt", weights_only=False)
+    cfg = make_preset("debug")
+    agent = DMOSAPO(source["obs_dim"], source["action_dim"], cfg, seed=5)
+    assert warm_start(agent, tmp_path / "a", "WMToy-v0") == tmp_path / "a" / "checkpoints" / "latest.pt"
+    for k, v in source["agent"]["model"].items():
+        assert torch.equal(agent.state_dict()[k], v), k
+    assert agent.iteration_count == 0 and agent.imagined_steps == 0  # counters start fresh
+    assert not agent.actor_opt.state  # so does the optimiser
+    with pytest.raises(FileNotFoundError, match="no agent checkpoint"):
+        warm_start(agent, tmp_path / "missing", "WMToy-v0")
+    with pytest.raises(ValueError, match="WMToy-v0, this run trains in WMPushT-v0"):
+        warm_start(agent, tmp_path / "a", "WMPushT-v0")
+    wider = DMOSAPO(source["obs_dim"], source["action_dim"], replace(cfg, actor_hidden=(cfg.actor_hidden[0] + 8,)
+                                                                     + tuple(cfg.actor_hidden[1:])))
+    with pytest.raises(ValueError, match="does not fit"):
+        warm_start(wider, tmp_path / "a", "WMToy-v0")
+
+    # a run started from it trains on from a's weights with a fresh counter and optimiser, and says so in its
+    # config: Adam's first step moves each weight by at most lr·(1 + weight_decay·|w|)
+    train_agent(AgentTrainConfig(run_dir=str(tmp_path / "b"), iterations=1, init_from=str(tmp_path / "a"),
+                                 **common), progress=False)
+    b = torch.load(tmp_path / "b" / "checkpoints" / "latest.pt", weights_only=False)
+    assert b["agent"]["iteration"] == 1
+    w = "actor.net.0.weight"
+    a_w, b_w = source["agent"]["model"][w], b["agent"]["model"][w]
+    assert not torch.equal(a_w, b_w)
+    assert ((b_w - a_w).abs() <= cfg.actor_lr * (1 + cfg.weight_decay * a_w.abs()) * 1.001).all()
+    import json
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["init_from"] == str(tmp_path / "a")
