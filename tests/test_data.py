@@ -441,3 +441,54 @@ def test_random_action_mix_replaces_actions_reproducibly():
         make_play_policy("RealPushT-v0", random_action_prob=1.5)
     with pytest.raises(ValueError, match="random_action_prob must be in"):
         CollectConfig(random_action_prob=-0.1)
+
+
+def _play(policy_config, episodes: int, steps: int) -> tuple[str, np.ndarray, list[float]]:
+    """Seeded Push-T play as the collector runs it: (sha256 of the actions, the block's per-step displacement
+    in px, the agent-to-block gap in px where each push begins)."""
+    import hashlib
+
+    import shapely.geometry as sg
+
+    from fog_envs.play.pusht import PushTPlayPolicy
+    from fog_envs.real.pusht_reward import tee_polygon
+
+    digest, moves, gaps = hashlib.sha256(), [], []
+    env = gym.make("RealPushT-v0", obs_type="state")
+    for ep in range(episodes):
+        policy, rng = PushTPlayPolicy(policy_config), np.random.default_rng([0, ep])
+        _, info = env.reset(seed=ep, options=policy.reset_options(rng))
+        policy.reset(info, rng)
+        for _ in range(steps):
+            before = policy._mode
+            action = policy(info)
+            digest.update(action.tobytes())
+            s = info["state"]
+            if before == "approach" and policy._mode == "push":
+                gaps.append(tee_polygon(s[2:5]).distance(sg.Point(*s[:2])))
+            *_, info = env.step(action)
+            moves.append(float(np.linalg.norm(info["state"][2:4] - s[2:4])))
+    return digest.hexdigest(), np.asarray(moves), gaps
+
+
+def test_nudges_off_leave_the_play_data_unchanged_and_on_push_gently_from_contact():
+    """``p_nudge=0`` (the default) draws nothing extra: the play policy's actions hash as they did before
+    nudges existed (the datasets' manifest stays true). ``p_nudge=1``: every push starts at the block (the
+    agent's 15 px radius away, the approach stopping within 8 px of its waypoint) and is slow, so the
+    block's per-step moves stay small; out-of-range probabilities and nudges on the cube are refused."""
+    from fog_envs.data.collect import CollectConfig
+    from fog_envs.play import make_play_policy
+    from fog_envs.play.pusht import PushTPlayConfig
+
+    digest, plain_moves, plain_gaps = _play(PushTPlayConfig(), episodes=2, steps=150)
+    assert digest == "03163bd02d623daa979712159d7b1ffd251da9425a21caedee6d475cd569b710"
+    _, nudge_moves, nudge_gaps = _play(PushTPlayConfig(p_nudge=1.0), episodes=2, steps=150)
+    assert len(nudge_gaps) > len(plain_gaps) and np.median(nudge_gaps) < 16.0 < np.median(plain_gaps)
+    assert np.quantile(nudge_moves, 0.99) < np.quantile(plain_moves, 0.99)
+    assert "p_nudge=0.5" in repr(make_play_policy("RealPushT-v0", nudge_prob=0.5).config)
+    with pytest.raises(ValueError, match="p_nudge must be in"):
+        PushTPlayConfig(p_nudge=1.5)
+    with pytest.raises(ValueError, match="nudge_prob applies to RealPushT-v0"):
+        make_play_policy("RealPushCube-v0", nudge_prob=0.5)
+    with pytest.raises(ValueError, match="nudge_prob must be in"):
+        CollectConfig(nudge_prob=-0.1)

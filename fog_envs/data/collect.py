@@ -69,6 +69,9 @@ class CollectConfig:
     random_action_prob: float = 0.0
     """per-step chance that the play policy's action is replaced by a uniformly random one
     (``fog_envs.play.random_mix``; recorded in the dataset's ``collector_policy``)"""
+    nudge_prob: float = 0.0
+    """RealPushT-v0 only: per planned push, the chance it is a nudge, a short slow push from contact
+    (``fog_envs.play.pusht.PushTPlayConfig.p_nudge``): play data for the last pixels of a push"""
 
     def __post_init__(self) -> None:
         if self.num_episodes < 1:
@@ -83,6 +86,8 @@ class CollectConfig:
             raise ValueError(f"compression must be 'gzip', 'lzf' or 'none', got {self.compression!r}")
         if not 0.0 <= self.random_action_prob <= 1.0:
             raise ValueError(f"random_action_prob must be in [0, 1], got {self.random_action_prob}")
+        if not 0.0 <= self.nudge_prob <= 1.0:
+            raise ValueError(f"nudge_prob must be in [0, 1], got {self.nudge_prob}")
 
     @property
     def parts_dir(self) -> Path:
@@ -294,7 +299,8 @@ def collect(config: CollectConfig, progress: bool = False, policy_factory: Polic
     if policy_factory is None:
         from fog_envs.play import make_play_policy
 
-        policy_factory = functools.partial(make_play_policy, random_action_prob=config.random_action_prob)
+        policy_factory = functools.partial(make_play_policy, random_action_prob=config.random_action_prob,
+                                           nudge_prob=config.nudge_prob)
     t0 = time.perf_counter()
     ident = _identity(config, policy_factory)
     if _check_existing(config, ident):

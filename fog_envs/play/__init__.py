@@ -5,13 +5,16 @@ from __future__ import annotations
 from fog_envs.play.base import PlayPolicy
 
 
-def make_play_policy(env_id: str, random_action_prob: float = 0.0) -> PlayPolicy:
+def make_play_policy(env_id: str, random_action_prob: float = 0.0, nudge_prob: float = 0.0) -> PlayPolicy:
     """The scripted play policy for a reference-system id (with one-step uniformly random actions mixed in
-    w.p. ``random_action_prob``, see :mod:`fog_envs.play.random_mix`); ``ValueError`` for an unknown id."""
+    w.p. ``random_action_prob``, see :mod:`fog_envs.play.random_mix`; Push-T: each planned push a nudge w.p.
+    ``nudge_prob``, see :class:`fog_envs.play.pusht.PushTPlayConfig`); ``ValueError`` for an unknown id."""
+    if nudge_prob and env_id != "RealPushT-v0":
+        raise ValueError(f"nudge_prob applies to RealPushT-v0's play policy only, got env id {env_id!r}")
     if env_id == "RealPushT-v0":
-        from fog_envs.play.pusht import PushTPlayPolicy
+        from fog_envs.play.pusht import PushTPlayConfig, PushTPlayPolicy
 
-        policy: PlayPolicy = PushTPlayPolicy()
+        policy: PlayPolicy = PushTPlayPolicy(PushTPlayConfig(p_nudge=nudge_prob))
     elif env_id == "RealPushCube-v0":
         from fog_envs.play.cube import PushCubePlayPolicy
 

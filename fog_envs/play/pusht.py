@@ -26,6 +26,15 @@ class PushTPlayConfig:
     p_near_goal: float = 0.25  #: chance an episode starts with the block near the goal (like a demo's end)
     near_goal_pos_std: float = 6.0  #: px
     near_goal_angle_std: float = 0.08  #: rad
+    p_nudge: float = 0.0  #: chance a planned push is a nudge: a short, slow push that starts in contact
+    nudge_steps: tuple[int, int] = (1, 5)  #: length range of one nudge, in steps
+    nudge_speed: tuple[float, float] = (0.03, 0.3)  #: range of a nudge's speed (40 px · speed per step)
+    nudge_standoff: float = 17.0  #: pixels between the contact point and a nudge's approach waypoint
+    nudge_noise: float = 0.02  #: std of a nudge's action noise (the play noise would swamp it)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p_nudge <= 1.0:
+            raise ValueError(f"p_nudge must be in [0, 1], got {self.p_nudge}")
 
 
 class PushTPlayPolicy:
@@ -40,6 +49,8 @@ class PushTPlayPolicy:
         self._push_dir = np.zeros(2)
         self._speed = 1.0
         self._near_goal = False
+        self._nudge = False
+        self._noise = config.noise
 
     def reset_options(self, rng: np.random.Generator) -> dict[str, Any] | None:
         """With probability ``p_near_goal``, start with the block near the goal and the agent clear of it."""
@@ -70,6 +81,8 @@ class PushTPlayPolicy:
         """Choose the next segment: an approach-then-push, or a wander."""
         cfg, rng = self.config, self._rng
         self._speed = rng.uniform(*cfg.speed)
+        self._noise = cfg.noise
+        self._nudge = False
         if rng.random() < cfg.p_wander:
             self._mode = "wander"
             self._steps_left = int(rng.integers(*cfg.wander_steps))
@@ -88,10 +101,12 @@ class PushTPlayPolicy:
         else:
             idx = int(rng.integers(len(candidates)))
         contact, normal = candidates[idx], normals[idx]
+        # Draw nothing extra when nudges are off, so that the default play data stays bit for bit the same.
+        self._nudge = cfg.p_nudge > 0.0 and rng.random() < cfg.p_nudge
         angle = rng.uniform(-0.5, 0.5)
         rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         self._push_dir = rot @ (-normal)
-        self._waypoint = contact + normal * cfg.standoff
+        self._waypoint = contact + normal * (cfg.nudge_standoff if self._nudge else cfg.standoff)
         self._mode = "approach"
         self._steps_left = 40  # give up on an approach that takes too long
 
@@ -102,7 +117,12 @@ class PushTPlayPolicy:
         if self._steps_left <= 0:
             if self._mode == "approach":
                 self._mode = "push"
-                self._steps_left = int(self._rng.integers(*cfg.push_steps))
+                if self._nudge:
+                    self._steps_left = int(self._rng.integers(*cfg.nudge_steps))
+                    self._speed = self._rng.uniform(*cfg.nudge_speed)
+                    self._noise = cfg.nudge_noise
+                else:
+                    self._steps_left = int(self._rng.integers(*cfg.push_steps))
             else:
                 self._plan(state)
         self._steps_left -= 1
@@ -122,5 +142,5 @@ class PushTPlayPolicy:
         norm = np.linalg.norm(action)
         if norm > 1.0:
             action = action / norm
-        action = action * self._speed + self._rng.normal(scale=cfg.noise, size=2)
+        action = action * self._speed + self._rng.normal(scale=self._noise, size=2)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
