@@ -27,7 +27,7 @@ class PushTPlayConfig:
     near_goal_pos_std: float = 6.0  #: px
     near_goal_angle_std: float = 0.08  #: rad
     p_nudge: float = 0.0  #: chance a planned push is a nudge: a short, slow push that starts in contact
-    nudge_steps: tuple[int, int] = (1, 5)  #: length range of one nudge, in steps
+    nudge_steps: tuple[int, int] = (1, 5)  #: [low, high) length of one nudge, in steps
     nudge_speed: tuple[float, float] = (0.03, 0.3)  #: range of a nudge's speed (40 px · speed per step)
     nudge_standoff: float = 17.0  #: pixels between the contact point and a nudge's approach waypoint
     nudge_noise: float = 0.02  #: std of a nudge's action noise (the play noise would swamp it)
