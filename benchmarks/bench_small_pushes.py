@@ -59,6 +59,11 @@ def contact_starts(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(states), np.asarray(normals)
 
 
+def block_moved_px(traj: np.ndarray) -> np.ndarray:
+    """(M,) how far the block moved (px) from the first to the last step of probe-target trajectories (M, T, D)."""
+    return np.linalg.norm(traj[:, -1, 2:4] - traj[:, 0, 2:4], axis=1) * 512.0
+
+
 def reference_pushes(starts: np.ndarray, actions: np.ndarray, steps: int) -> np.ndarray:
     """(M, steps + 1, probe_dim) the reference system's probe targets under the constant ``actions`` (M, 2)."""
     import gymnasium as gym
@@ -104,15 +109,16 @@ def main() -> None:
         starts, inward = contact_starts(args.starts, args.seed + k)
         actions = (inward * magnitude).astype(np.float32)
         truth = reference_pushes(starts, actions, args.steps)
-        moved = lambda traj: np.linalg.norm(traj[:, -1, 2:4] - traj[:, 0, 2:4], axis=1) * 512.0  # noqa: E731
-        row = {"magnitude": magnitude, "starts": len(starts), "real_block_px": float(np.median(moved(truth))),
+        real_moved = block_moved_px(truth)
+        row = {"magnitude": magnitude, "starts": len(starts), "real_block_px": float(np.median(real_moved)),
                "models": {}}
         for name, bundle, model in models:
             traj = model_rollout(model, truth[:, 0], np.repeat(actions[:, None], args.steps, axis=1))
             err = spec.probe_errors(traj[:, -1], truth[:, -1])
-            ratio = moved(traj) / np.maximum(moved(truth), 1e-6)
-            row["models"][name] = {"bundle": bundle, "block_px": float(np.median(moved(traj))),
-                                   "gain_median": float(np.median(ratio[moved(truth) > 0.5])),
+            model_moved = block_moved_px(traj)
+            ratio = model_moved / np.maximum(real_moved, 1e-6)
+            row["models"][name] = {"bundle": bundle, "block_px": float(np.median(model_moved)),
+                                   "gain_median": float(np.median(ratio[real_moved > 0.5])),
                                    "block_err_px": float(np.median(err["block_px"])),
                                    "block_err_deg": float(np.median(err["block_deg"])),
                                    "agent_err_px": float(np.median(err["agent_px"]))}

@@ -3,7 +3,7 @@
 import numpy as np
 import shapely.geometry as sg
 
-from benchmarks.bench_small_pushes import AGENT_RADIUS, contact_starts, reference_pushes
+from benchmarks.bench_small_pushes import AGENT_RADIUS, block_moved_px, contact_starts, reference_pushes
 from fog_envs.real.pusht_reward import GOAL_POSE, tee_polygon
 
 
@@ -30,5 +30,4 @@ def test_reference_pushes_move_the_block_more_under_a_harder_push():
     gentle = reference_pushes(states, (0.1 * inward).astype(np.float32), steps=4)
     hard = reference_pushes(states, (0.8 * inward).astype(np.float32), steps=4)
     assert gentle.shape == hard.shape == (4, 5, gentle.shape[-1])
-    moved = lambda traj: np.linalg.norm(traj[:, -1, 2:4] - traj[:, 0, 2:4], axis=1)  # noqa: E731
-    assert np.median(moved(hard)) > 3.0 * np.median(moved(gentle)) > 0.0
+    assert np.median(block_moved_px(hard)) > 3.0 * np.median(block_moved_px(gentle)) > 0.0
