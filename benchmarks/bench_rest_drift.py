@@ -12,7 +12,9 @@ object stays put throughout (the pusher clear of it) are kept. From those a mode
 under their MLP's small bias moves the object by itself, so that in its world a finished push does not stay
 finished. For the reference and each model: the object's and the pusher's displacement from the start (the
 task's probe errors; median and 90th percentile) and, from the goal, the share still a success, after each of
-``--report`` steps. Prints a table and writes JSON.
+``--report`` steps. From the table starts also the object's gap to its goal (``--report`` steps against the
+start: the mean change and the share of starts whose gap shrank), which tells whether a model's drift is
+aimless or carries resting objects toward the goal. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from fog_envs.wm.tasks import TaskSpec, get_task  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REST_TOL = 1e-6  #: probe-target units: the reference object rests if it never moves more than this
+OBJECT_METRICS = {"pusht": ("block_px", "block_deg"), "cube": ("cube_m",)}
+"""the probe errors (:attr:`TaskSpec.probe_errors`) that measure the passive object's pose"""
 
 
 def at_goal(task: str, states: np.ndarray) -> np.ndarray:
@@ -119,6 +123,24 @@ def summarise(spec: TaskSpec, traj: np.ndarray, report: list[int], against: np.n
     return out
 
 
+def goal_gap_change(spec: TaskSpec, traj: np.ndarray, goal: np.ndarray, metrics: tuple[str, ...],
+                    report: list[int]) -> dict[str, dict[str, float]]:
+    """``{str(step): {<metric>_change_mean, <metric>_closer}}``: how the object's gap to its goal, the probe
+    errors ``metrics`` of ``traj`` (N, steps + 1, probe_dim) against ``goal`` (N, probe_dim), changed from the
+    start to each reported step (mean, in the metric's units) and the share of starts where it shrank; 0 and 0
+    for an object that stays put."""
+    start = spec.probe_errors(traj[:, 0], goal)
+    out = {}
+    for t in report:
+        now = spec.probe_errors(traj[:, t], goal)
+        out[str(t)] = {}
+        for m in metrics:
+            change = now[m] - start[m]
+            out[str(t)][f"{m}_change_mean"] = float(change.mean())
+            out[str(t)][f"{m}_closer"] = float((change < 0).mean())
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="pusht", choices=["pusht", "cube"])
@@ -142,12 +164,15 @@ def main() -> None:
     actions = action_sequences(spec, args.starts, args.steps, args.motion, args.wander_scale, args.seed)
     table_states, table_traj = reference_rollout(spec, None, seeds, actions)
     _, goal_traj = reference_rollout(spec, at_goal(args.task, table_states), seeds, actions)
+    object_metrics = OBJECT_METRICS[args.task]
     starts, kept, truth, rows = {}, {}, {}, []
     for where, traj in (("table", table_traj), ("goal", goal_traj)):
         keep = resting(spec, traj)
         starts[where], kept[where], truth[where] = traj[keep, 0], actions[keep], traj[keep]
         rows.append({"name": "reference", "where": where, "starts": int(keep.sum()),
                      "steps": summarise(spec, traj[keep], args.report)})
+    goal_targets = spec.probe_targets(at_goal(args.task, table_states[resting(spec, table_traj)]))
+    rows[0]["goal_gap"] = goal_gap_change(spec, truth["table"], goal_targets, object_metrics, args.report)
     for name, bundle in map(named_bundle, args.state_model):
         model, _ = StateModel.load(bundle, task=args.task)
         for where, s in starts.items():
@@ -156,6 +181,8 @@ def main() -> None:
                          "rest_gate": list(model.config.rest_gate), "idle_anchor": model.config.idle_anchor,
                          "steps": summarise(spec, traj, args.report),
                          "error": summarise(spec, traj, args.report, truth[where])})
+            if where == "table":
+                rows[-1]["goal_gap"] = goal_gap_change(spec, traj, goal_targets, object_metrics, args.report)
     metrics = [k[:-len("_median")] for k in rows[0]["steps"][str(args.report[0])] if k.endswith("_median")]
     print(f"{args.task}: {args.motion} actions for {args.steps} steps from {len(starts['table'])} table and "
           f"{len(starts['goal'])} goal starts where the reference object rests (of {args.starts} each); "
@@ -169,6 +196,12 @@ def main() -> None:
             err = f"{r['error'][t][f'{metrics[0]}_median']:.3g}" if "error" in r else "-"
             ok = f"{v['still_success']:.2f}" if r["where"] == "goal" else "-"
             print(" | ".join(f"{x:>15}" for x in [r["name"], r["where"], t, *cells, err, ok]))
+    print(f"table starts: change of the object's gap to its goal since the start, mean (share of starts closer)")
+    print(" | ".join(f"{h:>15}" for h in ["model", "step", *object_metrics]))
+    for r in rows:
+        for t, v in r.get("goal_gap", {}).items():
+            cells = [f"{v[f'{m}_change_mean']:+.3g} ({v[f'{m}_closer']:.2f})" for m in object_metrics]
+            print(" | ".join(f"{x:>15}" for x in [r["name"], t, *cells]))
     write_results(args.out or RESULTS / f"rest_drift_{args.task}_{args.motion}.json", {"args": vars(args), "rows": rows})
 
 
