@@ -165,13 +165,13 @@ def main() -> None:
     table_states, table_traj = reference_rollout(spec, None, seeds, actions)
     _, goal_traj = reference_rollout(spec, at_goal(args.task, table_states), seeds, actions)
     object_metrics = OBJECT_METRICS[args.task]
-    starts, kept, truth, rows = {}, {}, {}, []
+    starts, kept, truth, keeps, rows = {}, {}, {}, {}, []
     for where, traj in (("table", table_traj), ("goal", goal_traj)):
-        keep = resting(spec, traj)
+        keep = keeps[where] = resting(spec, traj)
         starts[where], kept[where], truth[where] = traj[keep, 0], actions[keep], traj[keep]
         rows.append({"name": "reference", "where": where, "starts": int(keep.sum()),
                      "steps": summarise(spec, traj[keep], args.report)})
-    goal_targets = spec.probe_targets(at_goal(args.task, table_states[resting(spec, table_traj)]))
+    goal_targets = spec.probe_targets(at_goal(args.task, table_states[keeps["table"]]))
     rows[0]["goal_gap"] = goal_gap_change(spec, truth["table"], goal_targets, object_metrics, args.report)
     for name, bundle in map(named_bundle, args.state_model):
         model, _ = StateModel.load(bundle, task=args.task)
