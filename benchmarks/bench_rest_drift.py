@@ -196,7 +196,7 @@ def main() -> None:
             err = f"{r['error'][t][f'{metrics[0]}_median']:.3g}" if "error" in r else "-"
             ok = f"{v['still_success']:.2f}" if r["where"] == "goal" else "-"
             print(" | ".join(f"{x:>15}" for x in [r["name"], r["where"], t, *cells, err, ok]))
-    print(f"table starts: change of the object's gap to its goal since the start, mean (share of starts closer)")
+    print("table starts: change of the object's gap to its goal since the start, mean (share of starts closer)")
     print(" | ".join(f"{h:>15}" for h in ["model", "step", *object_metrics]))
     for r in rows:
         for t, v in r.get("goal_gap", {}).items():

@@ -61,7 +61,7 @@ def contact_starts(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def block_moved_px(traj: np.ndarray) -> np.ndarray:
     """(M,) how far the block moved (px) from the first to the last step of probe-target trajectories (M, T, D)."""
-    return np.linalg.norm(traj[:, -1, 2:4] - traj[:, 0, 2:4], axis=1) * 512.0
+    return get_task("pusht").probe_errors(traj[:, -1], traj[:, 0])["block_px"]
 
 
 def reference_pushes(starts: np.ndarray, actions: np.ndarray, steps: int) -> np.ndarray:
