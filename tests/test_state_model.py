@@ -15,8 +15,8 @@ from fog_envs.learned.factory import make_backend
 from fog_envs.wm.bundle import BundleError
 from fog_envs.wm.model import WorldModel
 from fog_envs.wm.state_model import StateModel, StateModelConfig
-from fog_envs.wm.state_model_train import (StateModelTrainConfig, load_episodes, load_transitions, open_loop_errors,
-                                          rollout_mse, train_state_model, training_loss)
+from fog_envs.wm.state_model_train import (StateModelTrainConfig, concat_transitions, load_episodes, load_transitions,
+                                          open_loop_errors, rollout_mse, train_state_model, training_loss)
 from fog_envs.wm.tasks import get_task
 
 
@@ -681,6 +681,25 @@ def test_cli_trains_and_writes_a_bundle_with_heldout_errors(tiny_dataset, tmp_pa
     assert card["heldout"]["transitions"] == len(load_transitions(tiny_dataset, get_task("pusht")).state)
     assert {"model_agent_px_median", "copy_agent_px_median", "reward_abs_err_mean"} <= set(card["heldout"])
     assert {"16_block_px_median", "4_agent_px_median"} <= set(card["heldout"]["open_loop"]["model"])
+
+
+def test_extra_datasets_are_trained_on_and_named_in_the_card(tiny_dataset, tmp_path):
+    from dataclasses import replace
+
+    from fog_envs.data.format import dataset_fingerprint
+
+    spec = get_task("pusht")
+    one = load_transitions(tiny_dataset, spec, rollout=4)
+    both = concat_transitions([one, load_transitions(tiny_dataset, spec, rollout=4)])
+    assert len(both.state) == 2 * len(one.state)  # each file's windows stay inside that file
+    np.testing.assert_array_equal(both.future_state[len(one.state):], one.future_state)
+    with pytest.raises(ValueError, match="different rollout lengths"):
+        concat_transitions([one, load_transitions(tiny_dataset, spec)])
+    cfg = replace(_train_cfg(tiny_dataset, tmp_path / "extra"), steps=2, extra_data=(str(tiny_dataset),))
+    card = json.loads((train_state_model(cfg) / "card.json").read_text())
+    assert card["transitions"] == 2 * len(load_transitions(tiny_dataset, spec).state)
+    assert card["extra_datasets"] == [{"dataset": str(tiny_dataset),
+                                       "dataset_fingerprint": dataset_fingerprint(tiny_dataset)}]
 
 
 def _pusht_state(agent, block, angle) -> torch.Tensor:

@@ -31,7 +31,8 @@ def _true_state(info: dict[str, Any], env_id: str) -> np.ndarray:
 def run_episode(env: gym.Env, policy: PlayPolicy, seed: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Play one episode until ``terminated`` or ``truncated``; returns the dataset arrays of its rows.
 
-    A policy may choose the episode's start through an optional ``reset_options(rng) -> dict | None``.
+    A policy may choose the episode's start through an optional ``reset_options(rng) -> dict | None``, and see
+    each observation through an optional ``observe(obs)``, called just before the call that acts on it.
     Row t: ``frames[t]`` = o_t, ``state[t]`` = ``info["state"]`` at o_t, ``actions[t]`` = a_t = policy(info_t),
     and ``rewards/terminated/truncated/is_success[t]`` from ``env.step(a_t)``. The final observation (after
     the last action) is not stored. The env must end episodes itself (e.g. a ``TimeLimit``).
@@ -40,10 +41,13 @@ def run_episode(env: gym.Env, policy: PlayPolicy, seed: int, rng: np.random.Gene
     reset_options = getattr(policy, "reset_options", None)
     obs, info = env.reset(seed=seed, options=reset_options(rng) if reset_options is not None else None)
     policy.reset(info, rng)
+    observe = getattr(policy, "observe", None)
     frames, states, actions, rewards, terminated, truncated, success = [], [], [], [], [], [], []
     while True:
         frames.append(np.asarray(obs, dtype=np.uint8))
         states.append(_true_state(info, env_id))
+        if observe is not None:
+            observe(obs)
         action = np.asarray(policy(info), dtype=np.float32)
         obs, reward, term, trunc, info = env.step(action)
         actions.append(action)

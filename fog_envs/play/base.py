@@ -18,6 +18,8 @@ class PlayPolicy(Protocol):
 
     # Optional: ``reset_options(rng) -> dict | None`` picks the options of ``env.reset`` (e.g. a start state),
     # the way a person arranges the scene before playing.
+    # Optional: ``observe(obs) -> None`` receives each observation just before the call that acts on it, for
+    # policies that look at what the env shows rather than its true state (e.g. a trained agent's controller).
 
     def reset(self, info: dict[str, Any], rng: np.random.Generator) -> None:
         """Start a new episode; ``info`` is the dict returned by ``env.reset``."""

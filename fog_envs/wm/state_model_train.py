@@ -35,6 +35,9 @@ class StateModelTrainConfig:
     task: str = "pusht"
     data: str = "datasets/pusht_play.h5"
     out: str = "runs/state_pusht"
+    extra_data: tuple[str, ...] = ()
+    """more datasets of the same task trained on together with ``data`` (e.g. one collected with a trained agent,
+    ``fog-collect-agent``); every transition of every file is drawn with the same probability"""
     heldout: str | None = None
     """a held-out dataset (another seed) for the card's one-step errors"""
     steps: int = 8000
@@ -151,6 +154,16 @@ def load_transitions(path: str | os.PathLike, spec: TaskSpec, rollout: int = 1) 
         future = {"future_action": ep.action[ahead], "future_state": ep.state[ahead + 1]}
     return StateTransitions(ep.state[rows - 1], ep.state[rows], ep.action[rows], ep.reward[rows], ep.state[rows + 1],
                             **future)
+
+
+def concat_transitions(parts: list[StateTransitions]) -> StateTransitions:
+    """The transitions of several datasets as one set (windows never cross files: each part is built alone)."""
+    if not parts:
+        raise ValueError("no transitions to concatenate")
+    if len({p.future_state is None for p in parts}) > 1:
+        raise ValueError("cannot concatenate transitions built with different rollout lengths")
+    return StateTransitions(**{f.name: None if getattr(parts[0], f.name) is None
+                               else np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(StateTransitions)})
 
 
 def resting_rows(model: StateModel, batch: dict[str, torch.Tensor], passive_dims: tuple[int, ...],
@@ -321,7 +334,7 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     spec = get_task(cfg.task)
-    data = load_transitions(cfg.data, spec, cfg.rollout_steps)
+    data = concat_transitions([load_transitions(path, spec, cfg.rollout_steps) for path in (cfg.data, *cfg.extra_data)])
     out = Path(cfg.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -346,6 +359,8 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
                               checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_after)
     card: dict[str, Any] = {
         "task": cfg.task, "dataset": str(cfg.data), "dataset_fingerprint": dataset_fingerprint(cfg.data),
+        **({"extra_datasets": [{"dataset": str(p), "dataset_fingerprint": dataset_fingerprint(p)}
+                               for p in cfg.extra_data]} if cfg.extra_data else {}),
         "transitions": n, "steps": cfg.steps, "train": asdict(cfg), "wall_time_s_last_call": round(time.perf_counter() - t0, 1),
         "final_metrics": {k: v for k, v in metrics.items() if np.isfinite(v)},
     }
