@@ -112,6 +112,17 @@ def main() -> None:
             vals = [ol.get(f"{h}_{m}_median", float("nan")) for m in metrics]
             vals += [ol.get(f"{h}_passive_gain_median", float("nan")), ol.get(f"{h}_passive_cos_median", float("nan"))]
             print(" | ".join(f"{v:>12}" for v in [r["name"], h]) + " | " + " | ".join(f"{v:>12.3f}" for v in vals))
+    print("the same, split by whether the passive object moved over the h steps (medians: moved / at rest)")
+    split = [m for m in metrics if m.startswith("block") or m.startswith("cube")]
+    print(" | ".join(f"{v:>12}" for v in ["model", "h", "moved share"] + split))
+    for r in [{"name": "copy", "open_loop": {"model": {**copy, **{k: v for k, v in rows[0]["open_loop"]["model"].items()
+                                                                  if k.endswith("moved_fraction")}}}}, *rows]:
+        ol = r["open_loop"]["model"]
+        for h in horizons:
+            vals = [f"{ol.get(f'{h}_{m}_moved_median', float('nan')):.2f} / {ol.get(f'{h}_{m}_rest_median', float('nan')):.2f}"
+                    for m in split]
+            print(" | ".join(f"{v:>12}" for v in [r["name"], h, f"{ol.get(f'{h}_moved_fraction', float('nan')):.2f}"]
+                             + vals))
     out = {"task": args.task, "heldout": args.heldout, "horizons": list(horizons), "rows": rows,
            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)

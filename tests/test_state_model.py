@@ -263,6 +263,17 @@ def test_open_loop_errors_of_a_still_model_are_copying_the_state(tiny_dataset):
     rows = starts + 3
     copy_h1 = np.median(spec.probe_errors(ep.state[rows], ep.state[rows + 1])["block_px"])
     assert out["copy"]["1_block_px_median"] == pytest.approx(copy_h1, rel=1e-6)
+    # split by whether the block moved over the 4 steps: the copy is exact where it rested
+    from fog_envs.wm.fidelity import RESPONSE_TOL
+
+    dims = list(spec.passive_dims)
+    moved = np.linalg.norm(ep.state[rows + 4][:, dims] - ep.state[rows][:, dims], axis=1) > RESPONSE_TOL
+    assert 0 < moved.sum() < len(moved)  # the tiny data has both kinds of window
+    assert out["model"]["4_moved_fraction"] == pytest.approx(moved.mean())
+    assert out["copy"]["4_block_px_rest_median"] == 0.0
+    errors = spec.probe_errors(ep.state[rows], ep.state[rows + 4])["block_px"]
+    assert out["copy"]["4_block_px_moved_median"] == pytest.approx(np.median(errors[moved]), rel=1e-6)
+    assert out["model"]["4_block_px_moved_median"] == pytest.approx(np.median(errors[moved]), abs=1e-4)
     # started from readings 3 px to the right of every true state, the still model stays there, and the copy is
     # the same guess
     shifted = ep.state.copy()

@@ -285,7 +285,10 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
                      readings: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Median errors (task units) of the model's open-loop rollout from true states with the real actions, and of
     copying the last state, ``h`` steps ahead; where the passive objects moved, the median gain and cosine of
-    the model's displacement of them along the true one (:func:`fog_envs.wm.fidelity.passive_response`).
+    the model's displacement of them along the true one (:func:`fog_envs.wm.fidelity.passive_response`), and the
+    errors split by whether they moved (``{h}_{metric}_moved_median`` / ``_rest_median``, with
+    ``{h}_moved_fraction``): on an agent's own data, where the object rests most of the time, the overall median
+    hides the pushes.
 
     The windows (:func:`fog_envs.wm.stages.sample_window_starts`) are those of
     :func:`fog_envs.wm.fidelity.open_loop` with the same ``num_windows``, ``seed`` and ``context_len`` (the rollout starts from the last two context rows), so the figures sit next to the
@@ -293,7 +296,7 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
     state probe's readings of the frames) to start the rollout and the copy from instead of the true states, as a
     world model that reads its start from frames does; the errors are always against the true states. Returns
     ``{"model"|"copy": {f"{h}_{metric}": value}}`` plus ``"windows"``."""
-    from fog_envs.wm.fidelity import passive_response
+    from fog_envs.wm.fidelity import RESPONSE_TOL, passive_response
 
     if context_len < 2:
         raise ValueError(f"context_len must be >= 2 (the state model needs s_prev and s), got {context_len}")
@@ -314,9 +317,18 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
     out: dict[str, dict[str, float]] = {"model": {}, "copy": {}}
     for h in horizons:
         true = episodes.state[rows[:, context_len + h - 1]]
+        moved = None
+        if spec.passive_dims:  # did the passive objects move over these h steps (as passive_response counts it)?
+            dims = list(spec.passive_dims)
+            moved = np.linalg.norm(true[:, dims] - episodes.state[rows[:, context_len - 1]][:, dims], axis=1) \
+                > RESPONSE_TOL
+            out["model"][f"{h}_moved_fraction"] = float(moved.mean())
         for name, guess in (("model", preds[h - 1]), ("copy", start)):
             for k, v in spec.probe_errors(guess, true).items():
                 out[name][f"{h}_{k}_median"] = float(np.median(v))
+                for part, keep in (("moved", moved), ("rest", None if moved is None else ~moved)):
+                    if keep is not None and keep.any():
+                        out[name][f"{h}_{k}_{part}_median"] = float(np.median(np.asarray(v)[keep]))
         if spec.passive_dims:
             gain, cos = passive_response(preds[h - 1], start, true, episodes.state[rows[:, context_len - 1]],
                                          spec.passive_dims)
