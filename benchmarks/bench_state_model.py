@@ -115,14 +115,13 @@ def main() -> None:
     print("the same, split by whether the passive object moved over the h steps (medians: moved / at rest)")
     split = [m for m in metrics if m.startswith("block") or m.startswith("cube")]
     print(" | ".join(f"{v:>12}" for v in ["model", "h", "moved share"] + split))
-    for r in [{"name": "copy", "open_loop": {"model": {**copy, **{k: v for k, v in rows[0]["open_loop"]["model"].items()
-                                                                  if k.endswith("moved_fraction")}}}}, *rows]:
-        ol = r["open_loop"]["model"]
+    windows = rows[0]["open_loop"]["windows"]
+    for name, ol in [("copy", copy), *((r["name"], r["open_loop"]["model"]) for r in rows)]:
         for h in horizons:
             vals = [f"{ol.get(f'{h}_{m}_moved_median', float('nan')):.2f} / {ol.get(f'{h}_{m}_rest_median', float('nan')):.2f}"
                     for m in split]
-            print(" | ".join(f"{v:>12}" for v in [r["name"], h, f"{ol.get(f'{h}_moved_fraction', float('nan')):.2f}"]
-                             + vals))
+            share = windows.get(f"{h}_moved_fraction", float("nan"))
+            print(" | ".join(f"{v:>12}" for v in [name, h, f"{share:.2f}"] + vals))
     out = {"task": args.task, "heldout": args.heldout, "horizons": list(horizons), "rows": rows,
            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)

@@ -269,7 +269,7 @@ def test_open_loop_errors_of_a_still_model_are_copying_the_state(tiny_dataset):
     dims = list(spec.passive_dims)
     moved = np.linalg.norm(ep.state[rows + 4][:, dims] - ep.state[rows][:, dims], axis=1) > RESPONSE_TOL
     assert 0 < moved.sum() < len(moved)  # the tiny data has both kinds of window
-    assert out["model"]["4_moved_fraction"] == pytest.approx(moved.mean())
+    assert out["windows"]["4_moved_fraction"] == pytest.approx(moved.mean())
     assert out["copy"]["4_block_px_rest_median"] == 0.0
     errors = spec.probe_errors(ep.state[rows], ep.state[rows + 4])["block_px"]
     assert out["copy"]["4_block_px_moved_median"] == pytest.approx(np.median(errors[moved]), rel=1e-6)

@@ -286,8 +286,8 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
     """Median errors (task units) of the model's open-loop rollout from true states with the real actions, and of
     copying the last state, ``h`` steps ahead; where the passive objects moved, the median gain and cosine of
     the model's displacement of them along the true one (:func:`fog_envs.wm.fidelity.passive_response`), and the
-    errors split by whether they moved (``{h}_{metric}_moved_median`` / ``_rest_median``, with
-    ``{h}_moved_fraction``): on an agent's own data, where the object rests most of the time, the overall median
+    errors split by whether they moved (``{h}_{metric}_moved_median`` / ``_rest_median``; the share of windows in
+    which they moved is ``windows[f"{h}_moved_fraction"]``): on an agent's own data, where the object rests most of the time, the overall median
     hides the pushes.
 
     The windows (:func:`fog_envs.wm.stages.sample_window_starts`) are those of
@@ -295,7 +295,7 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
     world models' on the same held-out windows. ``readings`` (N, S): per-row estimates of the states (e.g. the
     state probe's readings of the frames) to start the rollout and the copy from instead of the true states, as a
     world model that reads its start from frames does; the errors are always against the true states. Returns
-    ``{"model"|"copy": {f"{h}_{metric}": value}}`` plus ``"windows"``."""
+    ``{"model"|"copy": {f"{h}_{metric}": value}}`` plus ``"windows"`` (their count and moved fractions)."""
     from fog_envs.wm.fidelity import RESPONSE_TOL, passive_response
 
     if context_len < 2:
@@ -315,6 +315,7 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
         preds.append(s.double().numpy())
     start = begin[rows[:, context_len - 1]]
     out: dict[str, dict[str, float]] = {"model": {}, "copy": {}}
+    windows = {"count": float(len(starts))}
     for h in horizons:
         true = episodes.state[rows[:, context_len + h - 1]]
         moved = None
@@ -322,7 +323,7 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
             dims = list(spec.passive_dims)
             moved = np.linalg.norm(true[:, dims] - episodes.state[rows[:, context_len - 1]][:, dims], axis=1) \
                 > RESPONSE_TOL
-            out["model"][f"{h}_moved_fraction"] = float(moved.mean())
+            windows[f"{h}_moved_fraction"] = float(moved.mean())
         for name, guess in (("model", preds[h - 1]), ("copy", start)):
             for k, v in spec.probe_errors(guess, true).items():
                 out[name][f"{h}_{k}_median"] = float(np.median(v))
@@ -335,7 +336,7 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
             if len(gain):
                 out["model"][f"{h}_passive_gain_median"] = float(np.median(gain))
                 out["model"][f"{h}_passive_cos_median"] = float(np.median(cos))
-    out["windows"] = {"count": float(len(starts))}
+    out["windows"] = windows
     return out
 
 
