@@ -113,13 +113,12 @@ def main() -> None:
             vals += [ol.get(f"{h}_passive_gain_median", float("nan")), ol.get(f"{h}_passive_cos_median", float("nan"))]
             print(" | ".join(f"{v:>12}" for v in [r["name"], h]) + " | " + " | ".join(f"{v:>12.3f}" for v in vals))
     print("the same, split by whether the passive object moved over the h steps (medians: moved / at rest)")
-    split = [m for m in metrics if m.startswith("block") or m.startswith("cube")]
-    print(" | ".join(f"{v:>12}" for v in ["model", "h", "moved share"] + split))
+    print(" | ".join(f"{v:>12}" for v in ["model", "h", "moved share"] + metrics))
     windows = rows[0]["open_loop"]["windows"]
     for name, ol in [("copy", copy), *((r["name"], r["open_loop"]["model"]) for r in rows)]:
         for h in horizons:
             vals = [f"{ol.get(f'{h}_{m}_moved_median', float('nan')):.2f} / {ol.get(f'{h}_{m}_rest_median', float('nan')):.2f}"
-                    for m in split]
+                    for m in metrics]
             share = windows.get(f"{h}_moved_fraction", float("nan"))
             print(" | ".join(f"{v:>12}" for v in [name, h, f"{share:.2f}"] + vals))
     out = {"task": args.task, "heldout": args.heldout, "horizons": list(horizons), "rows": rows,
