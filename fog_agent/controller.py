@@ -16,25 +16,43 @@ class Observer(Protocol):
     def update(self, action: np.ndarray, obs: np.ndarray) -> torch.Tensor: ...
 
 
-class FogController:
-    """``fog_envs.evaluation.Controller`` for a DMO-SAPO agent: deterministic ``tanh(μ)`` actions, or actions
-    sampled from the policy as in training (``deterministic=False``; from the agent's own seeded generator)."""
+class Planner(Protocol):
+    """Chooses the action in a latent state at decision time (e.g. :class:`fog_agent.planner.PolicyCEM`)."""
 
-    def __init__(self, agent: Any, observer: Observer, deterministic: bool = True) -> None:
+    def reset(self) -> None: ...
+
+    def plan(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class FogController:
+    """``fog_envs.evaluation.Controller`` for a DMO-SAPO agent: deterministic ``tanh(μ)`` actions, actions
+    sampled from the policy as in training (``deterministic=False``; from the agent's own seeded generator), or
+    the action a ``planner`` chooses in the filtered latent state."""
+
+    def __init__(self, agent: Any, observer: Observer, deterministic: bool = True,
+                 planner: Planner | None = None) -> None:
+        if planner is not None and not deterministic:
+            raise ValueError("FogController: a planner chooses the actions itself; use deterministic=True with it")
         self.agent = agent
         self.observer = observer
         self.deterministic = deterministic
+        self.planner = planner
         self._latent: torch.Tensor | None = None
         self._last_action: np.ndarray | None = None
 
     def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
         self._latent = self.observer.reset(obs)
         self._last_action = None
+        if self.planner is not None:
+            self.planner.reset()
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._last_action is not None:
             self._latent = self.observer.update(self._last_action, obs)
-        action = self.agent.act(self._latent[None], deterministic=self.deterministic).squeeze(0).cpu().numpy()
-        action = action.astype(np.float32)
+        if self.planner is not None:
+            action = self.planner.plan(self._latent).cpu().numpy().astype(np.float32)
+        else:
+            action = self.agent.act(self._latent[None], deterministic=self.deterministic).squeeze(0).cpu().numpy()
+            action = action.astype(np.float32)
         self._last_action = np.clip(action, -1.0, 1.0)
         return self._last_action

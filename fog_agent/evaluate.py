@@ -2,7 +2,8 @@
 
     fog-eval --run-dir runs/fog_pusht --env-id RealPushT-v0 --episodes 50 --seed 100000
 
-The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ; ``--stochastic`` samples its actions as in training).
+The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ; ``--stochastic`` samples its actions as in training;
+``--plan`` chooses each action with the cross-entropy planner of :mod:`fog_agent.planner` in the local model).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
 
@@ -18,6 +19,7 @@ import torch
 import fog_envs  # noqa: F401
 from fog_agent.config import SAPOConfig
 from fog_agent.controller import FogController
+from fog_agent.planner import PlannerConfig, PolicyCEM
 from fog_agent.run_io import atomic_write_json, plot_learning_curve
 from fog_agent.sapo import DMOSAPO
 from fog_agent.train import local_model_kwargs
@@ -39,6 +41,19 @@ class EvalConfig:
     stochastic: bool = False
     """sample the actions from the policy as in training instead of tanh(μ) (a diagnostic; writes
     eval_<env-id>_stochastic.json)"""
+    plan: bool = False
+    """choose each action by decision-time planning in the agent's local model, seeded by the policy
+    (fog_agent.planner; writes eval_<env-id>_plan.json)"""
+    planner: PlannerConfig = PlannerConfig()
+    plan_state_model: str | None = None
+    """with --plan: plan in this state-model bundle (name or path) instead of the agent's own (agents trained
+    with local_model='state' only)"""
+
+    def __post_init__(self) -> None:
+        if self.plan and self.stochastic:
+            raise ValueError("EvalConfig: --plan and --stochastic exclude each other (the planner chooses the actions)")
+        if self.plan_state_model is not None and not self.plan:
+            raise ValueError("EvalConfig: --plan-state-model needs --plan")
 
 
 def load_agent(checkpoint: Path) -> tuple[DMOSAPO, dict[str, Any]]:
@@ -61,6 +76,17 @@ def learned_env_for(ckpt: dict[str, Any]):
                         **kwargs).unwrapped
 
 
+def make_planner(agent: DMOSAPO, ckpt: dict[str, Any], envs: Any, cfg: EvalConfig) -> PolicyCEM:
+    """The planner in the agent's local model, or in ``cfg.plan_state_model`` (the learned env's Jacobian hook
+    either way)."""
+    if cfg.plan_state_model is not None:
+        if ckpt.get("local_model") != "state":
+            raise ValueError(f"--plan-state-model needs an agent trained with local_model='state'; this one used "
+                             f"{ckpt.get('local_model') or 'rssm'!r}")
+        envs = learned_env_for({**ckpt, "state_model": cfg.plan_state_model})
+    return PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, cfg.planner)
+
+
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     run = Path(cfg.run_dir)
     agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else run / "checkpoints" / "latest.pt")
@@ -68,12 +94,16 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     env_id = cfg.env_id or envs.reference_env_id
     if env_id is None:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
-    suffix = "_stochastic" if cfg.stochastic else ""
-    result = evaluate(lambda: FogController(agent, envs.make_observer(), deterministic=not cfg.stochastic), env_id,
+    suffix = "_stochastic" if cfg.stochastic else "_plan" if cfg.plan else ""
+    planner = make_planner(agent, ckpt, envs, cfg) if cfg.plan else None
+    result = evaluate(lambda: FogController(agent, envs.make_observer(), deterministic=not cfg.stochastic,
+                                            planner=planner), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
                       video_episodes=cfg.video_episodes)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
            "stochastic": cfg.stochastic, **asdict(result)}
+    if cfg.plan:
+        out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model}
     atomic_write_json(run / f"eval_{env_id}{suffix}.json", out)
     if (run / "metrics.jsonl").exists():
         plot_learning_curve(run / "metrics.jsonl", run / "evals.jsonl", run / "learning_curve.png",

@@ -666,7 +666,10 @@ def test_object_moved_flags_windows_where_a_passive_dimension_leaves_its_start()
 def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_bundle, state_bundle, tmp_path):
     """``fog-train --local-model state``: the agent sees 2 × probe targets; the checkpoint remembers the local
     model, so ``fog-eval`` filters the real frames with the same probe and state model."""
+    from dataclasses import asdict
+
     from fog_agent.evaluate import EvalConfig, learned_env_for, load_agent, run_evaluation
+    from fog_agent.planner import PlannerConfig
     from fog_agent.train import AgentTrainConfig, train_agent
     from fog_envs.learned.state_local import StateObserver
 
@@ -679,6 +682,12 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     assert isinstance(learned_env_for(ckpt).make_observer(), StateObserver)
     result = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0))
     assert result["env_id"] == "RealPushT-v0" and result["episodes"] == 1
+    # --plan: the planner chooses the actions in a (here: the same) state model; its own JSON says so
+    tiny = PlannerConfig(horizon=2, samples=4, policy_samples=1, iterations=1, elites=2)
+    planned = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, plan=True, planner=tiny,
+                                        plan_state_model=str(state_bundle)))
+    saved = json.loads((run / "eval_RealPushT-v0_plan.json").read_text())
+    assert saved["planner"] == {**asdict(tiny), "state_model": str(state_bundle)} and planned["episodes"] == 1
 
 
 def test_cli_trains_and_writes_a_bundle_with_heldout_errors(tiny_dataset, tmp_path, capsys):
