@@ -6,7 +6,8 @@ For each run (an agent trained with ``local_model="state"``): its zero-shot scor
 (Push-T: mean max coverage; cube: return) over the same seeded episodes twice, once as deployed (the probe reads
 each real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with the true state in place of
 the probe's reading (``info["state"]`` in the task's probe-target units), plus the probe's median error on the
-frames the agent visits. Where the true readings score much higher, the probe's reading error, not the world the
+frames the agent visits. With ``--plan`` the actions come from decision-time planning in the agent's local model
+(:mod:`fog_agent.planner`, as ``fog-eval --plan``) both times. Where the true readings score much higher, the probe's reading error, not the world the
 agent trained in, is what the deployment loses. Prints a table and writes JSON (default
 ``benchmarks/results/deploy_readings.json``).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import fog_envs  # noqa: E402,F401
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 
@@ -52,23 +55,24 @@ class ReadingObserver:
 class ReadingController(FogController):
     """:class:`FogController` whose observer reads ``info`` (the true state) as well as the frame."""
 
-    def __init__(self, agent: Any, observer: ReadingObserver) -> None:
-        super().__init__(agent, observer)  # type: ignore[arg-type]
+    def __init__(self, agent: Any, observer: ReadingObserver, planner: PolicyCEM | None = None) -> None:
+        super().__init__(agent, observer, planner=planner)  # type: ignore[arg-type]
         self.reader = observer
 
     def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
         self._latent = self.reader.local.start(self.reader.read(obs, info))[0]
         self._last_action = None
+        if self.planner is not None:
+            self.planner.reset()
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._last_action is not None:
             self._latent = self.reader.local.advance(self._latent[None], self.reader.read(obs, info))[0]
-        action = self.agent.act(self._latent[None]).squeeze(0).cpu().numpy().astype(np.float32)
-        self._last_action = np.clip(action, -1.0, 1.0)
+        self._last_action = self.choose(self._latent)
         return self._last_action
 
 
-def measure(run_dir: str, episodes: int, seed: int) -> dict[str, Any]:
+def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None = None) -> dict[str, Any]:
     agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
     envs = learned_env_for(ckpt)
     local = getattr(envs.backend, "state_local", None)
@@ -76,11 +80,12 @@ def measure(run_dir: str, episodes: int, seed: int) -> dict[str, Any]:
         raise ValueError(f"{run_dir}: the agent was not trained with local_model='state'")
     spec = envs.backend.model.task
     out: dict[str, Any] = {"run_dir": run_dir, "imagined_steps": agent.imagined_steps}
+    planner = PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, plan) if plan is not None else None
     for name, truth in (("probe", False), ("true", True)):
         t0 = time.perf_counter()
         observer = ReadingObserver(local, spec, truth)
-        result = evaluate(lambda: ReadingController(agent, observer), envs.reference_env_id, episodes=episodes,
-                          seed=seed, video_dir=None)
+        result = evaluate(lambda: ReadingController(agent, observer, planner), envs.reference_env_id,
+                          episodes=episodes, seed=seed, video_dir=None)
         out[name] = {"mean_max_coverage": result.mean_max_coverage, "mean_return": result.mean_return,
                      "success_rate": result.success_rate,
                      "probe_error_median": {k: float(np.median(v)) for k, v in observer.errors.items()},
@@ -89,14 +94,21 @@ def measure(run_dir: str, episodes: int, seed: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = parse_run_dirs(run_dirs_parser(__doc__, RESULTS))
-    rows = [measure(r, args.episodes, args.seed) for r in args.run_dir]
+    parser = run_dirs_parser(__doc__, RESULTS)
+    parser.add_argument("--plan", action="store_true", help="choose the actions with fog_agent.planner's "
+                        "default planner in the agent's own local model (as fog-eval --plan)")
+    parser.add_argument("--plan-engage-reward", type=float, default=None,
+                        help="with --plan: plan only where the local reward is at least this")
+    args = parse_run_dirs(parser)
+    plan = PlannerConfig(engage_reward=args.plan_engage_reward) if args.plan else None
+    rows = [measure(r, args.episodes, args.seed, plan) for r in args.run_dir]
     print(f"{'run':40s} | {'probe readings':>16s} | {'true readings':>16s} | probe error on visited frames")
     for r in rows:
         score = "mean_max_coverage" if r["probe"]["mean_max_coverage"] is not None else "mean_return"
         err = ", ".join(f"{k} {v:.2f}" for k, v in r["probe"]["probe_error_median"].items())
         print(f"{r['run_dir']:40s} | {r['probe'][score]:16.3f} | {r['true'][score]:16.3f} | {err}")
-    write_results(args.out, {"episodes": args.episodes, "seed": args.seed, "rows": rows})
+    write_results(args.out, {"episodes": args.episodes, "seed": args.seed,
+                             "planner": asdict(plan) if plan is not None else None, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the policy is. Prints a table and writes JSON (default ``benchmarks/results/goal
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from benchmarks.final_approach import best_step_errors  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
+from fog_envs.real.pusht_goal_frames import probe_to_true as to_pose  # noqa: E402
 from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
 from fog_envs.real.pusht_reward_torch import TABLE  # noqa: E402
 from fog_envs.real.pusht_starts import near_goal  # noqa: E402
@@ -46,12 +46,6 @@ def start_states(n: int, seed: int) -> torch.Tensor:
     agents = 40 + 432 * torch.rand(n, 2, generator=g)
     base = torch.cat([agents / TABLE, torch.full((n, 2), 0.5), torch.ones(n, 1), torch.zeros(n, 1)], -1)
     return near_goal(base, g)
-
-
-def to_pose(s: np.ndarray) -> np.ndarray:
-    """True-state layout ``[agent_x, agent_y, block_x, block_y, angle]`` (px, rad) of probe-target states."""
-    s = np.asarray(s, dtype=np.float64)
-    return np.concatenate([s[..., :4] * TABLE, np.arctan2(s[..., 5:6], s[..., 4:5]) % (2 * math.pi)], -1)
 
 
 def score(poses: np.ndarray) -> dict[str, float]:

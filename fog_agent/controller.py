@@ -49,10 +49,13 @@ class FogController:
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._last_action is not None:
             self._latent = self.observer.update(self._last_action, obs)
-        if self.planner is not None:
-            action = self.planner.plan(self._latent).cpu().numpy().astype(np.float32)
-        else:
-            action = self.agent.act(self._latent[None], deterministic=self.deterministic).squeeze(0).cpu().numpy()
-            action = action.astype(np.float32)
-        self._last_action = np.clip(action, -1.0, 1.0)
+        self._last_action = self.choose(self._latent)
         return self._last_action
+
+    def choose(self, latent: torch.Tensor) -> np.ndarray:
+        """The action (clipped to [-1, 1]) for a filtered latent state: the planner's, else the actor's."""
+        if self.planner is not None:
+            action = self.planner.plan(latent).cpu().numpy()
+        else:
+            action = self.agent.act(latent[None], deterministic=self.deterministic).squeeze(0).cpu().numpy()
+        return np.clip(action.astype(np.float32), -1.0, 1.0)

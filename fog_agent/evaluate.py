@@ -45,6 +45,12 @@ class EvalConfig:
     """choose each action by decision-time planning in the agent's local model, seeded by the policy
     (fog_agent.planner; writes eval_<env-id>_plan.json)"""
     planner: PlannerConfig = PlannerConfig()
+    world_model: str | None = None
+    """deploy with this world-model bundle (name or path) in place of the one the agent trained with: its
+    probe (local_model='state') or its RSSM filters the real frames; it must be a bundle of the same task, e.g.
+    one whose probe was retrained (fog-train-wm --warm-start probe)"""
+    tag: str | None = None
+    """appended to the output names: eval_<env-id>[_stochastic|_plan]_<tag>.json, videos..._<tag>"""
     plan_state_model: str | None = None
     """with --plan: plan in this state-model bundle (name or path) instead of the agent's own (agents trained
     with local_model='state' only)"""
@@ -90,18 +96,20 @@ def make_planner(agent: DMOSAPO, ckpt: dict[str, Any], envs: Any, cfg: EvalConfi
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     run = Path(cfg.run_dir)
     agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else run / "checkpoints" / "latest.pt")
+    if cfg.world_model is not None:
+        ckpt = {**ckpt, "world_model": cfg.world_model}
     envs = learned_env_for(ckpt)
     env_id = cfg.env_id or envs.reference_env_id
     if env_id is None:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
-    suffix = "_stochastic" if cfg.stochastic else "_plan" if cfg.plan else ""
+    suffix = ("_stochastic" if cfg.stochastic else "_plan" if cfg.plan else "") + (f"_{cfg.tag}" if cfg.tag else "")
     planner = make_planner(agent, ckpt, envs, cfg) if cfg.plan else None
     result = evaluate(lambda: FogController(agent, envs.make_observer(), deterministic=not cfg.stochastic,
                                             planner=planner), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
                       video_episodes=cfg.video_episodes)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
-           "stochastic": cfg.stochastic, **asdict(result)}
+           "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"), **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model}
     atomic_write_json(run / f"eval_{env_id}{suffix}.json", out)

@@ -41,6 +41,9 @@ class PlannerConfig:
     min_std: float = 0.02
     value_weight: float = 1.0
     """weight of the critics' value at the horizon (0: the H-step reward alone)"""
+    engage_reward: float | None = None
+    """plan only in states whose local reward is at least this (Push-T: 0.6 is about half the goal covered), and
+    act as the policy does (tanh μ) elsewhere; None: plan everywhere"""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -108,6 +111,10 @@ class PolicyCEM:
         """The action (A,) to take in local state ``x`` (D,)."""
         cfg, agent = self.cfg, self.agent
         x = x.to(agent.device).float()
+        if cfg.engage_reward is not None and float(self.reward(x[None])[0]) < cfg.engage_reward:
+            self._previous = None
+            self.last_info = {"planned": 0.0}
+            return agent.act(x[None]).squeeze(0).clamp(-1.0, 1.0)
         fixed = self._policy_sequences(x)
         if self._previous is not None:
             shifted = torch.cat([self._previous[1:], fixed[0, -1:]])  # the last plan, one step on
@@ -126,5 +133,5 @@ class PolicyCEM:
             mean = elite.mean(0)
             std = elite.std(0, unbiased=False).clamp_min(cfg.min_std) if cfg.elites > 1 else std.clamp_min(cfg.min_std)
         self._previous = mean
-        self.last_info = {"policy_return": policy_return, "elite_return": float(returns[top].mean())}
+        self.last_info = {"planned": 1.0, "policy_return": policy_return, "elite_return": float(returns[top].mean())}
         return mean[0]

@@ -61,3 +61,31 @@ def test_bad_input_is_named():
 
     with pytest.raises(ValueError, match="not the toy env"):
         make_backend("toy", 1, goal_starts=0.5)
+
+
+def test_goal_frames_are_seeded_near_goal_renders_whose_states_round_trip():
+    """``fog_envs.real.pusht_goal_frames``: the same seed gives the same poses and frames, every block lies within
+    the config's distance and angle of the goal, the frame is the reference system's at that pose, and
+    ``probe_to_true`` inverts the task's probe targets."""
+    import gymnasium as gym
+
+    from fog_envs.real.pusht_goal_frames import goal_frames, goal_poses, probe_to_true
+    from fog_envs.real.pusht_reward import GOAL_POSE
+    from fog_envs.real.pusht_starts import GoalStartConfig
+    from fog_envs.wm.tasks import get_task
+
+    cfg = GoalStartConfig(radius_px=5.0, angle_deg=3.0)
+    frames, poses = goal_frames(6, seed=2, config=cfg)
+    again, same = goal_frames(6, seed=2, config=cfg)
+    np.testing.assert_array_equal(frames, again)
+    np.testing.assert_array_equal(poses, same)
+    assert frames.shape == (6, 64, 64, 3) and frames.dtype == np.uint8
+    assert not np.array_equal(goal_poses(6, seed=3, config=cfg), poses)
+    assert np.all(np.linalg.norm(poses[:, 2:4] - GOAL_POSE[:2], axis=1) <= 5.0 + 1e-9)
+    d_angle = (poses[:, 4] - GOAL_POSE[2] + np.pi) % (2 * np.pi) - np.pi
+    assert np.all(np.abs(d_angle) <= np.radians(3.0) + 1e-9)
+    env = gym.make("RealPushT-v0")
+    np.testing.assert_array_equal(env.reset(seed=0, options={"reset_to_state": poses[4]})[0], frames[4])
+    env.close()
+    np.testing.assert_allclose(probe_to_true(get_task("pusht").probe_targets(poses)), poses, atol=1e-4)
+    assert goal_frames(0, seed=0)[0].shape == (0, 64, 64, 3)

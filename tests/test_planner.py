@@ -111,3 +111,14 @@ def test_eval_config_refuses_plan_with_sampled_actions_and_a_plan_model_without_
         EvalConfig(plan=True, stochastic=True)
     with pytest.raises(ValueError, match="needs --plan"):
         EvalConfig(plan_state_model="pusht_state")
+
+
+def test_planner_acts_as_the_policy_where_the_reward_is_below_its_engage_threshold():
+    env = _toy()
+    agent = DMOSAPO(4, 2, make_preset("debug"), seed=0)
+    far, near = torch.tensor([2.0, 2.0, 0.0, 0.0]), torch.tensor([0.1, 0.0, 0.0, 0.0])  # toy reward 3e-4 and 0.99
+    planner = PolicyCEM(agent, env.local_step, env.local_reward, PlannerConfig(samples=16, engage_reward=0.5))
+    torch.testing.assert_close(planner.plan(far), agent.act(far[None]).squeeze(0))
+    assert planner.last_info["planned"] == 0.0
+    planner.plan(near)
+    assert planner.last_info["planned"] == 1.0

@@ -688,6 +688,10 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
                                         plan_state_model=str(state_bundle)))
     saved = json.loads((run / "eval_RealPushT-v0_plan.json").read_text())
     assert saved["planner"] == {**asdict(tiny), "state_model": str(state_bundle)} and planned["episodes"] == 1
+    # --world-model: deploy with another bundle of the task (here the same one); --tag names the output
+    other = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, world_model=str(debug_bundle),
+                                      tag="other_probe"))
+    assert other["world_model"] == str(debug_bundle) and (run / "eval_RealPushT-v0_other_probe.json").is_file()
 
 
 def test_cli_trains_and_writes_a_bundle_with_heldout_errors(tiny_dataset, tmp_path, capsys):

@@ -656,6 +656,38 @@ def test_probe_decoded_fraction_is_recorded_and_checked(tiny_dataset, debug_bund
         ProbeConfig(decoded_fraction=1.5)
 
 
+def test_probe_batch_draws_half_from_the_extra_frames(tiny_dataset):
+    """``extra``: the first half of the batch is the play rows' (as without it), the second half extra rows with
+    their own targets."""
+    from fog_envs.wm import stages
+    from fog_envs.wm.train import load_play_arrays
+
+    data = load_play_arrays(tiny_dataset, "pusht")
+    n = 5
+    frames = np.stack([np.full(data.frames.shape[1:], 200 + i, dtype=np.uint8) for i in range(n)])
+    targets = np.arange(n * data.probe.shape[1], dtype=np.float64).reshape(n, -1)
+    plain = stages.probe_batch(data, np.random.default_rng(0), 4)
+    mixed = stages.probe_batch(data, np.random.default_rng(0), 8, extra=(frames, targets))
+    assert mixed["frames"].shape[0] == 8 and mixed["targets"].dtype == torch.float32
+    assert torch.equal(mixed["frames"][:4], plain["frames"]) and torch.equal(mixed["targets"][:4], plain["targets"])
+    for frame, target in zip(mixed["frames"][4:], mixed["targets"][4:]):
+        i = int(frame[0, 0, 0]) - 200
+        assert 0 <= i < n and torch.equal(target, torch.from_numpy(targets[i].astype(np.float32)))
+
+
+def test_probe_goal_frames_train_the_probe_and_are_recorded(tiny_dataset, debug_bundle, tmp_path):
+    common = dict(task="pusht", data=str(tiny_dataset), preset="debug", threads=2, init_from=str(debug_bundle),
+                  reuse=("autoencoder", "denoiser", "reward", "rssm"))
+    bundle = train_world_model(WMTrainConfig(**common, out=str(tmp_path / "g"), probe_goal_frames=6),
+                               progress_bar=False)
+    card = json.loads((bundle / "card.json").read_text())
+    assert card["probe_goal_frames"] == 6
+    old, new = _weights(debug_bundle), _weights(bundle)
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("probe."))
+    with pytest.raises(ValueError, match="probe_goal_frames must be >= 0"):
+        train_world_model(WMTrainConfig(**common, out=str(tmp_path / "x"), probe_goal_frames=-1), progress_bar=False)
+
+
 def test_autoencoder_motion_weight_by_hand_and_batches_with_predecessors(tiny_dataset):
     """``motion_weight``: the loss is L1 + MSE weighted per pixel by ``1 + m·|x_t − x_{t−1}|/mean|…|``
     (mean 1), the plain loss when nothing moved or m = 0; the batch's previous frames are each row's own

@@ -197,9 +197,17 @@ def rssm_loss(model: "RSSM", batch: dict[str, torch.Tensor]):
 
 def probe_batch(data: PlayArrays, rng: np.random.Generator, batch: int,
                 decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                decoded_fraction: float = 0.0) -> dict[str, torch.Tensor]:
+                decoded_fraction: float = 0.0,
+                extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
     """Random rows' frames and probe targets; ``round(decoded_fraction · batch)`` random rows of the batch
-    show their frame through the autoencoder (``decode`` of the row's latent) instead of the real frame."""
+    show their frame through the autoencoder (``decode`` of the row's latent) instead of the real frame. With
+    ``extra`` (frames, probe targets), the batch's second half comes from it instead (never decoded)."""
+    if extra is not None and len(extra[0]):
+        half = batch // 2
+        out = probe_batch(data, rng, batch - half, decode, decoded_fraction)
+        pick = np.sort(rng.integers(0, len(extra[0]), size=half))
+        return {"frames": torch.cat([out["frames"], torch.from_numpy(extra[0][pick])]),
+                "targets": torch.cat([out["targets"], torch.from_numpy(extra[1][pick].astype(np.float32))])}
     idx = np.sort(rng.integers(0, len(data.frames), size=batch))
     frames = torch.from_numpy(data.frames[idx])
     k = int(round(decoded_fraction * batch))

@@ -113,6 +113,10 @@ class WMTrainConfig:
     probe_decoded_fraction: float | None = None
     """override ``ProbeConfig.decoded_fraction``: the fraction of the probe's training frames seen through
     the autoencoder (a reader for the state-space local model; 0: real frames only, the fidelity ruler)"""
+    probe_goal_frames: int = 0
+    """Push-T: render this many extra probe training frames on the reference system with the block near its goal
+    (:mod:`fog_envs.real.pusht_goal_frames`, seeded by ``seed``) and draw half of every probe batch from them,
+    where success needs the probe to read the block to ~2 px and the play data rarely goes; 0: play frames only"""
 
 
 def load_play_arrays(path: str | os.PathLike, task: str) -> st.PlayArrays:
@@ -289,6 +293,14 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
     return replace(preset, model=model)
 
 
+def probe_goal_data(task: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames, probe targets)`` of ``n`` near-goal frames for the probe (``WMTrainConfig.probe_goal_frames``)."""
+    from fog_envs.real.pusht_goal_frames import goal_frames
+
+    frames, states = goal_frames(n, seed=seed + 1_000_003)
+    return frames, get_task(task).probe_targets(states)
+
+
 def _init_source(cfg: WMTrainConfig):
     """The bundle ``cfg.init_from`` (on CPU), checked against the task and ``cfg.reuse``; None without it."""
     for field_name in ("reuse", "warm_start"):
@@ -316,6 +328,9 @@ def _init_source(cfg: WMTrainConfig):
 def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
                       log_fn: Callable[[str, dict[str, float], int], None] | None = None) -> Path:
     """Run (or resume) every stage, then write the bundle to ``<out>/bundle``; return its path."""
+    if cfg.probe_goal_frames < 0 or (cfg.probe_goal_frames and cfg.task != "pusht"):
+        raise ValueError(f"probe_goal_frames must be >= 0 and needs task 'pusht' (near-goal frames are Push-T's), "
+                         f"got {cfg.probe_goal_frames} for task {cfg.task!r}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -407,6 +422,9 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
     den_p = st.window_probabilities(st.passive_motion(data.probe, den_starts + den_window - 1, passive),
                                     preset.model.edm.contact_sampling) if passive else None
     rssm_starts = st.valid_window_starts(data.episode_ends, preset.rssm_seq_len)
+    goal = None
+    if cfg.probe_goal_frames and "probe" not in progress["done"] and "probe" not in reused:
+        goal = probe_goal_data(cfg.task, cfg.probe_goal_frames, cfg.seed)
     jobs = {
         "denoiser": (model.denoiser, st.make_denoiser_loss(preset.model.edm, L),
                      lambda r, b: st.denoiser_batch(data, L, r, b, den_starts, preset.model.edm, den_p,
@@ -415,7 +433,7 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
         "rssm": (model.rssm, st.rssm_loss, lambda r, b: st.rssm_batch(data, preset.rssm_seq_len, r, b, rssm_starts)),
         "probe": (model.probe, st.probe_loss,
                   lambda r, b: st.probe_batch(data, r, b, model.autoencoder.decode,
-                                              preset.model.probe.decoded_fraction)),
+                                              preset.model.probe.decoded_fraction, goal)),
     }
     for name, (module, loss_fn, sampler) in jobs.items():
         if name in progress["done"]:
@@ -456,6 +474,7 @@ def train_world_model(cfg: WMTrainConfig, progress_bar: bool = True,
             **({"warm_start": progress["warm_start"]} if progress.get("warm_start") else {}),
             "wall_time_s": round(progress.get("wall_s", 0.0) + time.perf_counter() - t_start, 1),
             "final_metrics": progress["done"], "bf16": bf16, "world_size": ctx.world_size,
+            **({"probe_goal_frames": cfg.probe_goal_frames} if cfg.probe_goal_frames else {}),
             "fidelity": None,
         }
         model.save(bundle, card)
