@@ -10,13 +10,16 @@ training), and on ``RealPushT-v0`` reset to that state, deployed as ``fog-eval``
 frames). Per way: success (coverage ≥ 0.95 at some step), mean max coverage (the exact polygon coverage of the
 pose, imagined or true) and the median block pose error at the best step. Where the agent succeeds in its world
 but not on the real system, the world's precision near the goal is what is missing; where it fails in both,
-the policy is. Prints a table and writes JSON (default ``benchmarks/results/goal_approach.json``).
+the policy is. ``--plan`` adds both ways again with decision-time planning in the agent's world
+(:mod:`fog_agent.planner`, as ``fog-eval --plan``): where planning finishes the starts in the world but not on the
+real system, the policy's precision was not what was missing. Prints a table and writes JSON (default ``benchmarks/results/goal_approach.json``).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_res
 from benchmarks.final_approach import best_step_errors  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht_goal_frames import probe_to_true as to_pose  # noqa: E402
 from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
@@ -55,7 +59,20 @@ def score(poses: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
-def imagined(agent: Any, local: StateLocalModel, starts: torch.Tensor, steps: int, sampled: bool) -> list[dict]:
+def imagined(agent: Any, local: StateLocalModel, starts: torch.Tensor, steps: int, sampled: bool,
+             planner: PolicyCEM | None = None) -> list[dict]:
+    """Episodes in the agent's world: tanh(μ), sampled actions, or (one start at a time) the planner's."""
+    if planner is not None:
+        rows = []
+        for start in starts:
+            planner.reset()
+            x = local.start(start[None])
+            traj = [x[:, :local.sdim].numpy()]
+            for _ in range(steps):
+                x = local.step(x, planner.plan(x[0])[None].clamp(-1.0, 1.0))
+                traj.append(x[:, :local.sdim].numpy())
+            rows.append(score(to_pose(np.concatenate(traj))))
+        return rows
     x = local.start(starts)
     traj = [x[:, :local.sdim].numpy()]
     for _ in range(steps):
@@ -65,12 +82,12 @@ def imagined(agent: Any, local: StateLocalModel, starts: torch.Tensor, steps: in
     return [score(p) for p in poses]
 
 
-def real(agent: Any, envs: Any, starts: torch.Tensor, steps: int) -> list[dict]:
+def real(agent: Any, envs: Any, starts: torch.Tensor, steps: int, planner: PolicyCEM | None = None) -> list[dict]:
     env = gym.make(envs.reference_env_id, max_episode_steps=steps)
     rows = []
     for pose in to_pose(starts.numpy()):
         obs, info = env.reset(seed=0, options={"reset_to_state": pose})
-        controller = FogController(agent, envs.make_observer())
+        controller = FogController(agent, envs.make_observer(), planner=planner)
         controller.reset(obs, info)
         poses, done = [np.asarray(info["state"])], False
         while not done:
@@ -92,11 +109,14 @@ def summary(rows: list[dict]) -> dict[str, float]:
 def main() -> None:
     parser = run_dirs_parser(__doc__, RESULTS, episodes_flag="--starts", seed=0)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--plan", action="store_true", help="also play both ways with decision-time planning in "
+                        "the agent's world (fog_agent.planner's default planner, as fog-eval --plan)")
     args = parse_run_dirs(parser, episodes_flag="--starts")
     if args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")
     starts = start_states(args.starts, args.seed)
     out: dict[str, Any] = {"starts": args.starts, "steps": args.steps, "seed": args.seed,
+                           "planner": asdict(PlannerConfig()) if args.plan else None,
                            "start_mean_coverage": float(np.mean([coverage(p[2:5]) for p in to_pose(starts.numpy())])),
                            "runs": {}}
     print(f"{args.starts} near-goal starts (mean coverage {out['start_mean_coverage']:.3f}), {args.steps} steps")
@@ -111,6 +131,10 @@ def main() -> None:
         ways = {"world, deterministic": imagined(agent, local, starts, args.steps, sampled=False),
                 "world, sampled": imagined(agent, local, starts, args.steps, sampled=True),
                 "RealPushT-v0": real(agent, envs, starts, args.steps)}
+        if args.plan:
+            planner = PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, PlannerConfig())
+            ways["world, planned"] = imagined(agent, local, starts, args.steps, sampled=False, planner=planner)
+            ways["RealPushT-v0, planned"] = real(agent, envs, starts, args.steps, planner=planner)
         out["runs"][run_dir] = {"seconds": round(time.perf_counter() - t0, 1),
                                 **{k: {"summary": summary(v), "episodes": v} for k, v in ways.items()}}
         for way, rows in ways.items():
