@@ -45,6 +45,7 @@ class EvalConfig:
     """choose each action by decision-time planning in the agent's local model, seeded by the policy
     (fog_agent.planner; writes eval_<env-id>_plan.json)"""
     planner: PlannerConfig = PlannerConfig()
+    """with --plan: the planner's budget and objective"""
     world_model: str | None = None
     """deploy with this world-model bundle (name or path) in place of the one the agent trained with: its
     probe (local_model='state') or its RSSM filters the real frames; it must be a bundle of the same task, e.g.

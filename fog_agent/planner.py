@@ -5,12 +5,13 @@ At each real step, from the observer's local state ``x``, :class:`PolicyCEM` rol
 sequences through a differentiable local model's ``step`` (no gradients needed), scores each by the objective the
 actor was trained on without its entropy term, ``Σ_k γ^k · reward_scale · r(x_{k+1}) + value_weight · γ^H ·
 mean V(x_H)``, refits a Gaussian over the best ``elites`` and, after ``iterations`` rounds, acts with the first
-action of the elites' mean. The candidates always include the policy's own deterministic sequence (so planning can
-only replace it by one the model rates higher), ``policy_samples`` sequences sampled from the policy and the last
-plan shifted by one step. It is TD-MPC's planner (Hansen et al. 2022) with a plain elite mean in place of its
-softmax weights. Why: the policy stops a few pixels short of the Push-T goal even in its own world
-(``benchmarks/goal_approach.py``), while a model's short-horizon prediction of a small push is accurate to ~1 px;
-planning spends model calls at deployment on the last pixels. Nothing is trained on the real system.
+action of the elites' mean. Every round's candidates include the policy's own deterministic sequence (so the best
+candidate is never rated below what the actor would do), ``policy_samples`` sequences sampled from the policy and
+the last plan shifted by one step. It is TD-MPC's planner (Hansen et al. 2022) with a plain elite mean in place of
+its softmax weights. Why: the policy stops a few pixels short of the Push-T goal even in its own world, and
+planning spends model calls at deployment on the last pixels: from near-goal starts it doubles what the agent
+finishes in its world, though far less on the real system, where the model's own precision near the goal limits it
+(``benchmarks/goal_approach.py --plan``, README item 17). Nothing is trained on the real system.
 """
 
 from __future__ import annotations
@@ -133,5 +134,6 @@ class PolicyCEM:
             mean = elite.mean(0)
             std = elite.std(0, unbiased=False).clamp_min(cfg.min_std) if cfg.elites > 1 else std.clamp_min(cfg.min_std)
         self._previous = mean
-        self.last_info = {"planned": 1.0, "policy_return": policy_return, "elite_return": float(returns[top].mean())}
+        self.last_info = {"planned": 1.0, "policy_return": policy_return, "best_return": float(returns.max()),
+                          "elite_return": float(returns[top].mean())}
         return mean[0]
