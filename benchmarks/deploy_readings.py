@@ -7,8 +7,8 @@ For each run (an agent trained with ``local_model="state"``): its zero-shot scor
 each real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with the true state in place of
 the probe's reading (``info["state"]`` in the task's probe-target units), plus the probe's median error on the
 frames the agent visits. With ``--plan`` the actions come from decision-time planning in the agent's local model
-(:mod:`fog_agent.planner`, as ``fog-eval --plan``) both times. Where the true readings score much higher, the probe's reading error, not the world the
-agent trained in, is what the deployment loses. Prints a table and writes JSON (default
+(:mod:`fog_agent.planner`, as ``fog-eval --plan``) both times. Where the true readings score much higher, the
+probe's reading error, not the world the agent trained in, is what the deployment loses. Prints a table and writes JSON (default
 ``benchmarks/results/deploy_readings.json``).
 """
 
@@ -60,10 +60,7 @@ class ReadingController(FogController):
         self.reader = observer
 
     def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
-        self._latent = self.reader.local.start(self.reader.read(obs, info))[0]
-        self._last_action = None
-        if self.planner is not None:
-            self.planner.reset()
+        self.start(self.reader.local.start(self.reader.read(obs, info))[0])
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._last_action is not None:

@@ -12,7 +12,8 @@ pose, imagined or true) and the median block pose error at the best step. Where 
 but not on the real system, the world's precision near the goal is what is missing; where it fails in both,
 the policy is. ``--plan`` adds both ways again with decision-time planning in the agent's world
 (:mod:`fog_agent.planner`, as ``fog-eval --plan``): where planning finishes the starts in the world but not on the
-real system, the policy's precision was not what was missing. Prints a table and writes JSON (default ``benchmarks/results/goal_approach.json``).
+real system, the policy's precision was not what was missing. Prints a table and writes JSON (default
+``benchmarks/results/goal_approach.json``).
 """
 
 from __future__ import annotations
@@ -36,20 +37,15 @@ from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
-from fog_envs.real.pusht_goal_frames import probe_to_true as to_pose  # noqa: E402
+from fog_envs.real.pusht_goal_frames import goal_states, probe_to_true as to_pose  # noqa: E402
 from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
-from fog_envs.real.pusht_reward_torch import TABLE  # noqa: E402
-from fog_envs.real.pusht_starts import near_goal  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "goal_approach.json"
 
 
 def start_states(n: int, seed: int) -> torch.Tensor:
     """``n`` probe-target states: agents uniform over the table, blocks near the goal (seeded)."""
-    g = torch.Generator().manual_seed(seed)
-    agents = 40 + 432 * torch.rand(n, 2, generator=g)
-    base = torch.cat([agents / TABLE, torch.full((n, 2), 0.5), torch.ones(n, 1), torch.zeros(n, 1)], -1)
-    return near_goal(base, g)
+    return goal_states(n, seed)
 
 
 def score(poses: np.ndarray) -> dict[str, float]:

@@ -41,7 +41,11 @@ class FogController:
         self._last_action: np.ndarray | None = None
 
     def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
-        self._latent = self.observer.reset(obs)
+        self.start(self.observer.reset(obs))
+
+    def start(self, latent: torch.Tensor) -> None:
+        """Begin an episode in the filtered latent state ``latent`` (no last action, no last plan)."""
+        self._latent = latent
         self._last_action = None
         if self.planner is not None:
             self.planner.reset()

@@ -23,15 +23,22 @@ def probe_to_true(states: np.ndarray) -> np.ndarray:
     return np.concatenate([s[..., :4] * TABLE, np.arctan2(s[..., 5:6], s[..., 4:5]) % (2 * np.pi)], -1)
 
 
-def goal_poses(n: int, seed: int, config: GoalStartConfig = GoalStartConfig()) -> np.ndarray:
-    """(n, 5) true-layout poses with the block near the goal (seeded; see the module docstring)."""
+def goal_states(n: int, seed: int, config: GoalStartConfig = GoalStartConfig(),
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(n, 6) probe-target states with the block near the goal (seeded; see the module docstring). ``dtype`` is
+    that of the draws as well as of the result, so each dtype gives its own (reproducible) poses."""
     if n < 0:
-        raise ValueError(f"goal_poses: n must be >= 0, got {n}")
+        raise ValueError(f"goal_states: n must be >= 0, got {n}")
     g = torch.Generator().manual_seed(seed)
-    agents = 40 + 432 * torch.rand(n, 2, generator=g, dtype=torch.float64)
-    base = torch.cat([agents / TABLE, torch.full((n, 2), 0.5, dtype=torch.float64),
-                      torch.ones(n, 1, dtype=torch.float64), torch.zeros(n, 1, dtype=torch.float64)], -1)
-    return probe_to_true(near_goal(base, g, config).numpy())
+    agents = 40 + 432 * torch.rand(n, 2, generator=g, dtype=dtype)
+    base = torch.cat([agents / TABLE, torch.full((n, 2), 0.5, dtype=dtype), torch.ones(n, 1, dtype=dtype),
+                      torch.zeros(n, 1, dtype=dtype)], -1)
+    return near_goal(base, g, config)
+
+
+def goal_poses(n: int, seed: int, config: GoalStartConfig = GoalStartConfig()) -> np.ndarray:
+    """(n, 5) true-layout poses with the block near the goal (:func:`goal_states` in float64)."""
+    return probe_to_true(goal_states(n, seed, config, torch.float64).numpy())
 
 
 def render_poses(poses: np.ndarray) -> np.ndarray:
