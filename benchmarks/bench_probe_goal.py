@@ -1,13 +1,15 @@
 """Can the deployed agent see whether it has succeeded? The state probe on real frames with the block at the goal.
 
-    python benchmarks/bench_probe_goal.py [--bundle pusht] [--poses 1000] [--radius-px 8] [--angle-deg 4]
+    python benchmarks/bench_probe_goal.py [--bundle pusht] [--goal-reader pusht_goal_reader] [--poses 1000] \
+        [--radius-px 8] [--angle-deg 4]
 
 Push-T success needs coverage ≥ 0.95: the block within about 2 px (of 512) and 1° of its goal pose, a quarter of
 one of the 64 × 64 observation's pixels (8 px of the table each). A deployed FoG agent with the state-space local
 model sees the block only through the bundle's state probe reading those frames, so it can place the block no
 more precisely than the probe reads it. ``--poses`` seeded poses with the block uniform within ``--radius-px``
 and ``--angle-deg`` of the goal (:mod:`fog_envs.real.pusht_goal_frames`; the agent anywhere off the block) are
-rendered by ``RealPushT-v0`` and read by the probe. Reports the probe's block error (px, degrees: median,
+rendered by ``RealPushT-v0`` and read by the probe (and, with ``--goal-reader``, by the probe refined near the goal
+by that reader: :mod:`fog_envs.wm.goal_reader`). Reports the probe's block error (px, degrees: median,
 90th percentile), the coverage the reading implies against the true coverage (exact polygon coverage of both
 poses), and success as read against success in truth: of the poses the probe reads as a success, the share that
 is one (precision), and of the true successes, the share it reads as one (recall). Prints a table and writes
@@ -32,16 +34,23 @@ from fog_envs.real.pusht_goal_frames import goal_frames, probe_to_true  # noqa: 
 from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
 from fog_envs.real.pusht_reward_torch import TABLE  # noqa: E402
 from fog_envs.real.pusht_starts import GoalStartConfig  # noqa: E402
+from fog_envs.wm.goal_reader import GoalReader  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.tasks import get_task  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "probe_goal.json"
 
 
-def read_poses(model: WorldModel, frames: np.ndarray, batch: int = 256) -> np.ndarray:
-    """(n, 5) the probe's readings of ``frames`` in the true-state layout."""
+def read_poses(model: WorldModel, frames: np.ndarray, batch: int = 256,
+               goal_reader: GoalReader | None = None) -> np.ndarray:
+    """(n, 5) the probe's readings of ``frames`` in the true-state layout (refined near the goal by
+    ``goal_reader``, where given)."""
+    out = []
     with torch.no_grad():
-        out = [model.probe(torch.from_numpy(frames[i:i + batch])).numpy() for i in range(0, len(frames), batch)]
+        for i in range(0, len(frames), batch):
+            chunk = torch.from_numpy(frames[i:i + batch])
+            reading = model.probe(chunk)
+            out.append((reading if goal_reader is None else goal_reader.refine(chunk, reading)).double().numpy())
     return probe_to_true(np.concatenate(out))
 
 
@@ -69,6 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", action="append", help="world-model bundle (name or path) whose probe to read "
                         "with; repeatable (default: pusht)")
+    parser.add_argument("--goal-reader", default=None, help="also score each probe's readings refined near the goal "
+                        "by this goal-reader bundle (fog_envs.wm.goal_reader; e.g. pusht_goal_reader)")
     parser.add_argument("--poses", type=int, default=1000)
     parser.add_argument("--radius-px", type=float, default=8.0)
     parser.add_argument("--angle-deg", type=float, default=4.0)
@@ -87,17 +98,22 @@ def main() -> None:
            "probes": {}}
     print(f"{args.poses} poses within {args.radius_px} px and {args.angle_deg}° of the goal, "
           f"{frames.shape[1]}×{frames.shape[2]} frames ({TABLE / frames.shape[1]:.0f} table px per frame pixel)")
-    print(f"{'probe':32s} | block px med / p90 | block ° med / p90 | |Δcov| | success true / read | precision | recall")
+    print(f"{'probe':32s} | block px med / p90 | block ° med / p90 | |Δcov| | success true / read | precision "
+          "| recall")
+    fine = GoalReader.load(args.goal_reader)[0] if args.goal_reader else None
+    out["goal_reader"] = args.goal_reader
     for bundle in bundles:
         model = WorldModel.load(bundle)
         if model.config.task != "pusht":
             raise SystemExit(f"--bundle {bundle!r} is a {model.config.task!r} bundle; this benchmark is Push-T's")
-        s = score(poses, read_poses(model, frames))
-        out["probes"][bundle] = s
-        print(f"{bundle:32s} | {s['block_px_median']:6.2f} / {s['block_px_p90']:6.2f} | "
-              f"{s['block_deg_median']:5.2f} / {s['block_deg_p90']:5.2f} | {s['coverage_abs_error_median']:.3f} | "
-              f"{s['true_success_share']:.2f} / {s['read_success_share']:.2f} | {s['precision']:.2f} | "
-              f"{s['recall']:.2f}")
+        readers = {bundle: None, **({f"{bundle} + {args.goal_reader}": fine} if fine is not None else {})}
+        for name, reader in readers.items():
+            s = score(poses, read_poses(model, frames, goal_reader=reader))
+            out["probes"][name] = s
+            print(f"{name:32s} | {s['block_px_median']:6.2f} / {s['block_px_p90']:6.2f} | "
+                  f"{s['block_deg_median']:5.2f} / {s['block_deg_p90']:5.2f} | {s['coverage_abs_error_median']:.3f} | "
+                  f"{s['true_success_share']:.2f} / {s['read_success_share']:.2f} | {s['precision']:.2f} | "
+                  f"{s['recall']:.2f}")
     write_results(args.out, out)
 
 

@@ -7,8 +7,10 @@ For each run (an agent trained with ``local_model="state"``): its zero-shot scor
 each real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with the true state in place of
 the probe's reading (``info["state"]`` in the task's probe-target units), plus the probe's median error on the
 frames the agent visits. With ``--plan`` the actions come from decision-time planning in the agent's local model
-(:mod:`fog_agent.planner`, as ``fog-eval --plan``) both times. Where the true readings score much higher, the
-probe's reading error, not the world the agent trained in, is what the deployment loses. Prints a table and writes JSON (default
+(:mod:`fog_agent.planner`, as ``fog-eval --plan``) both times. With ``--goal-reader B`` a third deployment reads
+the block near its goal with that goal reader (:mod:`fog_envs.wm.goal_reader`); ``--readings`` picks which of the
+three to run. Where the true readings score much higher, the probe's reading error, not the world the agent
+trained in, is what the deployment loses. Prints a table and writes JSON (default
 ``benchmarks/results/deploy_readings.json``).
 """
 
@@ -32,21 +34,27 @@ from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
+from fog_envs.wm.goal_reader import GoalReader  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "deploy_readings.json"
+READINGS = ("probe", "refined", "true")
 
 
 class ReadingObserver:
-    """``[s_t, s_{t−1}]`` from the true state (``truth=True``) or the probe's reading of the frame, recording the
-    probe's error against the true state at every step."""
+    """``[s_t, s_{t−1}]`` from the true state (``truth=True``) or the probe's reading of the frame (refined near
+    the goal by ``goal_reader``, where given), recording the reading's error against the true state at every
+    step."""
 
-    def __init__(self, local: StateLocalModel, spec: Any, truth: bool) -> None:
-        self.local, self.spec, self.truth = local, spec, truth
+    def __init__(self, local: StateLocalModel, spec: Any, truth: bool, goal_reader: GoalReader | None = None) -> None:
+        self.local, self.spec, self.truth, self.goal_reader = local, spec, truth, goal_reader
         self.errors: dict[str, list[float]] = {}
 
     def read(self, obs: np.ndarray, info: dict[str, Any]) -> torch.Tensor:
         true = self.spec.probe_targets(np.asarray(info["state"])[None]).astype(np.float32)
-        probe = self.local.read_frames(np.asarray(obs)[None])
+        frames = np.asarray(obs)[None]
+        probe = self.local.read_frames(frames)
+        if self.goal_reader is not None:
+            probe = self.goal_reader.refine(frames, probe)
         for k, v in self.spec.probe_errors(probe.double().numpy(), true).items():
             self.errors.setdefault(k, []).extend(np.asarray(v, dtype=float).tolist())
         return torch.from_numpy(true) if self.truth else probe
@@ -69,7 +77,8 @@ class ReadingController(FogController):
         return self._last_action
 
 
-def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None = None) -> dict[str, Any]:
+def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None = None,
+            goal_reader: str | None = None, readings: tuple[str, ...] = READINGS) -> dict[str, Any]:
     agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
     envs = learned_env_for(ckpt)
     local = getattr(envs.backend, "state_local", None)
@@ -78,9 +87,14 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
     spec = envs.backend.model.task
     out: dict[str, Any] = {"run_dir": run_dir, "imagined_steps": agent.imagined_steps}
     planner = PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, plan) if plan is not None else None
-    for name, truth in (("probe", False), ("true", True)):
+    if "refined" in readings and goal_reader is None:
+        raise ValueError("deploy_readings: the 'refined' readings need a goal reader (--goal-reader)")
+    fine = GoalReader.load(goal_reader)[0] if "refined" in readings else None
+    readers = {"probe": (False, None), "refined": (False, fine), "true": (True, None)}
+    for name in readings:
+        truth, reader = readers[name]
         t0 = time.perf_counter()
-        observer = ReadingObserver(local, spec, truth)
+        observer = ReadingObserver(local, spec, truth, reader)
         result = evaluate(lambda: ReadingController(agent, observer, planner), envs.reference_env_id,
                           episodes=episodes, seed=seed, video_dir=None)
         out[name] = {"mean_max_coverage": result.mean_max_coverage, "mean_return": result.mean_return,
@@ -96,15 +110,25 @@ def main() -> None:
                         "default planner in the agent's own local model (as fog-eval --plan)")
     parser.add_argument("--plan-engage-reward", type=float, default=None,
                         help="with --plan: plan only where the local reward is at least this")
+    parser.add_argument("--goal-reader", default=None,
+                        help="also deploy with the probe's readings refined near the goal by this goal-reader "
+                        "bundle (Push-T; e.g. pusht_goal_reader): a third column")
+    parser.add_argument("--readings", nargs="+", choices=READINGS, default=None,
+                        help="which deployments to run (default: probe and true, and refined with --goal-reader)")
     args = parse_run_dirs(parser)
+    readings = tuple(args.readings or [n for n in READINGS if n != "refined" or args.goal_reader is not None])
     plan = PlannerConfig(engage_reward=args.plan_engage_reward) if args.plan else None
-    rows = [measure(r, args.episodes, args.seed, plan) for r in args.run_dir]
-    print(f"{'run':40s} | {'probe readings':>16s} | {'true readings':>16s} | probe error on visited frames")
+    rows = [measure(r, args.episodes, args.seed, plan, args.goal_reader, readings) for r in args.run_dir]
+    names = list(readings)
+    header = " | ".join(f"{n + ' readings':>26s}" for n in names)
+    print(f"{'run':32s} | {header} | reading errors on visited frames")
     for r in rows:
-        score = "mean_max_coverage" if r["probe"]["mean_max_coverage"] is not None else "mean_return"
-        err = ", ".join(f"{k} {v:.2f}" for k, v in r["probe"]["probe_error_median"].items())
-        print(f"{r['run_dir']:40s} | {r['probe'][score]:16.3f} | {r['true'][score]:16.3f} | {err}")
-    write_results(args.out, {"episodes": args.episodes, "seed": args.seed,
+        score = "mean_max_coverage" if r[names[0]]["mean_max_coverage"] is not None else "mean_return"
+        cells = " | ".join(f"{r[n][score]:13.3f} / {r[n]['success_rate']:4.0%} success" for n in names)
+        err = "; ".join(n + " " + ", ".join(f"{k} {v:.2f}" for k, v in r[n]["probe_error_median"].items())
+                        for n in names if n != "true")
+        print(f"{r['run_dir']:32s} | {cells} | {err}")
+    write_results(args.out, {"episodes": args.episodes, "seed": args.seed, "goal_reader": args.goal_reader,
                              "planner": asdict(plan) if plan is not None else None, "rows": rows})
 
 

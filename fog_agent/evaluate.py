@@ -3,7 +3,9 @@
     fog-eval --run-dir runs/fog_pusht --env-id RealPushT-v0 --episodes 50 --seed 100000
 
 The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ; ``--stochastic`` samples its actions as in training;
-``--plan`` chooses each action with the cross-entropy planner of :mod:`fog_agent.planner` in the local model).
+``--plan`` chooses each action with the cross-entropy planner of :mod:`fog_agent.planner` in the local model;
+``--goal-reader pusht_goal_reader`` reads the Push-T block near its goal finer than the probe,
+:mod:`fog_envs.wm.goal_reader`).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
 
@@ -24,6 +26,7 @@ from fog_agent.run_io import atomic_write_json, plot_learning_curve
 from fog_agent.sapo import DMOSAPO
 from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
+from fog_envs.wm.goal_reader import GoalReader
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class EvalConfig:
     plan_state_model: str | None = None
     """with --plan: plan in this state-model bundle (name or path) instead of the agent's own (agents trained
     with local_model='state' only)"""
+    goal_reader: str | None = None
+    """read the block near its goal with this goal-reader bundle (name, e.g. the shipped pusht_goal_reader, or
+    path; fog-fit-goal-reader) instead of the probe alone (Push-T agents trained with local_model='state' only)"""
 
     def __post_init__(self) -> None:
         if self.plan and self.stochastic:
@@ -105,12 +111,14 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
     suffix = ("_stochastic" if cfg.stochastic else "_plan" if cfg.plan else "") + (f"_{cfg.tag}" if cfg.tag else "")
     planner = make_planner(agent, ckpt, envs, cfg) if cfg.plan else None
-    result = evaluate(lambda: FogController(agent, envs.make_observer(), deterministic=not cfg.stochastic,
+    observe = {"goal_reader": GoalReader.load(cfg.goal_reader)[0]} if cfg.goal_reader is not None else {}
+    result = evaluate(lambda: FogController(agent, envs.make_observer(**observe), deterministic=not cfg.stochastic,
                                             planner=planner), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
                       video_episodes=cfg.video_episodes)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
-           "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"), **asdict(result)}
+           "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"), "goal_reader": cfg.goal_reader,
+           **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model}
     atomic_write_json(run / f"eval_{env_id}{suffix}.json", out)

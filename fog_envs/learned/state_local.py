@@ -12,12 +12,17 @@ system, a state-space model's are not (``benchmarks/bench_gradients.py``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from fog_envs.runtime import autocast
 from fog_envs.wm.model import WorldModel
 from fog_envs.wm.state_model import StateModel
+
+if TYPE_CHECKING:
+    from fog_envs.wm.goal_reader import GoalReader
 
 
 class StateLocalModel:
@@ -91,18 +96,26 @@ class StateLocalModel:
 
 
 class StateObserver:
-    """Deployment filter for ``local_model="state"``: the probe on real frames, ``[ŝ_t, ŝ_{t−1}]``."""
+    """Deployment filter for ``local_model="state"``: the probe on real frames, ``[ŝ_t, ŝ_{t−1}]``; with a
+    ``goal_reader`` (Push-T, :class:`fog_envs.wm.goal_reader.GoalReader`) the block near its goal is read by it."""
 
-    def __init__(self, local: StateLocalModel) -> None:
+    def __init__(self, local: StateLocalModel, goal_reader: "GoalReader | None" = None) -> None:
         self.local = local
+        self.goal_reader = goal_reader
         self.x: torch.Tensor | None = None
 
+    def read(self, obs: np.ndarray) -> torch.Tensor:
+        """The state reading (1, state_dim) of one real frame."""
+        frames = np.asarray(obs)[None]
+        reading = self.local.read_frames(frames)
+        return reading if self.goal_reader is None else self.goal_reader.refine(frames, reading)
+
     def reset(self, obs: np.ndarray) -> torch.Tensor:
-        self.x = self.local.start(self.local.read_frames(np.asarray(obs)[None]))
+        self.x = self.local.start(self.read(obs))
         return self.x[0]
 
     def update(self, action: np.ndarray, obs: np.ndarray) -> torch.Tensor:
         if self.x is None:
             raise RuntimeError("StateObserver: call reset() before update()")
-        self.x = self.local.advance(self.x, self.local.read_frames(np.asarray(obs)[None]))
+        self.x = self.local.advance(self.x, self.read(obs))
         return self.x[0]

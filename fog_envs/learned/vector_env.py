@@ -128,12 +128,13 @@ class LearnedVectorEnv(VectorEnv):
         """The reference system this learned env stands for (``None`` for the toy)."""
         return getattr(self.backend, "reference_env_id", None)
 
-    def make_observer(self):
-        """A filter that turns the reference system's frames into this env's latent observations."""
+    def make_observer(self, **kwargs: Any):
+        """A filter that turns the reference system's frames into this env's latent observations (``kwargs``
+        go to the backend's, e.g. ``goal_reader``)."""
         make = getattr(self.backend, "make_observer", None)
         if make is None:
             raise NotImplementedError(f"{self.env_name} has no reference system to observe")
-        return make()
+        return make(**kwargs)
 
     def refresh_local_model(self, steps: int) -> dict[str, float]:
         """Train the local surrogate for ``steps`` gradient steps on recent imagined + real data, if it can."""

@@ -30,6 +30,7 @@ from fog_envs.wm.model import LocalModel, RSSMLocal, WorldModel
 
 if TYPE_CHECKING:
     from fog_envs.learned.state_local import StateLocalModel, StateObserver
+    from fog_envs.wm.goal_reader import GoalReader
 
 
 @dataclass(frozen=True)
@@ -258,11 +259,17 @@ class WorldModelBackend:
         rssm.eval()
         return {"refresh/rssm_loss": sum(losses) / len(losses)}
 
-    def make_observer(self) -> "LatentObserver | StateObserver":
+    def make_observer(self, goal_reader: "GoalReader | None" = None) -> "LatentObserver | StateObserver":
+        """The deployment filter of real frames; ``goal_reader`` (Push-T with ``local_model="state"`` only)
+        reads the block near its goal in place of the probe."""
+        if goal_reader is not None and (self.state_local is None or self.model.config.task != "pusht"):
+            raise ValueError(f"a goal reader needs the Push-T task with local_model='state'; this env is "
+                             f"{self.model.config.task!r} with local_model="
+                             f"{'state' if self.state_local is not None else 'rssm'!r}")
         if self.state_local is not None:
             from fog_envs.learned.state_local import StateObserver
 
-            return StateObserver(self.state_local)
+            return StateObserver(self.state_local, goal_reader)
         return LatentObserver(self.model)
 
 
