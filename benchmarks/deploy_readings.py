@@ -3,14 +3,16 @@
     python benchmarks/deploy_readings.py --run-dir runs/fog_state_fwd [--run-dir runs/other ...] [--episodes 50]
 
 For each run (an agent trained with ``local_model="state"``): its zero-shot score on the run's reference system
-(Push-T: mean max coverage; cube: return) over the same seeded episodes twice, once as deployed (the probe reads
-each real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with the true state in place of
-the probe's reading (``info["state"]`` in the task's probe-target units), plus the probe's median error on the
+(Push-T: mean max coverage; cube: return) over the same seeded episodes, once as deployed (the probe reads each
+real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with the true state in place of the
+probe's reading (``info["state"]`` in the task's probe-target units), plus the reading's median error on the
 frames the agent visits. With ``--plan`` the actions come from decision-time planning in the agent's local model
-(:mod:`fog_agent.planner`, as ``fog-eval --plan``) both times. With ``--goal-reader B`` a third deployment reads
-the block near its goal with that goal reader (:mod:`fog_envs.wm.goal_reader`); ``--readings`` picks which of the
-three to run. Where the true readings score much higher, the probe's reading error, not the world the agent
-trained in, is what the deployment loses. Prints a table and writes JSON (default
+(:mod:`fog_agent.planner`, as ``fog-eval --plan``) every time. With ``--goal-reader B`` a third deployment reads
+the block near its goal with that goal reader (:mod:`fog_envs.wm.goal_reader`). ``--readings`` picks which to
+run, among them two that tell the agent's reading from the block's (Push-T): ``true-agent`` (the agent's true
+position, the block as read, refined near the goal with ``--goal-reader``) and ``true-block`` (the block's true
+pose, the agent as the probe reads it). Where the true readings score much higher, the reading's error, not the
+world the agent trained in, is what the deployment loses. Prints a table and writes JSON (default
 ``benchmarks/results/deploy_readings.json``).
 """
 
@@ -37,16 +39,21 @@ from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.wm.goal_reader import GoalReader  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "deploy_readings.json"
-READINGS = ("probe", "refined", "true")
+READINGS = ("probe", "refined", "true", "true-agent", "true-block")
+#: which readings use the goal reader, and which columns they take from the true state (Push-T's probe targets:
+#: agent 0:2, block 2:6; the hybrids are Push-T's)
+READING_SOURCES = {"probe": (False, slice(0, 0)), "refined": (True, slice(0, 0)), "true": (False, slice(None)),
+                   "true-agent": (True, slice(0, 2)), "true-block": (False, slice(2, 6))}
 
 
 class ReadingObserver:
-    """``[s_t, s_{t−1}]`` from the true state (``truth=True``) or the probe's reading of the frame (refined near
-    the goal by ``goal_reader``, where given), recording the reading's error against the true state at every
-    step."""
+    """``[s_t, s_{t−1}]`` from the probe's reading of the frame (refined near the goal by ``goal_reader``, where
+    given) with the columns ``true_columns`` of the state taken from the true state instead (all of them: the
+    true state), recording the reading's error against the true state at every step."""
 
-    def __init__(self, local: StateLocalModel, spec: Any, truth: bool, goal_reader: GoalReader | None = None) -> None:
-        self.local, self.spec, self.truth, self.goal_reader = local, spec, truth, goal_reader
+    def __init__(self, local: StateLocalModel, spec: Any, true_columns: slice = slice(0, 0),
+                 goal_reader: GoalReader | None = None) -> None:
+        self.local, self.spec, self.true_columns, self.goal_reader = local, spec, true_columns, goal_reader
         self.errors: dict[str, list[float]] = {}
 
     def read(self, obs: np.ndarray, info: dict[str, Any]) -> torch.Tensor:
@@ -57,7 +64,9 @@ class ReadingObserver:
             probe = self.goal_reader.refine(frames, probe)
         for k, v in self.spec.probe_errors(probe.double().numpy(), true).items():
             self.errors.setdefault(k, []).extend(np.asarray(v, dtype=float).tolist())
-        return torch.from_numpy(true) if self.truth else probe
+        reading = probe.clone()
+        reading[:, self.true_columns] = torch.from_numpy(true)[:, self.true_columns].to(reading)
+        return reading
 
 
 class ReadingController(FogController):
@@ -89,12 +98,13 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
     planner = PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, plan) if plan is not None else None
     if "refined" in readings and goal_reader is None:
         raise ValueError("deploy_readings: the 'refined' readings need a goal reader (--goal-reader)")
-    fine = GoalReader.load(goal_reader)[0] if "refined" in readings else None
-    readers = {"probe": (False, None), "refined": (False, fine), "true": (True, None)}
+    if {"true-agent", "true-block"} & set(readings) and spec.name != "pusht":
+        raise ValueError(f"deploy_readings: the true-agent / true-block readings are Push-T's, not {spec.name!r}'s")
+    fine = GoalReader.load(goal_reader)[0] if goal_reader is not None else None
     for name in readings:
-        truth, reader = readers[name]
+        refine, columns = READING_SOURCES[name]
         t0 = time.perf_counter()
-        observer = ReadingObserver(local, spec, truth, reader)
+        observer = ReadingObserver(local, spec, columns, fine if refine else None)
         result = evaluate(lambda: ReadingController(agent, observer, planner), envs.reference_env_id,
                           episodes=episodes, seed=seed, video_dir=None)
         out[name] = {"mean_max_coverage": result.mean_max_coverage, "mean_return": result.mean_return,
@@ -114,7 +124,8 @@ def main() -> None:
                         help="also deploy with the probe's readings refined near the goal by this goal-reader "
                         "bundle (Push-T; e.g. pusht_goal_reader): a third column")
     parser.add_argument("--readings", nargs="+", choices=READINGS, default=None,
-                        help="which deployments to run (default: probe and true, and refined with --goal-reader)")
+                        help="which deployments to run (default: probe and true, and refined with --goal-reader; "
+                        "true-agent and true-block take that part of the state from the truth)")
     args = parse_run_dirs(parser)
     readings = tuple(args.readings or [n for n in READINGS if n != "refined" or args.goal_reader is not None])
     plan = PlannerConfig(engage_reward=args.plan_engage_reward) if args.plan else None
