@@ -95,7 +95,6 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
         raise ValueError(f"{run_dir}: the agent was not trained with local_model='state'")
     spec = envs.backend.model.task
     out: dict[str, Any] = {"run_dir": run_dir, "imagined_steps": agent.imagined_steps}
-    planner = PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, plan) if plan is not None else None
     if "refined" in readings and goal_reader is None:
         raise ValueError("deploy_readings: the 'refined' readings need a goal reader (--goal-reader)")
     if {"true-agent", "true-block"} & set(readings) and spec.name != "pusht":
@@ -105,6 +104,8 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
         refine, columns = READING_SOURCES[name]
         t0 = time.perf_counter()
         observer = ReadingObserver(local, spec, columns, fine if refine else None)
+        # a fresh planner (its own seeded generator) per deployment: each figure is the same whichever run first
+        planner = PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, plan) if plan is not None else None
         result = evaluate(lambda: ReadingController(agent, observer, planner), envs.reference_env_id,
                           episodes=episodes, seed=seed, video_dir=None)
         out[name] = {"mean_max_coverage": result.mean_max_coverage, "mean_return": result.mean_return,
