@@ -1,15 +1,15 @@
 """Can the deployed agent see whether it has succeeded? The state probe on real frames with the block at the goal.
 
-    python benchmarks/bench_probe_goal.py [--bundle pusht] [--goal-reader pusht_goal_reader] [--poses 1000] \
-        [--radius-px 8] [--angle-deg 4]
+    python benchmarks/bench_probe_goal.py [--bundle pusht] [--reader pusht_local_reader --reader pusht_goal_reader] \
+        [--poses 1000] [--radius-px 8] [--angle-deg 4]
 
 Push-T success needs coverage ≥ 0.95: the block within about 2 px (of 512) and 1° of its goal pose, a quarter of
 one of the 64 × 64 observation's pixels (8 px of the table each). A deployed FoG agent with the state-space local
 model sees the block only through the bundle's state probe reading those frames, so it can place the block no
 more precisely than the probe reads it. ``--poses`` seeded poses with the block uniform within ``--radius-px``
 and ``--angle-deg`` of the goal (:mod:`fog_envs.real.pusht_goal_frames`; the agent anywhere off the block) are
-rendered by ``RealPushT-v0`` and read by the probe (and, with ``--goal-reader``, by the probe refined near the goal
-by that reader: :mod:`fog_envs.wm.goal_reader`). Reports the probe's block error (px, degrees: median,
+rendered by ``RealPushT-v0`` and read by the probe (and, with ``--reader``, by the probe refined by those readers
+in turn: :mod:`fog_envs.wm.readers`). Reports the probe's block error (px, degrees: median,
 90th percentile), the coverage the reading implies against the true coverage (exact polygon coverage of both
 poses), and success as read against success in truth: of the poses the probe reads as a success, the share that
 is one (precision), and of the true successes, the share it reads as one (recall). Prints a table and writes
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from fog_envs.real.pusht_goal_frames import goal_frames, probe_to_true  # noqa: 
 from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
 from fog_envs.real.pusht_reward_torch import TABLE  # noqa: E402
 from fog_envs.real.pusht_starts import GoalStartConfig  # noqa: E402
-from fog_envs.wm.goal_reader import GoalReader  # noqa: E402
+from fog_envs.wm.readers import Reader, load_reader, refine_all  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.tasks import get_task  # noqa: E402
 
@@ -42,15 +43,13 @@ RESULTS = Path(__file__).resolve().parent / "results" / "probe_goal.json"
 
 
 def read_poses(model: WorldModel, frames: np.ndarray, batch: int = 256,
-               goal_reader: GoalReader | None = None) -> np.ndarray:
-    """(n, 5) the probe's readings of ``frames`` in the true-state layout (refined near the goal by
-    ``goal_reader``, where given)."""
+               readers: Sequence[Reader] = ()) -> np.ndarray:
+    """(n, 5) the probe's readings of ``frames`` in the true-state layout (refined by ``readers`` in turn)."""
     out = []
     with torch.no_grad():
         for i in range(0, len(frames), batch):
             chunk = torch.from_numpy(frames[i:i + batch])
-            reading = model.probe(chunk)
-            out.append((reading if goal_reader is None else goal_reader.refine(chunk, reading)).double().numpy())
+            out.append(refine_all(readers, chunk, model.probe(chunk)).double().numpy())
     return probe_to_true(np.concatenate(out))
 
 
@@ -78,8 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", action="append", help="world-model bundle (name or path) whose probe to read "
                         "with; repeatable (default: pusht)")
-    parser.add_argument("--goal-reader", default=None, help="also score each probe's readings refined near the goal "
-                        "by this goal-reader bundle (fog_envs.wm.goal_reader; e.g. pusht_goal_reader)")
+    parser.add_argument("--reader", action="append", default=[], help="also score each probe's readings refined "
+                        "by this reader bundle (repeatable, applied in order; fog_envs.wm.readers; e.g. "
+                        "pusht_local_reader, pusht_goal_reader)")
     parser.add_argument("--poses", type=int, default=1000)
     parser.add_argument("--radius-px", type=float, default=8.0)
     parser.add_argument("--angle-deg", type=float, default=4.0)
@@ -100,15 +100,15 @@ def main() -> None:
           f"{frames.shape[1]}×{frames.shape[2]} frames ({TABLE / frames.shape[1]:.0f} table px per frame pixel)")
     print(f"{'probe':32s} | block px med / p90 | block ° med / p90 | |Δcov| | success true / read | precision "
           "| recall")
-    fine = GoalReader.load(args.goal_reader)[0] if args.goal_reader else None
-    out["goal_reader"] = args.goal_reader
+    chain = [load_reader(r) for r in args.reader]
+    out["readers"] = args.reader
     for bundle in bundles:
         model = WorldModel.load(bundle)
         if model.config.task != "pusht":
             raise SystemExit(f"--bundle {bundle!r} is a {model.config.task!r} bundle; this benchmark is Push-T's")
-        readers = {bundle: None, **({f"{bundle} + {args.goal_reader}": fine} if fine is not None else {})}
-        for name, reader in readers.items():
-            s = score(poses, read_poses(model, frames, goal_reader=reader))
+        variants = {bundle: [], **({" + ".join([bundle, *args.reader]): chain} if chain else {})}
+        for name, readers in variants.items():
+            s = score(poses, read_poses(model, frames, readers=readers))
             out["probes"][name] = s
             print(f"{name:32s} | {s['block_px_median']:6.2f} / {s['block_px_p90']:6.2f} | "
                   f"{s['block_deg_median']:5.2f} / {s['block_deg_p90']:5.2f} | {s['coverage_abs_error_median']:.3f} | "

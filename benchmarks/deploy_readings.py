@@ -7,10 +7,10 @@ For each run (an agent trained with ``local_model="state"``): its zero-shot scor
 real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with the true state in place of the
 probe's reading (``info["state"]`` in the task's probe-target units), plus the reading's median error on the
 frames the agent visits. With ``--plan`` the actions come from decision-time planning in the agent's local model
-(:mod:`fog_agent.planner`, as ``fog-eval --plan``) every time. With ``--goal-reader B`` a third deployment reads
-the block near its goal with that goal reader (:mod:`fog_envs.wm.goal_reader`). ``--readings`` picks which to
-run, among them two that tell the agent's reading from the block's (Push-T): ``true-agent`` (the agent's true
-position, the block as read, refined near the goal with ``--goal-reader``) and ``true-block`` (the block's true
+(:mod:`fog_agent.planner`, as ``fog-eval --plan``) every time. With ``--reader B`` (repeatable) a third
+deployment refines the probe's readings with those readers in turn (:mod:`fog_envs.wm.readers`). ``--readings``
+picks which to run, among them two that tell the agent's reading from the block's (Push-T): ``true-agent`` (the
+agent's true position, the block as read, refined by the ``--reader`` chain) and ``true-block`` (the block's true
 pose, the agent as the probe reads it). Where the true readings score much higher, the reading's error, not the
 world the agent trained in, is what the deployment loses. Prints a table and writes JSON (default
 ``benchmarks/results/deploy_readings.json``).
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
-from fog_envs.wm.goal_reader import GoalReader  # noqa: E402
+from fog_envs.wm.readers import Reader, load_reader, refine_all  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "deploy_readings.json"
 READINGS = ("probe", "refined", "true", "true-agent", "true-block")
@@ -47,21 +48,19 @@ READING_SOURCES = {"probe": (False, slice(0, 0)), "refined": (True, slice(0, 0))
 
 
 class ReadingObserver:
-    """``[s_t, s_{t−1}]`` from the probe's reading of the frame (refined near the goal by ``goal_reader``, where
-    given) with the columns ``true_columns`` of the state taken from the true state instead (all of them: the
-    true state), recording the reading's error against the true state at every step."""
+    """``[s_t, s_{t−1}]`` from the probe's reading of the frame (refined by ``readers`` in turn) with the columns
+    ``true_columns`` of the state taken from the true state instead (all of them: the true state), recording the
+    reading's error against the true state at every step."""
 
     def __init__(self, local: StateLocalModel, spec: Any, true_columns: slice = slice(0, 0),
-                 goal_reader: GoalReader | None = None) -> None:
-        self.local, self.spec, self.true_columns, self.goal_reader = local, spec, true_columns, goal_reader
+                 readers: Sequence[Reader] = ()) -> None:
+        self.local, self.spec, self.true_columns, self.readers = local, spec, true_columns, tuple(readers)
         self.errors: dict[str, list[float]] = {}
 
     def read(self, obs: np.ndarray, info: dict[str, Any]) -> torch.Tensor:
         true = self.spec.probe_targets(np.asarray(info["state"])[None]).astype(np.float32)
         frames = np.asarray(obs)[None]
-        probe = self.local.read_frames(frames)
-        if self.goal_reader is not None:
-            probe = self.goal_reader.refine(frames, probe)
+        probe = refine_all(self.readers, frames, self.local.read_frames(frames))
         for k, v in self.spec.probe_errors(probe.double().numpy(), true).items():
             self.errors.setdefault(k, []).extend(np.asarray(v, dtype=float).tolist())
         reading = probe.clone()
@@ -87,7 +86,7 @@ class ReadingController(FogController):
 
 
 def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None = None,
-            goal_reader: str | None = None, readings: tuple[str, ...] = READINGS) -> dict[str, Any]:
+            reader_names: Sequence[str] = (), readings: tuple[str, ...] = READINGS) -> dict[str, Any]:
     agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
     envs = learned_env_for(ckpt)
     local = getattr(envs.backend, "state_local", None)
@@ -95,15 +94,15 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
         raise ValueError(f"{run_dir}: the agent was not trained with local_model='state'")
     spec = envs.backend.model.task
     out: dict[str, Any] = {"run_dir": run_dir, "imagined_steps": agent.imagined_steps}
-    if "refined" in readings and goal_reader is None:
-        raise ValueError("deploy_readings: the 'refined' readings need a goal reader (--goal-reader)")
+    if "refined" in readings and not reader_names:
+        raise ValueError("deploy_readings: the 'refined' readings need readers (--reader)")
     if {"true-agent", "true-block"} & set(readings) and spec.name != "pusht":
         raise ValueError(f"deploy_readings: the true-agent / true-block readings are Push-T's, not {spec.name!r}'s")
-    fine = GoalReader.load(goal_reader)[0] if goal_reader is not None else None
+    readers = [load_reader(r) for r in reader_names]
     for name in readings:
         refine, columns = READING_SOURCES[name]
         t0 = time.perf_counter()
-        observer = ReadingObserver(local, spec, columns, fine if refine else None)
+        observer = ReadingObserver(local, spec, columns, readers if refine else ())
         # a fresh planner (its own seeded generator) per deployment: each figure is the same whichever run first
         planner = PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, plan) if plan is not None else None
         result = evaluate(lambda: ReadingController(agent, observer, planner), envs.reference_env_id,
@@ -121,16 +120,16 @@ def main() -> None:
                         "default planner in the agent's own local model (as fog-eval --plan)")
     parser.add_argument("--plan-engage-reward", type=float, default=None,
                         help="with --plan: plan only where the local reward is at least this")
-    parser.add_argument("--goal-reader", default=None,
-                        help="also deploy with the probe's readings refined near the goal by this goal-reader "
-                        "bundle (Push-T; e.g. pusht_goal_reader): a third column")
+    parser.add_argument("--reader", action="append", default=[],
+                        help="also deploy with the probe's readings refined by this reader bundle (repeatable, "
+                        "applied in order; Push-T: pusht_local_reader, pusht_goal_reader): a third column")
     parser.add_argument("--readings", nargs="+", choices=READINGS, default=None,
-                        help="which deployments to run (default: probe and true, and refined with --goal-reader; "
+                        help="which deployments to run (default: probe and true, and refined with --reader; "
                         "true-agent and true-block take that part of the state from the truth)")
     args = parse_run_dirs(parser)
-    readings = tuple(args.readings or [n for n in READINGS if n != "refined" or args.goal_reader is not None])
+    readings = tuple(args.readings or [n for n in READINGS if n != "refined" or args.reader])
     plan = PlannerConfig(engage_reward=args.plan_engage_reward) if args.plan else None
-    rows = [measure(r, args.episodes, args.seed, plan, args.goal_reader, readings) for r in args.run_dir]
+    rows = [measure(r, args.episodes, args.seed, plan, args.reader, readings) for r in args.run_dir]
     names = list(readings)
     header = " | ".join(f"{n + ' readings':>26s}" for n in names)
     print(f"{'run':32s} | {header} | reading errors on visited frames")
@@ -140,7 +139,7 @@ def main() -> None:
         err = "; ".join(n + " " + ", ".join(f"{k} {v:.2f}" for k, v in r[n]["probe_error_median"].items())
                         for n in names if n != "true")
         print(f"{r['run_dir']:32s} | {cells} | {err}")
-    write_results(args.out, {"episodes": args.episodes, "seed": args.seed, "goal_reader": args.goal_reader,
+    write_results(args.out, {"episodes": args.episodes, "seed": args.seed, "readers": args.reader,
                              "planner": asdict(plan) if plan is not None else None, "rows": rows})
 
 

@@ -4,8 +4,8 @@
 
 The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ; ``--stochastic`` samples its actions as in training;
 ``--plan`` chooses each action with the cross-entropy planner of :mod:`fog_agent.planner` in the local model;
-``--goal-reader pusht_goal_reader`` reads the Push-T block near its goal finer than the probe,
-:mod:`fog_envs.wm.goal_reader`).
+``--readers pusht_local_reader pusht_goal_reader`` reads the Push-T agent and block finer than the probe alone,
+:mod:`fog_envs.wm.readers`).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
 
@@ -26,7 +26,7 @@ from fog_agent.run_io import atomic_write_json, plot_learning_curve
 from fog_agent.sapo import DMOSAPO
 from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
-from fog_envs.wm.goal_reader import GoalReader
+from fog_envs.wm.readers import load_reader
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,10 @@ class EvalConfig:
     plan_state_model: str | None = None
     """with --plan: plan in this state-model bundle (name or path) instead of the agent's own (agents trained
     with local_model='state' only)"""
-    goal_reader: str | None = None
-    """read the block near its goal with this goal-reader bundle (name, e.g. the shipped pusht_goal_reader, or
-    path; fog-fit-goal-reader) instead of the probe alone (Push-T agents trained with local_model='state' only)"""
+    readers: tuple[str, ...] = ()
+    """refine the probe's readings of the real frames with these reader bundles in turn (names or paths; the
+    shipped pusht_local_reader reads agent and block again around the probe's reading, pusht_goal_reader the
+    block near its goal: fog-fit-local-reader, fog-fit-goal-reader; Push-T agents with local_model='state')"""
 
     def __post_init__(self) -> None:
         if self.plan and self.stochastic:
@@ -111,13 +112,13 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
     suffix = ("_stochastic" if cfg.stochastic else "_plan" if cfg.plan else "") + (f"_{cfg.tag}" if cfg.tag else "")
     planner = make_planner(agent, ckpt, envs, cfg) if cfg.plan else None
-    observe = {"goal_reader": GoalReader.load(cfg.goal_reader)[0]} if cfg.goal_reader is not None else {}
+    observe = {"readers": [load_reader(r) for r in cfg.readers]} if cfg.readers else {}
     result = evaluate(lambda: FogController(agent, envs.make_observer(**observe), deterministic=not cfg.stochastic,
                                             planner=planner), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
                       video_episodes=cfg.video_episodes)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
-           "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"), "goal_reader": cfg.goal_reader,
+           "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"), "readers": list(cfg.readers),
            **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model}

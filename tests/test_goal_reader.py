@@ -171,7 +171,7 @@ def test_state_observer_reads_the_block_near_the_goal_with_the_goal_reader():
     frame = np.zeros((8, 8, 3), dtype=np.uint8)
     local = _Local(_reading(2, 2, 1))
     plain = StateObserver(local)  # type: ignore[arg-type]
-    fine = StateObserver(local, _Fixed([[0.25, 0.5, 0.125]]))  # type: ignore[arg-type]
+    fine = StateObserver(local, [_Fixed([[0.25, 0.5, 0.125]])])  # type: ignore[arg-type]
     np.testing.assert_array_equal(plain.reset(frame).numpy(), torch.cat([local.reading] * 2, -1)[0].numpy())
     x = fine.reset(frame)
     np.testing.assert_allclose(x[:6].numpy(), _reading(0.25, 0.5, 0.125), atol=1e-6)
@@ -183,4 +183,4 @@ def test_goal_reader_needs_the_pusht_state_local_model(debug_bundle):
 
     backend = make_backend("pusht", 1, world_model=str(debug_bundle))
     with pytest.raises(ValueError, match="local_model='state'"):
-        backend.make_observer(goal_reader=_Fixed([[0.0, 0.0, 0.0]]))
+        backend.make_observer(readers=[_Fixed([[0.0, 0.0, 0.0]])])

@@ -692,10 +692,10 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     other = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, world_model=str(debug_bundle),
                                       tag="other_probe"))
     assert other["world_model"] == str(debug_bundle) and (run / "eval_RealPushT-v0_other_probe.json").is_file()
-    # --goal-reader: the shipped goal reader refines the probe's block near the goal; the JSON names it
-    fine = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, goal_reader="pusht_goal_reader",
-                                     tag="goal_reader"))
-    assert fine["goal_reader"] == "pusht_goal_reader" and fine["episodes"] == 1
+    # --readers: the shipped readers refine the probe's readings in turn; the JSON names them
+    readers = ("pusht_local_reader", "pusht_goal_reader")
+    fine = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, readers=readers, tag="readers"))
+    assert fine["readers"] == list(readers) and fine["episodes"] == 1
 
 
 def test_cli_trains_and_writes_a_bundle_with_heldout_errors(tiny_dataset, tmp_path, capsys):

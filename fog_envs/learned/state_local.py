@@ -12,6 +12,7 @@ system, a state-space model's are not (``benchmarks/bench_gradients.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +23,7 @@ from fog_envs.wm.model import WorldModel
 from fog_envs.wm.state_model import StateModel
 
 if TYPE_CHECKING:
-    from fog_envs.wm.goal_reader import GoalReader
+    from fog_envs.wm.readers import Reader
 
 
 class StateLocalModel:
@@ -96,19 +97,21 @@ class StateLocalModel:
 
 
 class StateObserver:
-    """Deployment filter for ``local_model="state"``: the probe on real frames, ``[ŝ_t, ŝ_{t−1}]``; with a
-    ``goal_reader`` (Push-T, :class:`fog_envs.wm.goal_reader.GoalReader`) the block near its goal is read by it."""
+    """Deployment filter for ``local_model="state"``: the probe on real frames, ``[ŝ_t, ŝ_{t−1}]``, its readings
+    refined by ``readers`` in turn (Push-T: :mod:`fog_envs.wm.readers`)."""
 
-    def __init__(self, local: StateLocalModel, goal_reader: "GoalReader | None" = None) -> None:
+    def __init__(self, local: StateLocalModel, readers: "Sequence[Reader]" = ()) -> None:
         self.local = local
-        self.goal_reader = goal_reader
+        self.readers = tuple(readers)
         self.x: torch.Tensor | None = None
 
     def read(self, obs: np.ndarray) -> torch.Tensor:
         """The state reading (1, state_dim) of one real frame."""
         frames = np.asarray(obs)[None]
         reading = self.local.read_frames(frames)
-        return reading if self.goal_reader is None else self.goal_reader.refine(frames, reading)
+        for reader in self.readers:
+            reading = reader.refine(frames, reading)
+        return reading
 
     def reset(self, obs: np.ndarray) -> torch.Tensor:
         self.x = self.local.start(self.read(obs))

@@ -130,7 +130,7 @@ class LearnedVectorEnv(VectorEnv):
 
     def make_observer(self, **kwargs: Any):
         """A filter that turns the reference system's frames into this env's latent observations (``kwargs``
-        go to the backend's, e.g. ``goal_reader``)."""
+        go to the backend's, e.g. ``readers``)."""
         make = getattr(self.backend, "make_observer", None)
         if make is None:
             raise NotImplementedError(f"{self.env_name} has no reference system to observe")

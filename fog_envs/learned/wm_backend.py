@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,7 +31,7 @@ from fog_envs.wm.model import LocalModel, RSSMLocal, WorldModel
 
 if TYPE_CHECKING:
     from fog_envs.learned.state_local import StateLocalModel, StateObserver
-    from fog_envs.wm.goal_reader import GoalReader
+    from fog_envs.wm.readers import Reader
 
 
 @dataclass(frozen=True)
@@ -259,17 +260,17 @@ class WorldModelBackend:
         rssm.eval()
         return {"refresh/rssm_loss": sum(losses) / len(losses)}
 
-    def make_observer(self, goal_reader: "GoalReader | None" = None) -> "LatentObserver | StateObserver":
-        """The deployment filter of real frames; ``goal_reader`` (Push-T with ``local_model="state"`` only)
-        reads the block near its goal in place of the probe."""
-        if goal_reader is not None and (self.state_local is None or self.model.config.task != "pusht"):
-            raise ValueError(f"a goal reader needs the Push-T task with local_model='state'; this env is "
+    def make_observer(self, readers: "Sequence[Reader]" = ()) -> "LatentObserver | StateObserver":
+        """The deployment filter of real frames; ``readers`` (Push-T with ``local_model="state"`` only) refine
+        the probe's readings in turn (:mod:`fog_envs.wm.readers`)."""
+        if readers and (self.state_local is None or self.model.config.task != "pusht"):
+            raise ValueError(f"readers need the Push-T task with local_model='state'; this env is "
                              f"{self.model.config.task!r} with local_model="
                              f"{'state' if self.state_local is not None else 'rssm'!r}")
         if self.state_local is not None:
             from fog_envs.learned.state_local import StateObserver
 
-            return StateObserver(self.state_local, goal_reader)
+            return StateObserver(self.state_local, readers)
         return LatentObserver(self.model)
 
 

@@ -29,6 +29,7 @@ from fog_envs.real.pusht_reward import GOAL_POSE
 from fog_envs.real.pusht_reward_torch import TABLE
 from fog_envs.wm.bundle import BundleError, load_state, read_bundle_files, write_bundle
 from fog_envs.wm.config_io import config_from_dict, config_to_dict
+from fog_envs.wm.ridge import ridge_fit
 
 FORMAT_NAME = "fog-goal-reader"
 FORMAT_VERSION = 1
@@ -168,19 +169,11 @@ def fit_goal_reader(frames: np.ndarray, poses: np.ndarray, config: GoalReaderCon
     closed form (float64): ``W = (XᵀX + λI)⁻¹ Xᵀ(y − ȳ)`` on centred features ``X``."""
     if len(frames) != len(poses):
         raise ValueError(f"fit_goal_reader: {len(frames)} frames but {len(poses)} poses")
-    if len(frames) < 2:
-        raise ValueError(f"fit_goal_reader: needs at least 2 frames, got {len(frames)}")
     reader = GoalReader(config)
-    x = reader.features(frames)
-    y = torch.from_numpy(goal_offsets(poses))
-    mean, y_mean = x.mean(0), y.mean(0)
-    x = x - mean
-    gram = x.T @ x
-    gram.diagonal().add_(config.ridge)
-    weight = torch.linalg.solve(gram, x.T @ (y - y_mean))
+    mean, weight, bias = ridge_fit(reader.features(frames), torch.from_numpy(goal_offsets(poses)), config.ridge)
     reader.mean.copy_(mean)
     reader.weight.copy_(weight)
-    reader.bias.copy_(y_mean)
+    reader.bias.copy_(bias)
     return reader.eval()
 
 
