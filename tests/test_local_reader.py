@@ -129,9 +129,8 @@ def test_cli_fits_on_rendered_frames_and_writes_a_card(tmp_path, debug_bundle, t
 
 def test_shipped_reader_reads_fresh_frames_finer_than_the_shipped_probe():
     """On 300 renders with the block within 30 px / 15° of its goal (a seed the fit never saw; agents anywhere on
-    the table): the agent's and the
-    block's median errors are under half the probe's (measured: agent 1.2 px against 4.7, block 1.0 px / 0.33°
-    against 3.4 px / 0.69°)."""
+    the table): the agent's and the block's median errors are under half the probe's (measured: agent 1.2 px
+    against 4.7, block 1.0 px / 0.33° against 3.4 px / 0.69°)."""
     from fog_envs.real.pusht_goal_frames import goal_frames, probe_to_true
     from fog_envs.real.pusht_starts import GoalStartConfig
     from fog_envs.wm.model import WorldModel
