@@ -107,11 +107,10 @@ class StateObserver:
 
     def read(self, obs: np.ndarray) -> torch.Tensor:
         """The state reading (1, state_dim) of one real frame."""
+        from fog_envs.wm.readers import refine_all
+
         frames = np.asarray(obs)[None]
-        reading = self.local.read_frames(frames)
-        for reader in self.readers:
-            reading = reader.refine(frames, reading)
-        return reading
+        return refine_all(self.readers, frames, self.local.read_frames(frames))
 
     def reset(self, obs: np.ndarray) -> torch.Tensor:
         self.x = self.local.start(self.read(obs))

@@ -18,8 +18,8 @@ RSSM reward head; :class:`fog_envs.learned.diff.DifferentiableEnv` evaluates bot
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
