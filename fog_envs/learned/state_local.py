@@ -20,6 +20,7 @@ import torch
 
 from fog_envs.runtime import autocast
 from fog_envs.wm.model import WorldModel
+from fog_envs.wm.readers import refine_all
 from fog_envs.wm.state_model import StateModel
 
 if TYPE_CHECKING:
@@ -107,8 +108,6 @@ class StateObserver:
 
     def read(self, obs: np.ndarray) -> torch.Tensor:
         """The state reading (1, state_dim) of one real frame."""
-        from fog_envs.wm.readers import refine_all
-
         frames = np.asarray(obs)[None]
         return refine_all(self.readers, frames, self.local.read_frames(frames))
 
