@@ -152,6 +152,32 @@ def read_bundle_files(name_or_path: str | os.PathLike, format_name: str = FORMAT
     return path, raw, tensors, card
 
 
+@dataclass(frozen=True)
+class ConfigHeader:
+    """``config.json`` of a single-config bundle (a reader's): format, task and one dataclass config."""
+
+    format_name: str
+    format_version: int
+    task: str
+    config: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_name": self.format_name, "format_version": self.format_version, "task": self.task,
+                "config": config_to_dict(self.config)}
+
+
+def read_config_bundle(name_or_path: str | os.PathLike, format_name: str, format_version: int,
+                       config_cls: type) -> tuple[Path, Any, dict[str, torch.Tensor], dict[str, Any]]:
+    """``(path, config, tensors, card)`` of a bundle written with a :class:`ConfigHeader`; a config that does not
+    fit ``config_cls`` is a :class:`BundleError` like every other failure."""
+    path, raw, tensors, card = read_bundle_files(name_or_path, format_name, format_version)
+    try:
+        config = config_from_dict(config_cls, raw["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{format_name} bundle {path}: bad config ({exc})") from exc
+    return path, config, tensors, card
+
+
 def read_bundle(name_or_path: str | os.PathLike) -> tuple[WorldModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Read ``(config, tensors, card)`` from a world-model bundle; every failure is a :class:`BundleError`."""
     _, raw, tensors, card = read_bundle_files(name_or_path)

@@ -27,8 +27,7 @@ from torch import nn
 
 from fog_envs.real.pusht_reward import GOAL_POSE
 from fog_envs.real.pusht_reward_torch import TABLE
-from fog_envs.wm.bundle import BundleError, load_state, read_bundle_files, write_bundle
-from fog_envs.wm.config_io import config_from_dict, config_to_dict
+from fog_envs.wm.bundle import ConfigHeader, load_state, read_config_bundle, write_bundle
 from fog_envs.wm.ridge import ridge_fit
 
 FORMAT_NAME = "fog-goal-reader"
@@ -137,31 +136,17 @@ class GoalReader(nn.Module):
     # --- bundles -------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, card: dict[str, Any]) -> Path:
         """Write a ``fog-goal-reader`` bundle directory (atomically)."""
-        return write_bundle(path, _Header(self.config), dict(self.state_dict()), card)
+        return write_bundle(path, ConfigHeader(FORMAT_NAME, FORMAT_VERSION, "pusht", self.config),
+                            dict(self.state_dict()), card)
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike) -> tuple["GoalReader", dict[str, Any]]:
         """``(reader, card)`` from a bundle (a shipped name or a path); ``BundleError`` when missing, corrupt or
         of another format."""
-        path, raw, tensors, card = read_bundle_files(name_or_path, FORMAT_NAME, FORMAT_VERSION)
-        try:
-            config = config_from_dict(GoalReaderConfig, raw["config"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"goal-reader bundle {path}: bad config ({exc})") from exc
+        path, config, tensors, card = read_config_bundle(name_or_path, FORMAT_NAME, FORMAT_VERSION, GoalReaderConfig)
         reader = cls(config)
         load_state(reader, {f"goal_reader.{k}": v for k, v in tensors.items()}, "goal_reader", str(path))
         return reader.eval(), card
-
-
-@dataclass(frozen=True)
-class _Header:
-    """What ``config.json`` holds for a goal reader (``write_bundle`` calls :meth:`to_dict`)."""
-
-    config: GoalReaderConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format_name": FORMAT_NAME, "format_version": FORMAT_VERSION, "task": "pusht",
-                "config": config_to_dict(self.config)}
 
 
 def fit_goal_reader(frames: np.ndarray, poses: np.ndarray, config: GoalReaderConfig = GoalReaderConfig()) -> GoalReader:
