@@ -178,6 +178,32 @@ def read_config_bundle(name_or_path: str | os.PathLike, format_name: str, format
     return path, config, tensors, card
 
 
+class ConfigBundleMixin:
+    """``save`` / ``load`` for a module built from one dataclass ``config`` whose whole state dict is its bundle's
+    weights; subclasses set ``bundle_format``, ``bundle_version``, ``bundle_task`` and ``config_cls``."""
+
+    bundle_format: str
+    bundle_version: int
+    bundle_task: str
+    config_cls: type
+
+    def save(self, path: str | os.PathLike, card: dict[str, Any]) -> Path:
+        """Write the bundle directory (atomically)."""
+        config = self.config  # type: ignore[attr-defined]
+        header = ConfigHeader(self.bundle_format, self.bundle_version, self.bundle_task, config)
+        return write_bundle(path, header, dict(self.state_dict()), card)  # type: ignore[attr-defined]
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+        """``(module, card)`` from a bundle (a shipped name or a path); ``BundleError`` when missing, corrupt or
+        of another format."""
+        path, config, tensors, card = read_config_bundle(name_or_path, cls.bundle_format, cls.bundle_version,
+                                                         cls.config_cls)
+        module = cls(config)  # type: ignore[call-arg]
+        load_state(module, {f"m.{k}": v for k, v in tensors.items()}, "m", str(path))  # type: ignore[arg-type]
+        return module.eval(), card  # type: ignore[attr-defined]
+
+
 def read_bundle(name_or_path: str | os.PathLike) -> tuple[WorldModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Read ``(config, tensors, card)`` from a world-model bundle; every failure is a :class:`BundleError`."""
     _, raw, tensors, card = read_bundle_files(name_or_path)

@@ -16,10 +16,7 @@ Files: a ``fog-goal-reader`` bundle directory (config.json, weights.safetensors,
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +24,7 @@ from torch import nn
 
 from fog_envs.real.pusht_reward import GOAL_POSE
 from fog_envs.real.pusht_reward_torch import TABLE
-from fog_envs.wm.bundle import ConfigHeader, load_state, read_config_bundle, write_bundle
+from fog_envs.wm.bundle import ConfigBundleMixin
 from fog_envs.wm.ridge import ridge_fit
 
 FORMAT_NAME = "fog-goal-reader"
@@ -86,8 +83,11 @@ def within(offsets: torch.Tensor, px: float, deg: float) -> torch.Tensor:
     return (offsets[..., :2].norm(dim=-1) <= px) & (offsets[..., 2].abs() <= deg)
 
 
-class GoalReader(nn.Module):
+class GoalReader(ConfigBundleMixin, nn.Module):
     """uint8 frames (..., H, W, 3) → block offsets from the goal (..., 3): a linear map of the crop's pixels."""
+
+    bundle_format, bundle_version, bundle_task = FORMAT_NAME, FORMAT_VERSION, "pusht"
+    config_cls = GoalReaderConfig
 
     def __init__(self, config: GoalReaderConfig = GoalReaderConfig()) -> None:
         super().__init__()
@@ -132,21 +132,6 @@ class GoalReader(nn.Module):
         out = r.clone()
         out[:, 2:] = torch.where(use[:, None], block, r[:, 2:])
         return out.to(readings.device, readings.dtype)
-
-    # --- bundles -------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, card: dict[str, Any]) -> Path:
-        """Write a ``fog-goal-reader`` bundle directory (atomically)."""
-        return write_bundle(path, ConfigHeader(FORMAT_NAME, FORMAT_VERSION, "pusht", self.config),
-                            dict(self.state_dict()), card)
-
-    @classmethod
-    def load(cls, name_or_path: str | os.PathLike) -> tuple["GoalReader", dict[str, Any]]:
-        """``(reader, card)`` from a bundle (a shipped name or a path); ``BundleError`` when missing, corrupt or
-        of another format."""
-        path, config, tensors, card = read_config_bundle(name_or_path, FORMAT_NAME, FORMAT_VERSION, GoalReaderConfig)
-        reader = cls(config)
-        load_state(reader, {f"goal_reader.{k}": v for k, v in tensors.items()}, "goal_reader", str(path))
-        return reader.eval(), card
 
 
 def fit_goal_reader(frames: np.ndarray, poses: np.ndarray, config: GoalReaderConfig = GoalReaderConfig()) -> GoalReader:

@@ -15,17 +15,14 @@ the finer :class:`fog_envs.wm.goal_reader.GoalReader` near the goal. It corrects
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from fog_envs.real.pusht_reward_torch import TABLE
-from fog_envs.wm.bundle import ConfigHeader, load_state, read_config_bundle, write_bundle
+from fog_envs.wm.bundle import ConfigBundleMixin
 from fog_envs.wm.ridge import ridge_fit
 
 FORMAT_NAME = "fog-local-reader"
@@ -88,9 +85,12 @@ def _wrap_deg(radians: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.remainder(radians + math.pi, 2 * math.pi) - math.pi)
 
 
-class LocalReader(nn.Module):
+class LocalReader(ConfigBundleMixin, nn.Module):
     """Probe readings (N, 6) of uint8 frames (N, S, S, 3) → the same readings with the agent and block read
     again from crops around them (:meth:`refine`)."""
+
+    bundle_format, bundle_version, bundle_task = FORMAT_NAME, FORMAT_VERSION, "pusht"
+    config_cls = LocalReaderConfig
 
     def __init__(self, config: LocalReaderConfig = LocalReaderConfig()) -> None:
         super().__init__()
@@ -134,21 +134,6 @@ class LocalReader(nn.Module):
         pose = self.read(frames, readings)
         out = torch.cat([pose[:, :4] / TABLE, pose[:, 4:5].cos(), pose[:, 4:5].sin()], -1)
         return out.to(readings.device, readings.dtype)
-
-    # --- bundles -------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, card: dict[str, Any]) -> Path:
-        """Write a ``fog-local-reader`` bundle directory (atomically)."""
-        return write_bundle(path, ConfigHeader(FORMAT_NAME, FORMAT_VERSION, "pusht", self.config),
-                            dict(self.state_dict()), card)
-
-    @classmethod
-    def load(cls, name_or_path: str | os.PathLike) -> tuple["LocalReader", dict[str, Any]]:
-        """``(reader, card)`` from a bundle (a shipped name or a path); ``BundleError`` when missing, corrupt or
-        of another format."""
-        path, config, tensors, card = read_config_bundle(name_or_path, FORMAT_NAME, FORMAT_VERSION, LocalReaderConfig)
-        reader = cls(config)
-        load_state(reader, {f"local_reader.{k}": v for k, v in tensors.items()}, "local_reader", str(path))
-        return reader.eval(), card
 
 
 def fit_local_reader(frames: torch.Tensor | np.ndarray, poses: np.ndarray, readings: torch.Tensor,
