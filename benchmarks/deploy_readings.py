@@ -7,7 +7,8 @@ For each run (an agent trained with ``local_model="state"``): its zero-shot scor
 real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with the true state in place of the
 probe's reading (``info["state"]`` in the task's probe-target units), plus the reading's median error on the
 frames the agent visits. With ``--plan`` the actions come from decision-time planning in the agent's local model
-(:mod:`fog_agent.planner`, as ``fog-eval --plan``) every time. With ``--reader B`` (repeatable) a third
+(:mod:`fog_agent.planner`, as ``fog-eval --plan``) every time, in another state model with
+``--plan-state-model B`` (as ``fog-eval --plan-state-model``). With ``--reader B`` (repeatable) a third
 deployment refines the probe's readings with those readers in turn (:mod:`fog_envs.wm.readers`). ``--readings``
 picks which to run, among them two that tell the agent's reading from the block's (Push-T): ``true-agent`` (the
 agent's true position, the block as read, refined by the ``--reader`` chain) and ``true-block`` (the block's true
@@ -86,12 +87,16 @@ class ReadingController(FogController):
 
 
 def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None = None,
-            reader_names: Sequence[str] = (), readings: tuple[str, ...] = READINGS) -> dict[str, Any]:
+            reader_names: Sequence[str] = (), readings: tuple[str, ...] = READINGS,
+            plan_state_model: str | None = None) -> dict[str, Any]:
+    if plan_state_model is not None and plan is None:
+        raise ValueError("deploy_readings: --plan-state-model needs --plan")
     agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
     envs = learned_env_for(ckpt)
     local = getattr(envs.backend, "state_local", None)
     if not isinstance(local, StateLocalModel):
         raise ValueError(f"{run_dir}: the agent was not trained with local_model='state'")
+    plan_envs = envs if plan_state_model is None else learned_env_for({**ckpt, "state_model": plan_state_model})
     spec = envs.backend.model.task
     out: dict[str, Any] = {"run_dir": run_dir, "imagined_steps": agent.imagined_steps}
     if "refined" in readings and not reader_names:
@@ -104,7 +109,7 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
         t0 = time.perf_counter()
         observer = ReadingObserver(local, spec, columns, readers if refine else ())
         # a fresh planner (its own seeded generator) per deployment: each figure is the same whichever run first
-        planner = PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, plan) if plan is not None else None
+        planner = PolicyCEM(agent, plan_envs.diff.local_step, plan_envs.diff.local_reward, plan) if plan is not None else None
         result = evaluate(lambda: ReadingController(agent, observer, planner), envs.reference_env_id,
                           episodes=episodes, seed=seed, video_dir=None)
         out[name] = {"mean_max_coverage": result.mean_max_coverage, "mean_return": result.mean_return,
@@ -120,6 +125,8 @@ def main() -> None:
                         "default planner in the agent's own local model (as fog-eval --plan)")
     parser.add_argument("--plan-engage-reward", type=float, default=None,
                         help="with --plan: plan only where the local reward is at least this")
+    parser.add_argument("--plan-state-model", default=None,
+                        help="with --plan: plan in this state-model bundle (name or path) instead of the agent's own")
     parser.add_argument("--reader", action="append", default=[],
                         help="also deploy with the probe's readings refined by this reader bundle (repeatable, "
                         "applied in order; Push-T: pusht_local_reader, pusht_goal_reader): a third column")
@@ -129,7 +136,8 @@ def main() -> None:
     args = parse_run_dirs(parser)
     readings = tuple(args.readings or [n for n in READINGS if n != "refined" or args.reader])
     plan = PlannerConfig(engage_reward=args.plan_engage_reward) if args.plan else None
-    rows = [measure(r, args.episodes, args.seed, plan, args.reader, readings) for r in args.run_dir]
+    rows = [measure(r, args.episodes, args.seed, plan, args.reader, readings, args.plan_state_model)
+            for r in args.run_dir]
     names = list(readings)
     header = " | ".join(f"{n + ' readings':>26s}" for n in names)
     print(f"{'run':32s} | {header} | reading errors on visited frames")
@@ -140,7 +148,8 @@ def main() -> None:
                         for n in names if n != "true")
         print(f"{r['run_dir']:32s} | {cells} | {err}")
     write_results(args.out, {"episodes": args.episodes, "seed": args.seed, "readers": args.reader,
-                             "planner": asdict(plan) if plan is not None else None, "rows": rows})
+                             "planner": asdict(plan) if plan is not None else None,
+                             "plan_state_model": args.plan_state_model, "rows": rows})
 
 
 if __name__ == "__main__":

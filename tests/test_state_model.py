@@ -696,6 +696,12 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     readers = ("pusht_local_reader", "pusht_goal_reader")
     fine = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, readers=readers, tag="readers"))
     assert fine["readers"] == list(readers) and fine["episodes"] == 1
+    # benchmarks/deploy_readings.py plans in another state model too, and only when planning
+    from benchmarks.deploy_readings import measure
+    row = measure(str(run), 1, 0, tiny, readings=("true",), plan_state_model=str(state_bundle))
+    assert row["true"]["success_rate"] in (0.0, 1.0) and row["true"]["probe_error_median"]
+    with pytest.raises(ValueError, match="--plan-state-model needs --plan"):
+        measure(str(run), 1, 0, None, readings=("true",), plan_state_model=str(state_bundle))
 
 
 def test_cli_trains_and_writes_a_bundle_with_heldout_errors(tiny_dataset, tmp_path, capsys):
