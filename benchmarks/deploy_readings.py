@@ -8,7 +8,8 @@ real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with t
 probe's reading (``info["state"]`` in the task's probe-target units), plus the reading's median error on the
 frames the agent visits. With ``--plan`` the actions come from decision-time planning in the agent's local model
 (:mod:`fog_agent.planner`, as ``fog-eval --plan``) every time, in another state model with
-``--plan-state-model B`` (as ``fog-eval --plan-state-model``). With ``--reader B`` (repeatable) a third
+``--plan-state-model B`` (as ``fog-eval --plan-state-model``). ``--filter-gains`` fuses the readings with the
+state model's one-step prediction (as ``fog-eval --filter-gains``). With ``--reader B`` (repeatable) a third
 deployment refines the probe's readings with those readers in turn (:mod:`fog_envs.wm.readers`). ``--readings``
 picks which to run, among them two that tell the agent's reading from the block's (Push-T): ``true-agent`` (the
 agent's true position, the block as read, refined by the ``--reader`` chain) and ``true-block`` (the block's true
@@ -37,6 +38,7 @@ from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
+from fog_envs.learned.state_filter import StateFilterConfig, fuse  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.wm.readers import Reader, load_reader, refine_all  # noqa: E402
 
@@ -49,19 +51,25 @@ READING_SOURCES = {"probe": (False, slice(0, 0)), "refined": (True, slice(0, 0))
 
 
 class ReadingObserver:
-    """``[s_t, s_{t−1}]`` from the probe's reading of the frame (refined by ``readers`` in turn) with the columns
-    ``true_columns`` of the state taken from the true state instead (all of them: the true state), recording the
-    reading's error against the true state at every step."""
+    """``[s_t, s_{t−1}]`` from the probe's reading of the frame (refined by ``readers`` in turn, and fused with the
+    state model's prediction where ``gains`` are given) with the columns ``true_columns`` of the state taken from
+    the true state instead (all of them: the true state), recording the reading's error against the true state at
+    every step."""
 
     def __init__(self, local: StateLocalModel, spec: Any, true_columns: slice = slice(0, 0),
-                 readers: Sequence[Reader] = ()) -> None:
+                 readers: Sequence[Reader] = (), gains: torch.Tensor | None = None) -> None:
         self.local, self.spec, self.true_columns, self.readers = local, spec, true_columns, tuple(readers)
+        self.gains = gains
         self.errors: dict[str, list[float]] = {}
 
-    def read(self, obs: np.ndarray, info: dict[str, Any]) -> torch.Tensor:
+    def read(self, obs: np.ndarray, info: dict[str, Any], prediction: torch.Tensor | None = None) -> torch.Tensor:
+        """The reading of one frame (1, S); ``prediction``: the state model's (1, S) for it, fused in with the
+        gains (none at an episode's start)."""
         true = self.spec.probe_targets(np.asarray(info["state"])[None]).astype(np.float32)
         frames = np.asarray(obs)[None]
         probe = refine_all(self.readers, frames, self.local.read_frames(frames))
+        if self.gains is not None and prediction is not None:
+            probe = fuse(prediction, probe, self.gains)
         for k, v in self.spec.probe_errors(probe.double().numpy(), true).items():
             self.errors.setdefault(k, []).extend(np.asarray(v, dtype=float).tolist())
         reading = probe.clone()
@@ -81,14 +89,16 @@ class ReadingController(FogController):
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._last_action is not None:
-            self._latent = self.reader.local.advance(self._latent[None], self.reader.read(obs, info))[0]
+            x = self._latent[None]
+            predicted = self.reader.local.predict(x, self._last_action[None]) if self.reader.gains is not None else None
+            self._latent = self.reader.local.advance(x, self.reader.read(obs, info, predicted))[0]
         self._last_action = self.choose(self._latent)
         return self._last_action
 
 
 def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None = None,
             reader_names: Sequence[str] = (), readings: tuple[str, ...] = READINGS,
-            plan_state_model: str | None = None) -> dict[str, Any]:
+            plan_state_model: str | None = None, state_filter: StateFilterConfig | None = None) -> dict[str, Any]:
     if plan_state_model is not None and plan is None:
         raise ValueError("deploy_readings: --plan-state-model needs --plan")
     agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
@@ -107,7 +117,8 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
     for name in readings:
         refine, columns = READING_SOURCES[name]
         t0 = time.perf_counter()
-        observer = ReadingObserver(local, spec, columns, readers if refine else ())
+        observer = ReadingObserver(local, spec, columns, readers if refine else (),
+                                   None if state_filter is None else state_filter.vector(local.sdim))
         # a fresh planner (its own seeded generator) per deployment: each figure is the same whichever run first
         planner = PolicyCEM(agent, plan_envs.diff.local_step, plan_envs.diff.local_reward, plan) if plan is not None else None
         result = evaluate(lambda: ReadingController(agent, observer, planner), envs.reference_env_id,
@@ -130,13 +141,17 @@ def main() -> None:
     parser.add_argument("--reader", action="append", default=[],
                         help="also deploy with the probe's readings refined by this reader bundle (repeatable, "
                         "applied in order; Push-T: pusht_local_reader, pusht_goal_reader): a third column")
+    parser.add_argument("--filter-gains", type=float, nargs="+", default=None,
+                        help="fuse every deployment's readings (but the true columns) with the state model's "
+                        "prediction, fog_envs.learned.state_filter (one gain, or one per state column)")
     parser.add_argument("--readings", nargs="+", choices=READINGS, default=None,
                         help="which deployments to run (default: probe and true, and refined with --reader; "
                         "true-agent and true-block take that part of the state from the truth)")
     args = parse_run_dirs(parser)
     readings = tuple(args.readings or [n for n in READINGS if n != "refined" or args.reader])
     plan = PlannerConfig(engage_reward=args.plan_engage_reward) if args.plan else None
-    rows = [measure(r, args.episodes, args.seed, plan, args.reader, readings, args.plan_state_model)
+    state_filter = StateFilterConfig(tuple(args.filter_gains)) if args.filter_gains else None
+    rows = [measure(r, args.episodes, args.seed, plan, args.reader, readings, args.plan_state_model, state_filter)
             for r in args.run_dir]
     names = list(readings)
     header = " | ".join(f"{n + ' readings':>26s}" for n in names)
@@ -149,7 +164,8 @@ def main() -> None:
         print(f"{r['run_dir']:32s} | {cells} | {err}")
     write_results(args.out, {"episodes": args.episodes, "seed": args.seed, "readers": args.reader,
                              "planner": asdict(plan) if plan is not None else None,
-                             "plan_state_model": args.plan_state_model, "rows": rows})
+                             "plan_state_model": args.plan_state_model, "filter_gains": args.filter_gains,
+                             "rows": rows})
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from fog_agent.run_io import atomic_write_json, plot_learning_curve
 from fog_agent.sapo import DMOSAPO
 from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
+from fog_envs.learned.state_filter import StateFilterConfig
 from fog_envs.wm.readers import load_reader
 
 
@@ -62,6 +63,10 @@ class EvalConfig:
     """refine the probe's readings of the real frames with these reader bundles in turn (names or paths; the
     shipped pusht_local_reader reads agent and block again around the probe's reading, pusht_goal_reader the
     block near its goal: fog-fit-local-reader, fog-fit-goal-reader; Push-T agents with local_model='state')"""
+    filter_gains: tuple[float, ...] = ()
+    """fuse each reading with the state model's one-step prediction, ŝ = p + K·(r − p), with these gains K in
+    (0, 1] (one, or one per state column; fog_envs.learned.state_filter, chosen with
+    benchmarks/bench_state_filter.py); empty: the readings alone (agents with local_model='state')"""
 
     def __post_init__(self) -> None:
         if self.plan and self.stochastic:
@@ -112,14 +117,16 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
     suffix = ("_stochastic" if cfg.stochastic else "_plan" if cfg.plan else "") + (f"_{cfg.tag}" if cfg.tag else "")
     planner = make_planner(agent, ckpt, envs, cfg) if cfg.plan else None
-    observe = {"readers": [load_reader(r) for r in cfg.readers]} if cfg.readers else {}
+    observe: dict[str, Any] = {"readers": [load_reader(r) for r in cfg.readers]} if cfg.readers else {}
+    if cfg.filter_gains:
+        observe["state_filter"] = StateFilterConfig(tuple(cfg.filter_gains))
     result = evaluate(lambda: FogController(agent, envs.make_observer(**observe), deterministic=not cfg.stochastic,
                                             planner=planner), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
                       video_episodes=cfg.video_episodes)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
            "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"), "readers": list(cfg.readers),
-           **asdict(result)}
+           "filter_gains": list(cfg.filter_gains), **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model}
     atomic_write_json(run / f"eval_{env_id}{suffix}.json", out)

@@ -696,10 +696,16 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     readers = ("pusht_local_reader", "pusht_goal_reader")
     fine = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, readers=readers, tag="readers"))
     assert fine["readers"] == list(readers) and fine["episodes"] == 1
+    # --filter-gains: the readings fused with the state model's prediction; the JSON names the gains
+    fused = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, filter_gains=(0.5,), tag="f"))
+    assert fused["filter_gains"] == [0.5] and fused["episodes"] == 1
     # benchmarks/deploy_readings.py plans in another state model too, and only when planning
     from benchmarks.deploy_readings import measure
-    row = measure(str(run), 1, 0, tiny, readings=("true",), plan_state_model=str(state_bundle))
-    assert row["true"]["success_rate"] in (0.0, 1.0) and row["true"]["probe_error_median"]
+    from fog_envs.learned.state_filter import StateFilterConfig
+
+    row = measure(str(run), 1, 0, tiny, readings=("true", "probe"), plan_state_model=str(state_bundle),
+                  state_filter=StateFilterConfig((0.5,)))
+    assert {"agent_px", "block_px", "block_deg"} <= set(row["probe"]["probe_error_median"]) and "true" in row
     with pytest.raises(ValueError, match="--plan-state-model needs --plan"):
         measure(str(run), 1, 0, None, readings=("true",), plan_state_model=str(state_bundle))
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from fog_envs.learned.state_filter import StateFilterConfig, fuse
 from fog_envs.runtime import autocast
 from fog_envs.wm.model import WorldModel
 from fog_envs.wm.readers import refine_all
@@ -86,6 +87,12 @@ class StateLocalModel:
         s, s_prev = x[..., :self.sdim], x[..., self.sdim:]
         return torch.cat([self.state_model.step(s, s_prev, action), s], -1)
 
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, action: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The state model's next ``ŝ`` (B, state_dim) from local states ``x`` (B, dim) under ``action`` (B, A)."""
+        action = torch.as_tensor(np.asarray(action, dtype=np.float32)).to(x).reshape(x.shape[0], -1)
+        return self.step(x, action)[..., :self.sdim]
+
     def guide_states(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
         """(B, 2, S) ``[ŝ_t, ŝ_{t+1}]`` of the local states before and after a step: what a state-guided
         denoiser draws the next frame from."""
@@ -99,11 +106,14 @@ class StateLocalModel:
 
 class StateObserver:
     """Deployment filter for ``local_model="state"``: the probe on real frames, ``[ŝ_t, ŝ_{t−1}]``, its readings
-    refined by ``readers`` in turn (Push-T: :mod:`fog_envs.wm.readers`)."""
+    refined by ``readers`` in turn (Push-T: :mod:`fog_envs.wm.readers`) and, with ``state_filter``, fused with the
+    state model's prediction of the step (:mod:`fog_envs.learned.state_filter`)."""
 
-    def __init__(self, local: StateLocalModel, readers: "Sequence[Reader]" = ()) -> None:
+    def __init__(self, local: StateLocalModel, readers: "Sequence[Reader]" = (),
+                 state_filter: StateFilterConfig | None = None) -> None:
         self.local = local
         self.readers = tuple(readers)
+        self.gains = None if state_filter is None else state_filter.vector(local.sdim)
         self.x: torch.Tensor | None = None
 
     def read(self, obs: np.ndarray) -> torch.Tensor:
@@ -118,5 +128,8 @@ class StateObserver:
     def update(self, action: np.ndarray, obs: np.ndarray) -> torch.Tensor:
         if self.x is None:
             raise RuntimeError("StateObserver: call reset() before update()")
-        self.x = self.local.advance(self.x, self.read(obs))
+        reading = self.read(obs)
+        if self.gains is not None:
+            reading = fuse(self.local.predict(self.x, action), reading, self.gains)
+        self.x = self.local.advance(self.x, reading)
         return self.x[0]
