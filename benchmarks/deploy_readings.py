@@ -136,6 +136,10 @@ def main() -> None:
                         "default planner in the agent's own local model (as fog-eval --plan)")
     parser.add_argument("--plan-engage-reward", type=float, default=None,
                         help="with --plan: plan only where the local reward is at least this")
+    parser.add_argument("--plan-horizon", type=int, default=PlannerConfig.horizon, help="with --plan: steps planned")
+    parser.add_argument("--plan-samples", type=int, default=PlannerConfig.samples,
+                        help="with --plan: Gaussian candidates per round")
+    parser.add_argument("--plan-iterations", type=int, default=PlannerConfig.iterations, help="with --plan: rounds")
     parser.add_argument("--plan-state-model", default=None,
                         help="with --plan: plan in this state-model bundle (name or path) instead of the agent's own")
     parser.add_argument("--reader", action="append", default=[],
@@ -149,7 +153,8 @@ def main() -> None:
                         "true-agent and true-block take that part of the state from the truth)")
     args = parse_run_dirs(parser)
     readings = tuple(args.readings or [n for n in READINGS if n != "refined" or args.reader])
-    plan = PlannerConfig(engage_reward=args.plan_engage_reward) if args.plan else None
+    plan = PlannerConfig(engage_reward=args.plan_engage_reward, horizon=args.plan_horizon, samples=args.plan_samples,
+                         iterations=args.plan_iterations) if args.plan else None
     state_filter = StateFilterConfig(tuple(args.filter_gains)) if args.filter_gains else None
     rows = [measure(r, args.episodes, args.seed, plan, args.reader, readings, args.plan_state_model, state_filter)
             for r in args.run_dir]
