@@ -3,9 +3,11 @@
     fog-eval --run-dir runs/fog_pusht --env-id RealPushT-v0 --episodes 50 --seed 100000
 
 The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ; ``--stochastic`` samples its actions as in training;
-``--plan`` chooses each action with the cross-entropy planner of :mod:`fog_agent.planner` in the local model;
+``--plan`` chooses each action with the cross-entropy planner of :mod:`fog_agent.planner` in the local model, or in
+another state model with ``--plan-state-model`` (Push-T: the shipped block-frame ``pusht_state_block``);
 ``--readers pusht_local_reader pusht_goal_reader`` reads the Push-T agent and block finer than the probe alone,
-:mod:`fog_envs.wm.readers`).
+:mod:`fog_envs.wm.readers`; ``--filter-gains`` fuses the readings with the state model's prediction,
+:mod:`fog_envs.learned.state_filter`).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
 
