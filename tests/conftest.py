@@ -1,5 +1,6 @@
-"""Test-session setup: headless rendering, two threads, quiet pygame; the ``one_thread`` fixture and a tiny
-Push-T play dataset with a debug world model trained on it (shared by the world-model and local-model tests)."""
+"""Test-session setup: headless rendering, two threads, quiet pygame; the ``one_thread`` and ``stand_in_local``
+fixtures and a tiny Push-T play dataset with a debug world model trained on it (shared by the world-model and
+local-model tests)."""
 
 import os
 from pathlib import Path
@@ -13,6 +14,33 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(2)
+
+
+class StandInLocal:
+    """A stand-in for the state local model of ``StateObserver`` tests: the probe reads every frame as
+    ``reading`` (a list of ``sdim`` values); the state model predicts ``s + a``."""
+
+    def __init__(self, reading: list[float]) -> None:
+        self.reading = torch.tensor([reading])
+        self.sdim = len(reading)
+
+    def read_frames(self, frames):
+        return self.reading.clone()
+
+    def start(self, s):
+        return torch.cat([s, s], -1)
+
+    def advance(self, x, s):
+        return torch.cat([s, x[:, :self.sdim]], -1)
+
+    def predict(self, x, action):
+        return x[:, :self.sdim] + torch.as_tensor(action, dtype=torch.float32).reshape(1, -1)
+
+
+@pytest.fixture
+def stand_in_local():
+    """The :class:`StandInLocal` class (a factory: ``stand_in_local(reading)``)."""
+    return StandInLocal
 
 
 @pytest.fixture

@@ -149,27 +149,11 @@ def test_shipped_reader_reads_fresh_near_goal_frames_finer_than_the_shipped_prob
     assert ours["block_deg_median"] < 0.5 * probe["block_deg_median"]
 
 
-class _Local:
-    """A stand-in for the state local model: the probe reads every frame as ``reading``."""
-
-    def __init__(self, reading: list[float]) -> None:
-        self.reading = torch.tensor([reading])
-
-    def read_frames(self, frames):
-        return self.reading.clone()
-
-    def start(self, s):
-        return torch.cat([s, s], -1)
-
-    def advance(self, x, s):
-        return torch.cat([s, x[:, :6]], -1)
-
-
-def test_state_observer_reads_the_block_near_the_goal_with_the_goal_reader():
+def test_state_observer_reads_the_block_near_the_goal_with_the_goal_reader(stand_in_local):
     from fog_envs.learned.state_local import StateObserver
 
     frame = np.zeros((8, 8, 3), dtype=np.uint8)
-    local = _Local(_reading(2, 2, 1))
+    local = stand_in_local(_reading(2, 2, 1))
     plain = StateObserver(local)  # type: ignore[arg-type]
     fine = StateObserver(local, [_Fixed([[0.25, 0.5, 0.125]])])  # type: ignore[arg-type]
     np.testing.assert_array_equal(plain.reset(frame).numpy(), torch.cat([local.reading] * 2, -1)[0].numpy())

@@ -54,33 +54,12 @@ def test_filter_with_an_exact_model_shrinks_the_reading_noise():
     assert filtered.median() < 0.5 * raw
 
 
-class _Local:
-    """A stand-in for the state local model (2 columns): reads every frame as ``reading``, predicts ``s + a``."""
-
-    sdim = 2
-
-    def __init__(self, reading: list[float]) -> None:
-        self.reading = torch.tensor([reading])
-
-    def read_frames(self, frames):
-        return self.reading.clone()
-
-    def start(self, s):
-        return torch.cat([s, s], -1)
-
-    def advance(self, x, s):
-        return torch.cat([s, x[:, :2]], -1)
-
-    def predict(self, x, action):
-        return x[:, :2] + torch.as_tensor(np.asarray(action, dtype=np.float32)).reshape(1, -1)
-
-
-def test_state_observer_fuses_the_reading_with_the_prediction():
+def test_state_observer_fuses_the_reading_with_the_prediction(stand_in_local):
     from fog_envs.learned.state_local import StateObserver
 
     frame = np.zeros((8, 8, 3), dtype=np.uint8)
-    plain = StateObserver(_Local([1.0, 1.0]))  # type: ignore[arg-type]
-    fused = StateObserver(_Local([1.0, 1.0]), state_filter=StateFilterConfig((0.5, 1.0)))  # type: ignore[arg-type]
+    plain = StateObserver(stand_in_local([1.0, 1.0]))  # type: ignore[arg-type]
+    fused = StateObserver(stand_in_local([1.0, 1.0]), state_filter=StateFilterConfig((0.5, 1.0)))  # type: ignore[arg-type]
     for obs in (plain, fused):
         np.testing.assert_array_equal(obs.reset(frame).numpy(), [1.0, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(plain.update(np.array([2.0, 2.0]), frame).numpy(), [1.0, 1.0, 1.0, 1.0])
