@@ -6,10 +6,11 @@
 
 Push-T. Each held-out episode's real frames are read as a deployed agent reads them (the bundle's probe, refined
 by the ``--reader`` chain) and filtered with every pair of gains (agent columns, block columns; 1 / 1 is the
-reading alone, as deployed without a filter), using the real actions; a last row starts from the true state. Per pair (medians over all steps): the
-filtered state's error against the true state (agent px, block px / °), the error of the agent's velocity
-``ŝ_t − ŝ_{t−1}`` (px per step), and the error after ``--horizon`` steps of the state model run open loop from the
-filtered ``[ŝ_t, ŝ_{t−1}]`` with the real actions, which is what a planner rates its sequences by. Prints a table and
+reading alone, as deployed without a filter), using the real actions; a last row starts from the true state.
+Per pair (medians over all steps): the filtered state's error against the true state (agent px, block px / °),
+the error of the agent's velocity ``ŝ_t − ŝ_{t−1}`` (px per step), and the error after ``--horizon`` steps of the
+state model run open loop from the filtered ``[ŝ_t, ŝ_{t−1}]`` with the real actions, which is what a planner
+rates its sequences by. Prints a table and
 writes JSON (default ``benchmarks/results/state_filter.json``).
 """
 

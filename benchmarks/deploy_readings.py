@@ -120,7 +120,8 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
         observer = ReadingObserver(local, spec, columns, readers if refine else (),
                                    None if state_filter is None else state_filter.vector(local.sdim))
         # a fresh planner (its own seeded generator) per deployment: each figure is the same whichever run first
-        planner = PolicyCEM(agent, plan_envs.diff.local_step, plan_envs.diff.local_reward, plan) if plan is not None else None
+        planner = (PolicyCEM(agent, plan_envs.diff.local_step, plan_envs.diff.local_reward, plan)
+                   if plan is not None else None)
         result = evaluate(lambda: ReadingController(agent, observer, planner), envs.reference_env_id,
                           episodes=episodes, seed=seed, video_dir=None)
         out[name] = {"mean_max_coverage": result.mean_max_coverage, "mean_return": result.mean_return,

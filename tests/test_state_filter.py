@@ -59,7 +59,8 @@ def test_state_observer_fuses_the_reading_with_the_prediction(stand_in_local):
 
     frame = np.zeros((8, 8, 3), dtype=np.uint8)
     plain = StateObserver(stand_in_local([1.0, 1.0]))  # type: ignore[arg-type]
-    fused = StateObserver(stand_in_local([1.0, 1.0]), state_filter=StateFilterConfig((0.5, 1.0)))  # type: ignore[arg-type]
+    fused = StateObserver(stand_in_local([1.0, 1.0]),  # type: ignore[arg-type]
+                          state_filter=StateFilterConfig((0.5, 1.0)))
     for obs in (plain, fused):
         np.testing.assert_array_equal(obs.reset(frame).numpy(), [1.0, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(plain.update(np.array([2.0, 2.0]), frame).numpy(), [1.0, 1.0, 1.0, 1.0])
