@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.agent_runs_cli import write_results  # noqa: E402
 from fog_envs.data.format import load_arrays  # noqa: E402
 from fog_envs.learned.state_filter import filter_sequence  # noqa: E402
+from fog_envs.wm.local_reader_cli import probe_readings  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.readers import load_reader, refine_all  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
@@ -41,16 +42,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "state_filter.json"
 def episode_slices(ends: np.ndarray) -> list[slice]:
     starts = np.concatenate([[0], ends[:-1]])
     return [slice(int(a), int(b)) for a, b in zip(starts, ends)]
-
-
-@torch.no_grad()
-def read_all(model: WorldModel, readers: list[Any], frames: np.ndarray, batch: int = 512) -> torch.Tensor:
-    """The probe's readings of uint8 frames, refined by ``readers`` in turn (N, S)."""
-    out = []
-    for i in range(0, len(frames), batch):
-        chunk = frames[i:i + batch]
-        out.append(refine_all(readers, chunk, model.probe(torch.as_tensor(chunk)).float()))
-    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -82,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     sm = StateModel.load(args.state_model, task="pusht")[0].eval()
     readers = [load_reader(r) for r in args.reader]
     data = load_arrays(args.heldout, ("frames", "actions", "state", "episode_ends"))
-    readings = read_all(model, readers, data["frames"])
+    readings = refine_all(readers, data["frames"], probe_readings(model, data["frames"]).float())
     true = torch.from_numpy(spec.probe_targets(data["state"]))
     actions = torch.from_numpy(data["actions"]).float()
     pairs = list(itertools.product(args.agent_gains, args.block_gains)) + [(None, None)]
