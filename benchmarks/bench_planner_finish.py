@@ -1,0 +1,161 @@
+"""Which planner finishes Push-T from near the goal when it knows the true state? Planner variants side by side.
+
+    python benchmarks/bench_planner_finish.py --run-dir runs/base_s1 --plan-state-model pusht_state_block \\
+        --variant default --variant value0:value_weight=0 --variant wide:samples=256,elites=16 [--starts 30]
+
+With the probe's readings out of the way (the observer is handed ``RealPushT-v0``'s true state, ``obs_type="state"``,
+nothing is drawn), what is left between a deployed planner and success is the planner itself and the model it
+plans in. From ``--starts`` seeded states with the block near the goal (within ``--radius-px`` and
+``--angle-deg`` of the goal pose, :func:`fog_envs.real.pusht_goal_frames.goal_states`; agents anywhere on the
+table) each variant plays ``--steps`` steps on ``RealPushT-v0``: the actor alone (``actor``) and each
+``NAME[:key=value,...]`` variant of :class:`fog_agent.planner.PlannerConfig` (overrides on top of
+``engage_reward=0.6``, the deployed default), in the agent's own local model or in ``--plan-state-model``. Per
+variant: success (coverage ≥ 0.95 at some step), mean max coverage, the block's median position and angle error
+at the best step, seconds per step. Prints a table and writes JSON (default
+``benchmarks/results/planner_finish.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import fog_envs  # noqa: E402,F401
+from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
+from benchmarks.final_approach import best_step_errors  # noqa: E402
+from benchmarks.goal_approach import summary  # noqa: E402
+from fog_agent.controller import FogController  # noqa: E402
+from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
+from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
+from fog_envs.real.pusht_goal_frames import goal_states, probe_to_true  # noqa: E402
+from fog_envs.real.pusht_reward import coverage  # noqa: E402
+from fog_envs.real.pusht_starts import GoalStartConfig  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "planner_finish.json"
+BASE = PlannerConfig(engage_reward=0.6)
+
+
+def parse_variant(text: str, base: PlannerConfig = BASE) -> tuple[str, PlannerConfig | None]:
+    """``NAME`` or ``NAME:key=value,...`` → (NAME, the base config with those fields replaced); ``actor``: None
+    (the actor alone). Unknown fields and unparsable values are refused by name."""
+    name, _, spec = text.partition(":")
+    if not name:
+        raise ValueError(f"variant {text!r}: needs a name before ':'")
+    if name == "actor":
+        if spec:
+            raise ValueError(f"variant {text!r}: 'actor' takes no planner settings")
+        return name, None
+    fields = {f.name: f for f in dataclasses.fields(PlannerConfig)}
+    changes: dict[str, Any] = {}
+    for item in filter(None, spec.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in fields:
+            raise ValueError(f"variant {text!r}: {item!r} is not key=value with a PlannerConfig field "
+                             f"({', '.join(fields)})")
+        kind = int if isinstance(getattr(base, key), int) else float
+        try:
+            changes[key] = None if value.lower() == "none" else kind(value)
+        except ValueError:
+            raise ValueError(f"variant {text!r}: {key} takes {kind.__name__} values, got {value!r}") from None
+    return name, dataclasses.replace(base, **changes)
+
+
+class TrueStateObserver:
+    """The local state ``[s_t, s_{t−1}]`` built from the true state the env returns as its observation
+    (``obs_type="state"``) instead of a reading of a frame."""
+
+    def __init__(self, local: StateLocalModel, spec: Any) -> None:
+        self.local, self.spec = local, spec
+        self._x: torch.Tensor | None = None
+
+    def _reading(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.spec.probe_targets(np.asarray(obs)[None]).astype(np.float32))
+
+    def reset(self, obs: np.ndarray) -> torch.Tensor:
+        self._x = self.local.start(self._reading(obs))
+        return self._x[0]
+
+    def update(self, action: np.ndarray, obs: np.ndarray) -> torch.Tensor:
+        self._x = self.local.advance(self._x, self._reading(obs))
+        return self._x[0]
+
+
+def play(controller: FogController, poses: np.ndarray, steps: int) -> list[dict[str, float]]:
+    """One episode of ``steps`` from each true-layout pose; per episode :func:`best_step_errors`."""
+    env = gym.make("RealPushT-v0", obs_type="state", max_episode_steps=steps)
+    rows = []
+    for pose in poses:
+        obs, info = env.reset(seed=0, options={"reset_to_state": pose})
+        controller.reset(obs, info)
+        states, done = [np.asarray(info["state"])], False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(controller.act(obs, info))
+            states.append(np.asarray(info["state"]))
+            done = terminated or truncated
+        traj = np.stack(states)
+        rows.append(best_step_errors(traj, np.array([coverage(s[2:5]) for s in traj])))
+    env.close()
+    return rows
+
+
+def main() -> None:
+    parser = run_dirs_parser(__doc__, RESULTS, episodes_flag="--starts", episodes=30, seed=0)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--radius-px", type=float, default=20.0)
+    parser.add_argument("--angle-deg", type=float, default=10.0)
+    parser.add_argument("--plan-state-model", default=None, help="plan in this state-model bundle (name or path)")
+    parser.add_argument("--variant", action="append", default=None,
+                        help="NAME[:key=value,...] PlannerConfig overrides, or 'actor' (repeatable; default: "
+                             "actor and default)")
+    args = parse_run_dirs(parser, episodes_flag="--starts")
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    try:
+        variants = [parse_variant(v) for v in (args.variant or ["actor", "default"])]
+    except ValueError as e:
+        parser.error(str(e))
+    starts = goal_states(args.starts, args.seed, GoalStartConfig(args.radius_px, args.angle_deg))
+    poses = probe_to_true(starts.numpy())
+    out: dict[str, Any] = {"starts": args.starts, "steps": args.steps, "seed": args.seed,
+                           "radius_px": args.radius_px, "angle_deg": args.angle_deg,
+                           "plan_state_model": args.plan_state_model,
+                           "start_mean_coverage": float(np.mean([coverage(p[2:5]) for p in poses])), "runs": {}}
+    print(f"{args.starts} near-goal starts (within {args.radius_px:g} px / {args.angle_deg:g}°, mean coverage "
+          f"{out['start_mean_coverage']:.3f}), {args.steps} steps, true state")
+    print(f"{'run':22s} | {'variant':18s} | success | max cov | pos px | ang ° | s/step")
+    for run_dir in args.run_dir:
+        agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+        envs = learned_env_for(ckpt)
+        local = getattr(envs.backend, "state_local", None)
+        if not isinstance(local, StateLocalModel) or envs.reference_env_id != "RealPushT-v0":
+            raise ValueError(f"{run_dir}: needs a Push-T agent trained with local_model='state'")
+        plan_envs = envs if args.plan_state_model is None else learned_env_for(
+            {**ckpt, "state_model": args.plan_state_model})
+        observer = TrueStateObserver(local, envs.backend.model.task)
+        out["runs"][run_dir] = {}
+        for name, cfg in variants:
+            planner = None if cfg is None else PolicyCEM(agent, plan_envs.diff.local_step,
+                                                         plan_envs.diff.local_reward, cfg)
+            t0 = time.perf_counter()
+            rows = play(FogController(agent, observer, planner=planner), poses, args.steps)
+            s = {**summary(rows), "seconds_per_step": (time.perf_counter() - t0) / (args.starts * args.steps)}
+            out["runs"][run_dir][name] = {"planner": None if cfg is None else dataclasses.asdict(cfg),
+                                          "summary": s, "episodes": rows}
+            print(f"{Path(run_dir).name:22s} | {name:18s} | {s['success']:7.2f} | {s['mean_max_coverage']:7.3f} | "
+                  f"{s['median_position_px']:6.1f} | {s['median_angle_deg']:5.1f} | {s['seconds_per_step']:.3f}",
+                  flush=True)
+            write_results(args.out, out)
+
+
+if __name__ == "__main__":
+    main()

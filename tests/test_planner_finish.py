@@ -1,0 +1,46 @@
+"""benchmarks/bench_planner_finish.py: its planner variants parse as written, and its observer hands the true
+state to the local model."""
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.bench_planner_finish import BASE, TrueStateObserver, parse_variant
+from fog_envs.wm.tasks import get_task
+
+
+def test_variants_override_the_deployed_planner_with_typed_values():
+    name, cfg = parse_variant("wide:samples=256,elites=16,value_weight=0,engage_reward=none")
+    assert name == "wide"
+    assert (cfg.samples, cfg.elites, cfg.value_weight, cfg.engage_reward) == (256, 16, 0.0, None)
+    assert isinstance(cfg.samples, int) and cfg.horizon == BASE.horizon
+    assert parse_variant("default") == ("default", BASE) and BASE.engage_reward == 0.6
+    assert parse_variant("actor") == ("actor", None)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("wide:sample=256", "not key=value with a PlannerConfig field"),
+    ("wide:samples", "not key=value"),
+    (":samples=8", "needs a name"),
+    ("actor:samples=8", "takes no planner settings"),
+    ("few:elites=100", "must not exceed samples"),
+    ("long:horizon=1.5", "horizon takes int values, got '1.5'"),
+])
+def test_variants_name_what_is_wrong(text, match):
+    with pytest.raises(ValueError, match=match):
+        parse_variant(text)
+
+
+def test_true_state_observer_starts_and_advances_on_the_true_state(stand_in_local):
+    spec = get_task("pusht")
+    local = stand_in_local([0.0] * 6)
+    observer = TrueStateObserver(local, spec)
+    first = np.array([100.0, 200.0, 256.0, 300.0, np.pi / 2])
+    second = np.array([110.0, 190.0, 250.0, 310.0, np.pi])
+    x0 = observer.reset(first)
+    s0 = torch.from_numpy(spec.probe_targets(first[None]).astype(np.float32))[0]
+    torch.testing.assert_close(x0, torch.cat([s0, s0]))
+    torch.testing.assert_close(s0, torch.tensor([100 / 512, 200 / 512, 0.5, 300 / 512, 0.0, 1.0]), atol=1e-6, rtol=0)
+    x1 = observer.update(np.zeros(2, np.float32), second)
+    s1 = torch.from_numpy(spec.probe_targets(second[None]).astype(np.float32))[0]
+    torch.testing.assert_close(x1, torch.cat([s1, s0]))
