@@ -44,3 +44,24 @@ def test_true_state_observer_starts_and_advances_on_the_true_state(stand_in_loca
     x1 = observer.update(np.zeros(2, np.float32), second)
     s1 = torch.from_numpy(spec.probe_targets(second[None]).astype(np.float32))[0]
     torch.testing.assert_close(x1, torch.cat([s1, s0]))
+
+
+class _StillController:
+    """Stands still: the agent's target is its own position."""
+
+    def reset(self, obs, info):
+        pass
+
+    def act(self, obs, info):
+        return np.zeros(2, np.float32)
+
+
+def test_episodes_end_the_given_steps_after_the_engage_coverage_and_are_seeded():
+    from benchmarks.bench_planner_finish import play
+
+    short = play(_StillController(), episodes=2, seed=200_000, engage_coverage=0.0, steps_after=3)
+    assert [r["length"] for r in short] == [4, 4] and all(r["engaged"] == 1.0 for r in short)
+    never = play(_StillController(), episodes=1, seed=200_000, engage_coverage=2.0, steps_after=3)
+    assert never[0]["length"] == 300 and never[0]["engaged"] == 0.0
+    # a still agent leaves the block where the seed put it: the same coverage either way
+    assert never[0]["max_coverage"] == pytest.approx(short[0]["max_coverage"])
