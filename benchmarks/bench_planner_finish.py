@@ -39,6 +39,7 @@ from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
+from fog_envs.real.pusht import MAX_TARGET_DELTA, TABLE_SIZE  # noqa: E402
 from fog_envs.real.pusht_reward import coverage  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "planner_finish.json"
@@ -90,11 +91,57 @@ class TrueStateObserver:
         return self._x[0]
 
 
-def play(controller: FogController, episodes: int, seed: int, engage_coverage: float,
+class TrueDynamics:
+    """A planning model that is the reference system itself: ``step(x, a)`` steps copies of the real env's physics.
+
+    A rollout that starts from the planner's root state (rows that are not this model's last output) copies the
+    real env's bodies, velocities included, into a pool of envs; later steps of the same rollout step those copies
+    on. Each step applies gym-pusht's control law (the agent's target ``position + MAX_TARGET_DELTA·a``, a PD
+    acceleration towards it at every 0.01 s physics step) without computing the env's reward or observation; the
+    local state's previous half is the input's current one, as the state model's is."""
+
+    def __init__(self, real: Any, spec: Any) -> None:
+        self.real, self.spec = real, spec
+        self.pool: list[Any] = []
+        self._last: torch.Tensor | None = None
+
+    def _copy(self, env: Any) -> None:
+        for name in ("agent", "block"):  # the angle first: pymunk turns a body about its centre of gravity
+            src, dst = getattr(self.real, name), getattr(env, name)
+            dst.angle, dst.angular_velocity = src.angle, src.angular_velocity
+            dst.position, dst.velocity = src.position, src.velocity
+
+    @staticmethod
+    def _physics(env: Any, action: np.ndarray) -> None:
+        target = np.clip(np.asarray(env.agent.position) + action * MAX_TARGET_DELTA, 0.0, TABLE_SIZE)
+        for _ in range(int(round(1 / (env.dt * env.control_hz)))):
+            acceleration = env.k_p * (target - np.asarray(env.agent.position)) - env.k_v * np.asarray(env.agent.velocity)
+            env.agent.velocity = tuple(np.asarray(env.agent.velocity) + acceleration * env.dt)
+            env.space.step(env.dt)
+
+    def __call__(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        while len(self.pool) < n:
+            env = gym.make("RealPushT-v0", obs_type="state", disable_env_checker=True).unwrapped
+            env.reset(seed=len(self.pool))
+            self.pool.append(env)
+        fresh = self._last is None or self._last.shape != x.shape or not torch.equal(self._last, x)
+        actions = action.detach().cpu().double().numpy()
+        for i in range(n):
+            if fresh:
+                self._copy(self.pool[i])
+            self._physics(self.pool[i], actions[i])
+        states = np.stack([env.true_state() for env in self.pool[:n]])
+        s = torch.from_numpy(self.spec.probe_targets(states)).to(x)
+        self._last = torch.cat([s, x[:, :s.shape[1]]], -1)
+        return self._last
+
+
+def play(controller: FogController, env: gym.Env, episodes: int, seed: int, engage_coverage: float,
          steps_after: int) -> list[dict[str, float]]:
-    """Seeded episodes ``seed, seed + 1, ...``, each ended ``steps_after`` steps after its coverage first reaches
-    ``engage_coverage``; per episode :func:`best_step_errors`, whether it engaged, and its length."""
-    env = gym.make("RealPushT-v0", obs_type="state")
+    """Seeded episodes ``seed, seed + 1, ...`` of ``env`` (``RealPushT-v0``, ``obs_type="state"``), each ended
+    ``steps_after`` steps after its coverage first reaches ``engage_coverage``; per episode
+    :func:`best_step_errors`, whether it engaged, and its length."""
     rows = []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
@@ -109,7 +156,6 @@ def play(controller: FogController, episodes: int, seed: int, engage_coverage: f
         traj = np.stack(states)
         rows.append({**best_step_errors(traj, np.array([coverage(s[2:5]) for s in traj])),
                      "engaged": float(engaged_at is not None), "length": len(states) - 1})
-    env.close()
     return rows
 
 
@@ -121,11 +167,17 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=None,
                         help="NAME[:key=value,...] PlannerConfig overrides, or 'actor' (repeatable; default: "
                              "actor and default)")
+    parser.add_argument("--oracle", action="append", default=[],
+                        help="NAME[:key=value,...]: a planner variant that plans in the reference system's own "
+                             "physics (TrueDynamics) instead of a model (repeatable)")
     args = parse_run_dirs(parser)
     if args.steps_after < 1:
         parser.error(f"--steps-after must be >= 1, got {args.steps_after}")
     try:
-        variants = [parse_variant(v) for v in (args.variant or ["actor", "default"])]
+        variants = [(*parse_variant(v), False) for v in (args.variant or ["actor", "default"])]
+        variants += [(f"{name}@physics", cfg, True) for name, cfg in map(parse_variant, args.oracle)]
+        if any(cfg is None for _, cfg, oracle in variants if oracle):
+            raise ValueError("--oracle 'actor': the actor plans nothing")
     except ValueError as e:
         parser.error(str(e))
     out: dict[str, Any] = {"episodes": args.episodes, "seed": args.seed, "engage_coverage": args.engage_coverage,
@@ -142,21 +194,26 @@ def main() -> None:
         plan_envs = envs if args.plan_state_model is None else learned_env_for(
             {**ckpt, "state_model": args.plan_state_model})
         observer = TrueStateObserver(local, envs.backend.model.task)
+        env = gym.make("RealPushT-v0", obs_type="state")
+        oracle = TrueDynamics(env.unwrapped, envs.backend.model.task)
         out["runs"][run_dir] = {}
-        for name, cfg in variants:
-            planner = None if cfg is None else PolicyCEM(agent, plan_envs.diff.local_step,
-                                                         plan_envs.diff.local_reward, cfg)
+        for name, cfg, in_physics in variants:
+            step = oracle if in_physics else plan_envs.diff.local_step
+            planner = None if cfg is None else PolicyCEM(agent, step, plan_envs.diff.local_reward, cfg)
             t0 = time.perf_counter()
-            rows = play(FogController(agent, observer, planner=planner), args.episodes, args.seed,
+            rows = play(FogController(agent, observer, planner=planner), env, args.episodes, args.seed,
                         args.engage_coverage, args.steps_after)
             s = {**summary(rows), "engaged": float(np.mean([r["engaged"] for r in rows])),
                  "seconds_per_step": (time.perf_counter() - t0) / sum(r["length"] for r in rows)}
             out["runs"][run_dir][name] = {"planner": None if cfg is None else dataclasses.asdict(cfg),
+                                          "model": "reference physics" if in_physics else
+                                          args.plan_state_model or "the agent's own",
                                           "summary": s, "episodes": rows}
             print(f"{Path(run_dir).name:22s} | {name:18s} | {s['success']:7.2f} | {s['mean_max_coverage']:7.3f} | "
                   f"{s['median_position_px']:6.1f} | {s['median_angle_deg']:5.1f} | {s['engaged']:7.2f} | "
                   f"{s['seconds_per_step']:.3f}", flush=True)
             write_results(args.out, out)
+        env.close()
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """benchmarks/bench_planner_finish.py: its planner variants parse as written, and its observer hands the true
 state to the local model."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.bench_planner_finish import BASE, TrueStateObserver, parse_variant
+import fog_envs  # noqa: F401
+from benchmarks.bench_planner_finish import BASE, TrueDynamics, TrueStateObserver, parse_variant, play
 from fog_envs.wm.tasks import get_task
 
 
@@ -57,11 +59,34 @@ class _StillController:
 
 
 def test_episodes_end_the_given_steps_after_the_engage_coverage_and_are_seeded():
-    from benchmarks.bench_planner_finish import play
-
-    short = play(_StillController(), episodes=2, seed=200_000, engage_coverage=0.0, steps_after=3)
+    env = gym.make("RealPushT-v0", obs_type="state")
+    short = play(_StillController(), env, episodes=2, seed=200_000, engage_coverage=0.0, steps_after=3)
     assert [r["length"] for r in short] == [4, 4] and all(r["engaged"] == 1.0 for r in short)
-    never = play(_StillController(), episodes=1, seed=200_000, engage_coverage=2.0, steps_after=3)
+    never = play(_StillController(), env, episodes=1, seed=200_000, engage_coverage=2.0, steps_after=3)
     assert never[0]["length"] == 300 and never[0]["engaged"] == 0.0
     # a still agent leaves the block where the seed put it: the same coverage either way
     assert never[0]["max_coverage"] == pytest.approx(short[0]["max_coverage"])
+
+
+def test_true_dynamics_steps_as_the_reference_system_does():
+    spec = get_task("pusht")
+    real = gym.make("RealPushT-v0", obs_type="state")
+    obs, _ = real.reset(seed=7)
+    rng = np.random.default_rng(0)
+    for a in rng.uniform(-1, 1, (5, 2)).astype(np.float32):  # moving bodies: their velocities matter
+        prev, obs = obs, real.step(a)[0]
+    model = TrueDynamics(real.unwrapped, spec)
+    root = torch.from_numpy(np.concatenate([spec.probe_targets(obs[None]), spec.probe_targets(prev[None])], -1))
+    actions = rng.uniform(-1, 1, (3, 3, 2)).astype(np.float32)  # 3 rollouts of 3 steps from the root
+    x = root.expand(3, -1)
+    for k in range(3):
+        x = model(x, torch.from_numpy(actions[:, k]))
+    # the real env, untouched by the rollouts, goes where the first rollout went under the same actions
+    truth = [real.step(a)[0] for a in actions[0]]
+    np.testing.assert_allclose(x[0, :6].numpy(), spec.probe_targets(truth[-1][None])[0], atol=1e-6)
+    np.testing.assert_allclose(x[0, 6:].numpy(), spec.probe_targets(truth[-2][None])[0], atol=1e-6)
+    assert not torch.allclose(x[0], x[1])
+    # a new rollout from the root copies the real env's bodies again (now three steps on)
+    again = model(root.expand(2, -1), torch.from_numpy(actions[:2, 0]))
+    step4 = real.step(actions[0, 0])[0]
+    np.testing.assert_allclose(again[0, :6].numpy(), spec.probe_targets(step4[None])[0], atol=1e-6)
