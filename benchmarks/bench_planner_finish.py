@@ -115,8 +115,9 @@ class TrueDynamics:
     def _physics(env: Any, action: np.ndarray) -> None:
         target = np.clip(np.asarray(env.agent.position) + action * MAX_TARGET_DELTA, 0.0, TABLE_SIZE)
         for _ in range(int(round(1 / (env.dt * env.control_hz)))):
-            acceleration = env.k_p * (target - np.asarray(env.agent.position)) - env.k_v * np.asarray(env.agent.velocity)
-            env.agent.velocity = tuple(np.asarray(env.agent.velocity) + acceleration * env.dt)
+            position, velocity = np.asarray(env.agent.position), np.asarray(env.agent.velocity)
+            acceleration = env.k_p * (target - position) - env.k_v * velocity
+            env.agent.velocity = tuple(velocity + acceleration * env.dt)
             env.space.step(env.dt)
 
     def __call__(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
