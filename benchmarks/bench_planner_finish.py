@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fog_envs  # noqa: E402,F401
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from benchmarks.final_approach import best_step_errors  # noqa: E402
-from benchmarks.goal_approach import summary  # noqa: E402
+from benchmarks.goal_approach import load_pusht_state_agent, summary  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
-from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.evaluate import learned_env_for  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht import MAX_TARGET_DELTA, TABLE_SIZE  # noqa: E402
@@ -187,11 +187,7 @@ def main() -> None:
           f"{args.engage_coverage:g}, true state")
     print(f"{'run':22s} | {'variant':18s} | success | max cov | pos px | ang ° | engaged | s/step")
     for run_dir in args.run_dir:
-        agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
-        envs = learned_env_for(ckpt)
-        local = getattr(envs.backend, "state_local", None)
-        if not isinstance(local, StateLocalModel) or envs.reference_env_id != "RealPushT-v0":
-            raise ValueError(f"{run_dir}: needs a Push-T agent trained with local_model='state'")
+        agent, ckpt, envs, local = load_pusht_state_agent(run_dir)
         plan_envs = envs if args.plan_state_model is None else learned_env_for(
             {**ckpt, "state_model": args.plan_state_model})
         observer = TrueStateObserver(local, envs.backend.model.task)

@@ -95,6 +95,17 @@ def real(agent: Any, envs: Any, starts: torch.Tensor, steps: int, planner: Polic
     return rows
 
 
+def load_pusht_state_agent(run_dir: str) -> tuple[Any, dict, Any, StateLocalModel]:
+    """A Push-T agent trained with ``local_model="state"``: (agent, checkpoint, its learned env, its state local
+    model); any other agent is refused by name."""
+    agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+    envs = learned_env_for(ckpt)
+    local = getattr(envs.backend, "state_local", None)
+    if not isinstance(local, StateLocalModel) or envs.reference_env_id != "RealPushT-v0":
+        raise ValueError(f"{run_dir}: needs a Push-T agent trained with local_model='state'")
+    return agent, ckpt, envs, local
+
+
 def summary(rows: list[dict]) -> dict[str, float]:
     return {"success": float(np.mean([r["max_coverage"] >= SUCCESS_COVERAGE for r in rows])),
             "mean_max_coverage": float(np.mean([r["max_coverage"] for r in rows])),
@@ -118,11 +129,7 @@ def main() -> None:
     print(f"{args.starts} near-goal starts (mean coverage {out['start_mean_coverage']:.3f}), {args.steps} steps")
     print(f"{'run':44s} | {'way':22s} | success | max cov | pos px | ang °")
     for run_dir in args.run_dir:
-        agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
-        envs = learned_env_for(ckpt)
-        local = getattr(envs.backend, "state_local", None)
-        if not isinstance(local, StateLocalModel) or envs.reference_env_id != "RealPushT-v0":
-            raise ValueError(f"{run_dir}: goal_approach needs a Push-T agent trained with local_model='state'")
+        agent, ckpt, envs, local = load_pusht_state_agent(run_dir)
         t0 = time.perf_counter()
         ways = {"world, deterministic": imagined(agent, local, starts, args.steps, sampled=False),
                 "world, sampled": imagined(agent, local, starts, args.steps, sampled=True),
