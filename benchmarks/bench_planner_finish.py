@@ -9,9 +9,10 @@ plans in. Each variant plays the same ``--episodes`` seeded ``RealPushT-v0`` epi
 200,000: not the standard evaluation's 100,000 ones, so nothing is tuned on those): the actor alone (``actor``)
 and each ``NAME[:key=value,...]`` variant of :class:`fog_agent.planner.PlannerConfig` (overrides on top of
 ``engage_reward=0.6``, the deployed default), planning in the agent's own local model or in
-``--plan-state-model``. The actor is deterministic, so every variant reaches the same states up to the first step
-whose coverage reaches ``--engage-coverage`` (0.6); an episode ends ``--steps-after`` steps after that step (or at
-300), which spends the time where the variants differ. Per variant: success (coverage ≥ 0.95 at some step), mean
+``--plan-state-model``. The actor is deterministic, so every variant reaches the same states until the planner
+engages (where the model's reward, a soft coverage within ~1e-3 of the exact one, reaches 0.6); an episode ends
+``--steps-after`` steps after the first step whose exact coverage reaches ``--engage-coverage`` (0.6) (or at 300),
+which spends the time where the variants differ. Per variant: success (coverage ≥ 0.95 at some step), mean
 max coverage, the block's median position and angle error at the best step, the share of episodes that reached
 the engage coverage, seconds per step. Prints a table and writes JSON (default
 ``benchmarks/results/planner_finish.json``).

@@ -1,5 +1,5 @@
-"""benchmarks/bench_planner_finish.py: its planner variants parse as written, and its observer hands the true
-state to the local model."""
+"""benchmarks/bench_planner_finish.py: its planner variants parse as written, its observer hands the true state to
+the local model, its episodes end where it says, and its real-physics planning model steps as the real env does."""
 
 import gymnasium as gym
 import numpy as np
