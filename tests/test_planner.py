@@ -122,3 +122,23 @@ def test_planner_acts_as_the_policy_where_the_reward_is_below_its_engage_thresho
     assert planner.last_info["planned"] == 0.0
     planner.plan(near)
     assert planner.last_info["planned"] == 1.0
+
+
+def test_planner_drops_the_critics_value_where_the_reward_reaches_its_finish_threshold():
+    """Above ``finish_reward`` the plan is the one the reward alone (value_weight 0) picks, below it the one with
+    the value: the same seeded draws, so the actions agree exactly."""
+    env = _toy()
+    agent = DMOSAPO(4, 2, make_preset("debug"), seed=0)
+    with torch.no_grad():  # a critic whose value differs a lot between states, so dropping it changes the plan
+        for p in agent.critic.parameters():
+            p.mul_(50.0)
+    far, near = torch.tensor([1.0, -0.8, 0.0, 0.0]), torch.tensor([0.1, 0.0, 0.0, 0.0])  # toy reward ~0.2 and 0.99
+    plan = lambda x, **kw: PolicyCEM(agent, env.local_step, env.local_reward,  # noqa: E731
+                                     PlannerConfig(samples=16, seed=2, **kw)).plan(x)
+    for x, finishing, reference in [(near, 1.0, plan(near, value_weight=0.0)), (far, 0.0, plan(far))]:
+        finisher = PolicyCEM(agent, env.local_step, env.local_reward,
+                             PlannerConfig(samples=16, seed=2, finish_reward=0.9))
+        torch.testing.assert_close(finisher.plan(x), reference, rtol=0, atol=0)
+        assert finisher.last_info["finishing"] == finishing
+    for x in (near, far):  # the value changes the plan in both states, so the two branches are told apart
+        assert not torch.equal(plan(x), plan(x, value_weight=0.0))
