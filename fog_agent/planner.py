@@ -7,7 +7,8 @@ actor was trained on without its entropy term, ``Σ_k γ^k · reward_scale · r(
 mean V(x_H)``, refits a Gaussian over the best ``elites`` and, after ``iterations`` rounds, acts with the first
 action of the elites' mean. Every round's candidates include the policy's own deterministic sequence (so the best
 candidate is never rated below what the actor would do), ``policy_samples`` sequences sampled from the policy and
-the last plan shifted by one step. It is TD-MPC's planner (Hansen et al. 2022) with a plain elite mean in place of
+the last plan shifted by one step. Near the goal (``finish_reward``) the value is left out and the H-step reward
+alone decides. It is TD-MPC's planner (Hansen et al. 2022) with a plain elite mean in place of
 its softmax weights. Why: the policy stops a few pixels short of the Push-T goal even in its own world, and
 planning spends model calls at deployment on the last pixels: from near-goal starts it doubles what the agent
 finishes in its world, though far less on the real system, where the model's own precision near the goal limits it
