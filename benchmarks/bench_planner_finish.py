@@ -64,7 +64,8 @@ def parse_variant(text: str, base: PlannerConfig = BASE) -> tuple[str, PlannerCo
         if not eq or key not in fields:
             raise ValueError(f"variant {text!r}: {item!r} is not key=value with a PlannerConfig field "
                              f"({', '.join(fields)})")
-        kind = int if isinstance(getattr(base, key), int) else float
+        current = getattr(base, key)
+        kind = str if isinstance(current, str) else int if isinstance(current, int) else float
         try:
             changes[key] = None if value.lower() == "none" else kind(value)
         except ValueError:

@@ -18,7 +18,7 @@ finishes in its world, though far less on the real system, where the model's own
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -51,6 +51,16 @@ class PlannerConfig:
     critics' value (Push-T: 0.9, about 0.8 coverage, with ``init_std=0.5``): the value is ~100× a step's reward
     and its error between nearby states outweighs the last pixels' gain, so near the goal it picks where the
     agent hovers rather than the push that finishes (README item 21); None: always add the value"""
+    noise_beta: float = 0.0
+    """exponent of the candidates' noise spectrum over the horizon, power ∝ 1/f^β (iCEM's colored noise, Pinneri
+    et al. 2020): 0 draws white noise as plain CEM does; 1–2 draw smoother, more coherent sequences that carry the
+    pusher further for the same σ"""
+    keep_elites: int = 0
+    """the best this many candidates of a round are candidates again in the next (iCEM's memory), so the best
+    return never falls from one round to the next"""
+    act: Literal["mean", "best"] = "mean"
+    """execute the first action of the last elites' mean (CEM) or of the best sequence scored (iCEM): a mean over
+    elites that push different faces of the block may be a push of neither"""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -63,6 +73,42 @@ class PlannerConfig:
             raise ValueError(f"PlannerConfig: need 0 < min_std <= init_std, got {self.min_std}, {self.init_std}")
         if self.value_weight < 0:
             raise ValueError(f"PlannerConfig: value_weight must be >= 0, got {self.value_weight}")
+        if not 0 <= self.noise_beta <= 4:
+            raise ValueError(f"PlannerConfig: noise_beta must lie in [0, 4], got {self.noise_beta}")
+        if not 0 <= self.keep_elites <= self.elites:
+            raise ValueError(f"PlannerConfig: keep_elites must lie in [0, elites={self.elites}], got {self.keep_elites}")
+        if self.act not in ("mean", "best"):
+            raise ValueError(f"PlannerConfig: act must be 'mean' or 'best', got {self.act!r}")
+
+
+def colored_noise_amplitudes(horizon: int, beta: float) -> torch.Tensor:
+    """(horizon // 2 + 1,) amplitudes ``f^(-β/2)`` at the real FFT's frequencies ``k / horizon``, the zero frequency
+    taking the lowest nonzero one's (as iCEM does), scaled so that :func:`colored_noise` has unit variance."""
+    f = torch.fft.rfftfreq(horizon, dtype=torch.float64).clamp_min(1.0 / horizon)
+    amp = f ** (-beta / 2)
+    weights = torch.full_like(amp, 4.0)  # a bin k in (0, horizon/2) carries 4·a_k² of the variance, times 1/H²
+    weights[0] = 1.0
+    if horizon % 2 == 0:
+        weights[-1] = 1.0
+    return amp / ((weights * amp ** 2).sum().sqrt() / horizon)
+
+
+def colored_noise(shape: tuple[int, int, int], beta: float, generator: torch.Generator,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard-normal noise of shape (N, H, A), white over the H steps for ``beta == 0`` (exactly
+    ``torch.randn``'s draws) and with power ∝ 1/f^β otherwise: each step's marginal is N(0, 1), neighbouring steps
+    correlate the more the larger β. Stationary and circular over the horizon (drawn through a real FFT)."""
+    n, horizon, dims = shape
+    if beta == 0:
+        return torch.randn(shape, generator=generator, device=device)
+    amp = colored_noise_amplitudes(horizon, beta).to(device=device, dtype=torch.float32)
+    bins = amp.numel()
+    real = torch.randn((n, dims, bins), generator=generator, device=device)
+    imag = torch.randn((n, dims, bins), generator=generator, device=device)
+    imag[..., 0] = 0.0  # the zero (and Nyquist) frequency's imaginary part is dropped by irfft; keep the count exact
+    if horizon % 2 == 0:
+        imag[..., -1] = 0.0
+    return torch.fft.irfft(torch.complex(real, imag) * amp, n=horizon).transpose(1, 2).contiguous()
 
 
 def sequence_returns(x: torch.Tensor, actions: torch.Tensor, step: Step,
@@ -134,16 +180,22 @@ class PolicyCEM:
         score = lambda a: sequence_returns(x, a, self.step, self.reward, self._value,  # noqa: E731
                                            agent.cfg.gamma, agent.cfg.reward_scale, value_weight)
         policy_return = float(score(fixed[:1])[0])
+        kept = fixed[:0]
+        best, best_return = fixed[0], policy_return
         for _ in range(cfg.iterations):
-            eps = torch.randn((cfg.samples, *mean.shape), generator=self.generator, device=mean.device)
-            candidates = torch.cat([fixed, (mean + std * eps).clamp(-1.0, 1.0)])
+            eps = colored_noise((cfg.samples, *mean.shape), cfg.noise_beta, self.generator, mean.device)
+            candidates = torch.cat([fixed, kept, (mean + std * eps).clamp(-1.0, 1.0)])
             returns = score(candidates)
             top = returns.topk(cfg.elites).indices
             elite = candidates[top]
+            kept = elite[:cfg.keep_elites]
+            if float(returns[top[0]]) > best_return:
+                best, best_return = elite[0], float(returns[top[0]])
             mean = elite.mean(0)
             std = elite.std(0, unbiased=False).clamp_min(cfg.min_std) if cfg.elites > 1 else std.clamp_min(cfg.min_std)
-        self._previous = mean
+        plan = best if cfg.act == "best" else mean
+        self._previous = plan
         self.last_info = {"planned": 1.0, "finishing": float(finishing), "policy_return": policy_return,
-                          "best_return": float(returns.max()),
+                          "best_return": best_return, "last_best_return": float(returns.max()),
                           "elite_return": float(returns[top].mean())}
-        return mean[0]
+        return plan[0]
