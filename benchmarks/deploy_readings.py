@@ -8,7 +8,8 @@ real frame, :class:`fog_envs.learned.state_local.StateObserver`) and once with t
 probe's reading (``info["state"]`` in the task's probe-target units), plus the reading's median error on the
 frames the agent visits. With ``--plan`` the actions come from decision-time planning in the agent's local model
 (:mod:`fog_agent.planner`, as ``fog-eval --plan``) every time, in another state model with
-``--plan-state-model B`` (as ``fog-eval --plan-state-model``). ``--filter-gains`` fuses the readings with the
+``--plan-state-model B`` (as ``fog-eval --plan-state-model``); ``--plan-set KEY=VALUE,...`` sets any other
+:class:`~fog_agent.planner.PlannerConfig` field. ``--filter-gains`` fuses the readings with the
 state model's one-step prediction (as ``fog-eval --filter-gains``). With ``--reader B`` (repeatable) a third
 deployment refines the probe's readings with those readers in turn (:mod:`fog_envs.wm.readers`). ``--readings``
 picks which to run, among them two that tell the agent's reading from the block's (Push-T): ``true-agent`` (the
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
+from benchmarks.bench_planner_finish import parse_variant  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
@@ -141,6 +143,9 @@ def main() -> None:
     parser.add_argument("--plan-samples", type=int, default=PlannerConfig.samples,
                         help="with --plan: Gaussian candidates per round")
     parser.add_argument("--plan-iterations", type=int, default=PlannerConfig.iterations, help="with --plan: rounds")
+    parser.add_argument("--plan-set", default="", metavar="KEY=VALUE,...",
+                        help="with --plan: any other PlannerConfig fields, on top of the --plan-* flags (e.g. "
+                        "finish_reward=0.9,init_std=0.5,noise_beta=2,keep_elites=4,act=best)")
     parser.add_argument("--plan-state-model", default=None,
                         help="with --plan: plan in this state-model bundle (name or path) instead of the agent's own")
     parser.add_argument("--reader", action="append", default=[],
@@ -154,8 +159,15 @@ def main() -> None:
                         "true-agent and true-block take that part of the state from the truth)")
     args = parse_run_dirs(parser)
     readings = tuple(args.readings or [n for n in READINGS if n != "refined" or args.reader])
+    if args.plan_set and not args.plan:
+        parser.error("--plan-set needs --plan")
     plan = PlannerConfig(engage_reward=args.plan_engage_reward, horizon=args.plan_horizon, samples=args.plan_samples,
                          iterations=args.plan_iterations) if args.plan else None
+    if plan is not None and args.plan_set:
+        try:
+            plan = parse_variant(f"plan:{args.plan_set}", base=plan)[1]
+        except ValueError as err:
+            parser.error(str(err))
     state_filter = StateFilterConfig(tuple(args.filter_gains)) if args.filter_gains else None
     rows = [measure(r, args.episodes, args.seed, plan, args.reader, readings, args.plan_state_model, state_filter)
             for r in args.run_dir]

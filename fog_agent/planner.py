@@ -9,7 +9,9 @@ action of the elites' mean. Every round's candidates include the policy's own de
 candidate is never rated below what the actor would do), ``policy_samples`` sequences sampled from the policy and
 the last plan shifted by one step. Near the goal (``finish_reward``) the value is left out and the H-step reward
 alone decides. It is TD-MPC's planner (Hansen et al. 2022) with a plain elite mean in place of
-its softmax weights. Why: the policy stops a few pixels short of the Push-T goal even in its own world, and
+its softmax weights; iCEM's additions (Pinneri et al. 2020) are options, off by default: temporally correlated
+candidates (``noise_beta``), elites kept from round to round (``keep_elites``) and acting with the best sequence
+(``act="best"``). Why: the policy stops a few pixels short of the Push-T goal even in its own world, and
 planning spends model calls at deployment on the last pixels: from near-goal starts it doubles what the agent
 finishes in its world, though far less on the real system, where the model's own precision near the goal limits it
 (``benchmarks/goal_approach.py --plan``, README item 17). Nothing is trained on the real system.

@@ -18,6 +18,8 @@ def test_variants_override_the_deployed_planner_with_typed_values():
     assert isinstance(cfg.samples, int) and cfg.horizon == BASE.horizon
     assert parse_variant("default") == ("default", BASE) and BASE.engage_reward == 0.6
     assert parse_variant("actor") == ("actor", None)
+    _, icem = parse_variant("icem:noise_beta=2,keep_elites=4,act=best")
+    assert (icem.noise_beta, icem.keep_elites, icem.act) == (2.0, 4, "best") and isinstance(icem.keep_elites, int)
 
 
 @pytest.mark.parametrize("text, match", [
@@ -27,6 +29,7 @@ def test_variants_override_the_deployed_planner_with_typed_values():
     ("actor:samples=8", "takes no planner settings"),
     ("few:elites=100", "must not exceed samples"),
     ("long:horizon=1.5", "horizon takes int values, got '1.5'"),
+    ("pick:act=median", "act must be 'mean' or 'best'"),
 ])
 def test_variants_name_what_is_wrong(text, match):
     with pytest.raises(ValueError, match=match):
