@@ -56,7 +56,7 @@ class PlannerConfig:
     noise_beta: float = 0.0
     """exponent of the candidates' noise spectrum over the horizon, power ∝ 1/f^β (iCEM's colored noise, Pinneri
     et al. 2020): 0 draws white noise as plain CEM does; 1–2 draw smoother, more coherent sequences that carry the
-    pusher further for the same σ"""
+    pusher further for the same σ (README item 22: a few episodes in 30 on Push-T, the best-sequence action far more)"""
     keep_elites: int = 0
     """the best this many candidates of a round are candidates again in the next (iCEM's memory), so the best
     return never falls from one round to the next"""
@@ -107,7 +107,7 @@ def colored_noise(shape: tuple[int, int, int], beta: float, generator: torch.Gen
     bins = amp.numel()
     real = torch.randn((n, dims, bins), generator=generator, device=device)
     imag = torch.randn((n, dims, bins), generator=generator, device=device)
-    imag[..., 0] = 0.0  # the zero (and Nyquist) frequency's imaginary part is dropped by irfft; keep the count exact
+    imag[..., 0] = 0.0  # irfft ignores these bins' imaginary parts anyway: zeroed so the spectrum is what it computes
     if horizon % 2 == 0:
         imag[..., -1] = 0.0
     return torch.fft.irfft(torch.complex(real, imag) * amp, n=horizon).transpose(1, 2).contiguous()

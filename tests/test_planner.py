@@ -183,6 +183,7 @@ def test_kept_elites_make_the_best_return_monotone_and_act_best_executes_it():
     x = torch.tensor([1.0, -0.8, 0.0, 0.0])
     cfg = PlannerConfig(samples=16, iterations=4, keep_elites=4, act="best", noise_beta=2.0, seed=0)
     planner = PolicyCEM(agent, env.local_step, env.local_reward, cfg)
+
     def round_bests(keep: int) -> list[float]:  # each round's best: the same seeded planner stopped after 1–4 rounds
         bests = []
         for rounds in range(1, 5):
