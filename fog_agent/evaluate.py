@@ -6,7 +6,8 @@ The agent's local model filters the real frames (the RSSM, or the state probe wi
 ``--plan`` chooses each action with the cross-entropy planner of :mod:`fog_agent.planner` in the local model, or in
 another state model with ``--plan-state-model`` (Push-T: the shipped block-frame ``pusht_state_block``);
 ``--readers pusht_local_reader pusht_goal_reader`` reads the Push-T agent and block finer than the probe alone,
-:mod:`fog_envs.wm.readers`; ``--filter-gains`` fuses the readings with the state model's prediction,
+:mod:`fog_envs.wm.readers`; ``--odometry pusht_odometry`` dead-reckons the pusher from its actions,
+:mod:`fog_envs.wm.pusher_odometry`; ``--filter-gains`` fuses the readings with the state model's prediction,
 :mod:`fog_envs.learned.state_filter`).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
@@ -29,6 +30,7 @@ from fog_agent.sapo import DMOSAPO
 from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
 from fog_envs.learned.state_filter import StateFilterConfig
+from fog_envs.wm.pusher_odometry import PusherOdometry
 from fog_envs.wm.readers import load_reader
 
 
@@ -65,6 +67,10 @@ class EvalConfig:
     """refine the probe's readings of the real frames with these reader bundles in turn (names or paths; the
     shipped pusht_local_reader reads agent and block again around the probe's reading, pusht_goal_reader the
     block near its goal: fog-fit-local-reader, fog-fit-goal-reader; Push-T agents with local_model='state')"""
+    odometry: str | None = None
+    """dead-reckon the pusher from the actions with this odometry bundle (name or path; the shipped
+    pusht_odometry, fog-fit-odometry), its start re-estimated from every reading (fog_envs.wm.pusher_odometry;
+    Push-T agents with local_model='state')"""
     filter_gains: tuple[float, ...] = ()
     """fuse each reading with the state model's one-step prediction, ŝ = p + K·(r − p), with these gains K in
     (0, 1] (one, or one per state column; fog_envs.learned.state_filter, chosen with
@@ -120,6 +126,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     suffix = ("_stochastic" if cfg.stochastic else "_plan" if cfg.plan else "") + (f"_{cfg.tag}" if cfg.tag else "")
     planner = make_planner(agent, ckpt, envs, cfg) if cfg.plan else None
     observe: dict[str, Any] = {"readers": [load_reader(r) for r in cfg.readers]} if cfg.readers else {}
+    if cfg.odometry is not None:
+        observe["odometry"] = PusherOdometry.load(cfg.odometry)[0]
     if cfg.filter_gains:
         observe["state_filter"] = StateFilterConfig(tuple(cfg.filter_gains))
     result = evaluate(lambda: FogController(agent, envs.make_observer(**observe), deterministic=not cfg.stochastic,
@@ -128,7 +136,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
                       video_episodes=cfg.video_episodes)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
            "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"), "readers": list(cfg.readers),
-           "filter_gains": list(cfg.filter_gains), **asdict(result)}
+           "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains), **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model}
     atomic_write_json(run / f"eval_{env_id}{suffix}.json", out)

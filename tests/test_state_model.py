@@ -699,6 +699,15 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     # --filter-gains: the readings fused with the state model's prediction; the JSON names the gains
     fused = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, filter_gains=(0.5,), tag="f"))
     assert fused["filter_gains"] == [0.5] and fused["episodes"] == 1
+    # --odometry: the pusher dead-reckoned from the actions; the JSON names the bundle
+    odo = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, readers=readers,
+                                    odometry="pusht_odometry", tag="odo"))
+    assert odo["odometry"] == "pusht_odometry" and odo["episodes"] == 1
+    # benchmarks/bench_pusher_odometry.py: the readers' and the odometry's pusher errors on the same frames
+    from benchmarks.bench_pusher_odometry import measure as measure_odometry
+
+    pusher = measure_odometry(str(run), 1, 0, 20, "pusht_odometry", ("pusht_local_reader",))["pusher_px"]
+    assert set(pusher) == {"readers", "mean", "median"} and pusher["median"]["all"]["frames"] == 20
     # benchmarks/deploy_readings.py plans in another state model too, and only when planning
     from benchmarks.deploy_readings import measure
     from fog_envs.learned.state_filter import StateFilterConfig

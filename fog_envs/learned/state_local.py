@@ -25,6 +25,7 @@ from fog_envs.wm.readers import refine_all
 from fog_envs.wm.state_model import StateModel
 
 if TYPE_CHECKING:
+    from fog_envs.wm.pusher_odometry import PusherOdometry, PusherTrack
     from fog_envs.wm.readers import Reader
 
 
@@ -106,14 +107,22 @@ class StateLocalModel:
 
 class StateObserver:
     """Deployment filter for ``local_model="state"``: the probe on real frames, ``[ŝ_t, ŝ_{t−1}]``, its readings
-    refined by ``readers`` in turn (Push-T: :mod:`fog_envs.wm.readers`) and, with ``state_filter``, fused with the
-    state model's prediction of the step (:mod:`fog_envs.learned.state_filter`)."""
+    refined by ``readers`` in turn (Push-T: :mod:`fog_envs.wm.readers`), the pusher's position dead-reckoned from
+    the actions with ``odometry`` (its start re-estimated from every reading: :mod:`fog_envs.wm.pusher_odometry`)
+    and, with ``state_filter``, fused with the state model's prediction of the step
+    (:mod:`fog_envs.learned.state_filter`)."""
 
     def __init__(self, local: StateLocalModel, readers: "Sequence[Reader]" = (),
-                 state_filter: StateFilterConfig | None = None) -> None:
+                 state_filter: StateFilterConfig | None = None, odometry: "PusherOdometry | None" = None) -> None:
         self.local = local
         self.readers = tuple(readers)
         self.gains = None if state_filter is None else state_filter.vector(local.sdim)
+        self.odometry = odometry
+        self.pusher = list(local.model.task.pusher_position) if odometry is not None else []
+        if odometry is not None and len(self.pusher) != 2:
+            raise ValueError(f"odometry needs a task whose pusher is a 2-D position; task "
+                             f"{local.model.task.name!r} has pusher dimensions {tuple(self.pusher)}")
+        self.track: "PusherTrack | None" = None
         self.x: torch.Tensor | None = None
 
     def read(self, obs: np.ndarray) -> torch.Tensor:
@@ -122,13 +131,19 @@ class StateObserver:
         return refine_all(self.readers, frames, self.local.read_frames(frames))
 
     def reset(self, obs: np.ndarray) -> torch.Tensor:
-        self.x = self.local.start(self.read(obs))
+        reading = self.read(obs)
+        if self.odometry is not None:
+            self.track = self.odometry.track(reading[:, self.pusher])
+        self.x = self.local.start(reading)
         return self.x[0]
 
     def update(self, action: np.ndarray, obs: np.ndarray) -> torch.Tensor:
         if self.x is None:
             raise RuntimeError("StateObserver: call reset() before update()")
         reading = self.read(obs)
+        if self.track is not None:
+            act = torch.as_tensor(np.asarray(action, dtype=np.float64)).reshape(1, -1)
+            reading[:, self.pusher] = self.track.update(act, reading[:, self.pusher]).to(reading)
         if self.gains is not None:
             reading = fuse(self.local.predict(self.x, action), reading, self.gains)
         self.x = self.local.advance(self.x, reading)
