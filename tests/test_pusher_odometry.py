@@ -3,6 +3,7 @@ system, the start estimators, the bundle, the CLI and the deployment observer.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -15,13 +16,15 @@ import fog_envs  # noqa: F401
 from fog_envs.real.pusht import TABLE_SIZE
 from fog_envs.wm.bundle import BundleError
 from fog_envs.wm.pusher_odometry import (PusherOdometry, PusherOdometryConfig, actuator_rows, dead_reckon,
-                                         fit_actuator)
+                                         fit_actuator, inliers)
 
 COEF = (-0.2, 0.15, 0.4)  # (α, β, γ) with α·γ + β ≠ 0: from rest d_t is not just γ·u_t
 
 
-def _odometry(estimator: str = "median", coef=COEF) -> PusherOdometry:
-    return PusherOdometry(PusherOdometryConfig(estimator=estimator)).set_coefficients(coef)
+def _odometry(estimator: str = "median", coef=COEF, **pool) -> PusherOdometry:
+    """An odometry that pools every reading unless ``pool`` (PusherOdometryConfig fields) says otherwise."""
+    config = dataclasses.replace(PusherOdometryConfig(estimator=estimator, inlier_radius=0.0, min_move=0.0), **pool)
+    return PusherOdometry(config).set_coefficients(coef)
 
 
 def _random_actions(steps: int, batch: int, seed: int) -> torch.Tensor:
@@ -35,6 +38,12 @@ def test_config_and_coefficients_are_checked():
         PusherOdometryConfig(low=1.0, high=1.0)
     with pytest.raises(ValueError, match="estimator must be 'mean' or 'median'"):
         PusherOdometryConfig(estimator="mode")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="window must be >= 0"):
+        PusherOdometryConfig(window=-1)
+    with pytest.raises(ValueError, match="min_move must be >= 0"):
+        PusherOdometryConfig(min_move=-1.0)
+    with pytest.raises(ValueError, match="inlier_radius must be >= 0"):
+        PusherOdometryConfig(inlier_radius=float("nan"))
     with pytest.raises(ValueError, match="3 finite coefficients"):
         PusherOdometry().set_coefficients([1.0, 2.0])
     with pytest.raises(ValueError, match="3 finite coefficients"):
@@ -105,8 +114,65 @@ def test_track_estimates_the_start_as_the_mean_or_median_of_the_readings():
     median = _odometry("median").track(truth[0] + noise[0])
     mean = _odometry("mean").track(truth[0] + noise[0])
     for t in range(60):
-        m, a = median.update(actions[t], truth[t + 1] + noise[t + 1]), mean.update(actions[t], truth[t + 1] + noise[t + 1])
+        reading = truth[t + 1] + noise[t + 1]
+        m, a = median.update(actions[t], reading), mean.update(actions[t], reading)
     assert (m - truth[60])[0].norm() < 0.01 < (a - truth[60])[0].norm()
+
+
+def test_a_window_forgets_a_stretch_of_misread_frames():
+    """21 frames misread by the same 0.1 (a reader fooled for a while), then 10 read right: the whole episode's
+    median is still the misreading, the last 10 frames' is the truth."""
+    actions = _random_actions(30, 1, 3)
+    truth = dead_reckon(_odometry(), torch.full((1, 2), 0.5, dtype=torch.float64), actions)
+    readings = truth.clone()
+    readings[:21] += 0.1
+    tracks = {w: _odometry(window=w).track(readings[0]) for w in (0, 10)}
+    for t in range(30):
+        est = {w: track.update(actions[t], readings[t + 1]) for w, track in tracks.items()}
+    np.testing.assert_allclose((est[0] - truth[30]).numpy(), 0.1, atol=1e-12)
+    np.testing.assert_allclose((est[10] - truth[30]).numpy(), 0.0, atol=1e-12)
+
+
+def test_inliers_are_the_densest_cluster_ties_to_the_latest():
+    # batch 0: three readings agree, two stray; batch 1: two pairs, the later pair wins the tie
+    starts = torch.tensor([[[0.0, 0.0], [0.0, 0.0]], [[5.0, 0.0], [0.0, 0.0]], [[0.1, 0.0], [3.0, 0.0]],
+                           [[0.0, 0.1], [3.1, 0.0]], [[-4.0, 2.0], [9.0, 9.0]]], dtype=torch.float64)
+    mask = inliers(starts, 0.5)
+    assert mask[:, 0].tolist() == [True, False, True, True, False]
+    assert mask[:, 1].tolist() == [False, False, True, True, False]
+
+
+def test_inliers_find_the_start_while_most_frames_are_misread():
+    """The first 20 of 30 frames misread by scattered errors of 20–60 px to one side (the reader lost at the table's
+    edge), the last 10 read right: the median of all is off, the inliers' median is the truth."""
+    gen = torch.Generator().manual_seed(4)
+    actions = _random_actions(29, 1, 5)
+    truth = dead_reckon(_odometry(), torch.full((1, 2), 0.5, dtype=torch.float64), actions)
+    angle = torch.rand(20, 1, generator=gen, dtype=torch.float64) * 1.57  # all to one side, as at an edge
+    size = 0.04 + 0.08 * torch.rand(20, 1, generator=gen, dtype=torch.float64)
+    readings = truth.clone()
+    readings[:20] += size[..., None] * torch.stack([angle.cos(), angle.sin()], -1)
+    tracks = {r: _odometry(inlier_radius=r).track(readings[0]) for r in (0.0, 0.01)}
+    for t in range(29):
+        est = {r: track.update(actions[t], readings[t + 1]) for r, track in tracks.items()}
+    assert (est[0.0] - truth[29]).norm() > 0.01
+    np.testing.assert_allclose(est[0.01].numpy(), truth[29].numpy(), atol=1e-12)
+
+
+def test_a_parked_pusher_does_not_outvote_the_moving_one():
+    """10 moves read right, then the pusher parks and its frame is misread by the same 0.1 thirty times: those
+    repeated readings are the densest cluster unless frames where the pusher has not moved are left out."""
+    actions = torch.cat([_random_actions(10, 1, 6), torch.zeros(35, 1, 2, dtype=torch.float64)])
+    truth = dead_reckon(_odometry(), torch.full((1, 2), 0.5, dtype=torch.float64), actions)
+    readings = truth.clone()
+    readings[16:] += 0.1
+    est = {}
+    for move in (0.0, 0.001):
+        track = _odometry(inlier_radius=0.01, min_move=move).track(readings[0])
+        for t in range(45):
+            est[move] = track.update(actions[t], readings[t + 1])
+    np.testing.assert_allclose((est[0.0] - truth[45]).numpy(), 0.1, atol=1e-9)
+    np.testing.assert_allclose(est[0.001].numpy(), truth[45].numpy(), atol=1e-9)
 
 
 def test_bundle_round_trip_and_foreign_bundles(tmp_path):

@@ -10,9 +10,13 @@ leaves an exact recursion in the displacement ``d_t = p_{t+1} − p_t``:
 the same for x and y. :func:`fit_actuator` solves (α, β, γ) by least squares on play of the reference system
 (``fog-fit-odometry``; residual ~1e-6 px, the model is exact). Then ``p_t = p_0 + D_t`` with ``D_t = Σ d``
 known from the actions, and every reading ``r_t`` of the pusher is a reading of the start ``p_0 = r_t − D_t``:
-:class:`PusherTrack` estimates ``p_0`` as the mean or median of those over the episode so far, so the readers'
-error (2 px of 512 near the block) shrinks with every frame instead of entering each step afresh. Positions are
-in the task's probe units (Push-T: px / 512).
+:class:`PusherTrack` estimates ``p_0`` by pooling those over the episode so far, so the readers' error (2 px of 512
+near the block) shrinks with every frame instead of entering each step afresh. The readers' errors are not
+independent, and the pool is built for how they fail (``benchmarks/bench_pusher_odometry.py``): where they misread
+the pusher for a stretch of frames (at the table's edge, crossing the goal's drawing: 20–80 px) the readings of the
+true start still agree with each other to a few px while the misreadings scatter, so the pool keeps the densest
+cluster (``inlier_radius``); and a parked pusher's frames repeat one reading, so a frame is pooled only where the
+pusher has moved (``min_move``). Positions are in the task's probe units (Push-T: px / 512).
 
 Files: a ``fog-pusher-odometry`` bundle directory (config.json, weights.safetensors with the three
 coefficients, card.json; :mod:`fog_envs.wm.bundle`); the shipped one loads by name
@@ -48,6 +52,20 @@ class PusherOdometryConfig:
     estimator: Literal["mean", "median"] = "median"
     """how :class:`PusherTrack` pools the start readings ``r_τ − D_τ``: the mean (best for independent errors)
     or the median (robust to the few frames a reader gets badly wrong)"""
+    window: int = 0
+    """pool the last ``window`` pooled frames' start readings only (0: the whole episode so far), so that a stretch
+    of frames the reader misreads (the pusher crossing the goal's drawing, far from the block) is forgotten"""
+
+    min_move: float = 4.0 / 512.0
+    """a frame's start reading is pooled only where the pusher has moved at least this far (position units) since
+    the last pooled frame: a parked pusher's frames repeat one reading, misread or not, and would outvote the
+    moving pusher's (the readers misread a pusher parked at the table's edge by 80 px); the default, 4 px, and
+    ``inlier_radius`` 8 px were the best of those ``benchmarks/bench_pusher_odometry.py`` compared"""
+    inlier_radius: float = 8.0 / 512.0
+    """pool only the start readings within this distance (position units; Push-T: px / 512) of the densest one, the
+    start reading with the most others that near (ties: the latest); 0: pool them all. Readings of the true start
+    agree with each other to a few px, misreadings scatter, so this finds the start even while most frames so far
+    were misread, where the median cannot"""
 
     def __post_init__(self) -> None:
         if not self.command_scale > 0:
@@ -56,6 +74,13 @@ class PusherOdometryConfig:
             raise ValueError(f"PusherOdometryConfig: needs low < high, got {self.low}, {self.high}")
         if self.estimator not in ("mean", "median"):
             raise ValueError(f"PusherOdometryConfig: estimator must be 'mean' or 'median', got {self.estimator!r}")
+        if self.window < 0:
+            raise ValueError(f"PusherOdometryConfig: window must be >= 0 (0: the whole episode), got {self.window}")
+        if not self.min_move >= 0:
+            raise ValueError(f"PusherOdometryConfig: min_move must be >= 0, got {self.min_move}")
+        if not self.inlier_radius >= 0:
+            raise ValueError(f"PusherOdometryConfig: inlier_radius must be >= 0 (0: every reading), got "
+                             f"{self.inlier_radius}")
 
 
 def commands(positions: np.ndarray, actions: np.ndarray, config: PusherOdometryConfig) -> np.ndarray:
@@ -138,8 +163,18 @@ def dead_reckon(odometry: PusherOdometry, start: torch.Tensor, actions: torch.Te
     return torch.stack(out)
 
 
+def inliers(starts: torch.Tensor, radius: float) -> torch.Tensor:
+    """(N, B) mask of the start readings (N, B, 2) within ``radius`` of each batch entry's densest one: the reading
+    with the most readings within ``radius`` of it, ties to the latest."""
+    n, b = starts.shape[:2]
+    near = (starts[:, None] - starts[None]).norm(dim=-1) <= radius  # (N, N, B)
+    score = near.sum(1).double() + torch.arange(n, dtype=torch.float64)[:, None] / n  # recency breaks ties
+    center = score.argmax(0)  # (B,)
+    return near.permute(2, 0, 1)[torch.arange(b), center].T
+
+
 class PusherTrack:
-    """Dead reckoning of a batch of pushers (B, 2) from rest, with the start re-estimated from every reading."""
+    """Dead reckoning of a batch of pushers (B, 2) from rest, with the start re-estimated from the readings."""
 
     def __init__(self, odometry: PusherOdometry, reading: torch.Tensor) -> None:
         if reading.ndim != 2 or reading.shape[1] != 2:
@@ -150,13 +185,22 @@ class PusherTrack:
         self.d_prev = torch.zeros_like(reading)
         self.u_prev = torch.zeros_like(reading)
         self.starts = [reading]
+        """every frame's start reading ``r_t − D_t`` (B, 2), NaN where the frame is not pooled"""
+        self.last_pooled = torch.zeros_like(reading)
         self.position = reading
 
     def _start(self) -> torch.Tensor:
-        starts = torch.stack(self.starts)
-        if self.odometry.config.estimator == "mean":
-            return starts.mean(0)
-        return starts.quantile(0.5, dim=0)
+        starts = torch.stack(self.starts)  # (N, B, 2)
+        config = self.odometry.config
+        if config.window:
+            pooled = ~starts[..., 0].isnan()
+            recent = pooled.flip(0).cumsum(0).flip(0) <= config.window
+            starts = starts.masked_fill(~recent[..., None], float("nan"))
+        if config.inlier_radius > 0:
+            starts = starts.masked_fill(~inliers(starts, config.inlier_radius)[..., None], float("nan"))
+        if config.estimator == "mean":
+            return starts.nanmean(0)
+        return starts.nanquantile(0.5, dim=0)
 
     def update(self, action: torch.Tensor, reading: torch.Tensor) -> torch.Tensor:
         """The pusher's estimated position (B, 2) after ``action`` (B, 2) was taken from the last one, given the
@@ -165,6 +209,9 @@ class PusherTrack:
         d = self.odometry.displacement(self.d_prev, self.u_prev, u)
         self.travelled = self.travelled + d
         self.d_prev, self.u_prev = d, u
-        self.starts.append(reading.double() - self.travelled)
+        start = reading.double() - self.travelled
+        moved = (self.travelled - self.last_pooled).norm(dim=-1) >= self.odometry.config.min_move
+        self.last_pooled = torch.where(moved[:, None], self.travelled, self.last_pooled)
+        self.starts.append(start.masked_fill(~moved[:, None], float("nan")))
         self.position = self._start() + self.travelled
         return self.position
