@@ -63,6 +63,11 @@ class PlannerConfig:
     act: Literal["mean", "best"] = "mean"
     """execute the first action of the last elites' mean (CEM) or of the best sequence scored (iCEM): a mean over
     elites that push different faces of the block may be a push of neither"""
+    disengaged: Literal["mean", "sample"] = "mean"
+    """with ``engage_reward``, where the planner does not engage: act with the policy's mean (tanh μ) or sample
+    from it as in training. Given the pusher to the pixel (``fog-eval --odometry``) the mean locks into fixed
+    points away from the goal (pressing the pusher against the table's edge) that noisy readings used to shake
+    it out of; a sample does not (README item 23)"""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,6 +86,8 @@ class PlannerConfig:
             raise ValueError(f"PlannerConfig: keep_elites must lie in [0, elites={self.elites}], got {self.keep_elites}")
         if self.act not in ("mean", "best"):
             raise ValueError(f"PlannerConfig: act must be 'mean' or 'best', got {self.act!r}")
+        if self.disengaged not in ("mean", "sample"):
+            raise ValueError(f"PlannerConfig: disengaged must be 'mean' or 'sample', got {self.disengaged!r}")
 
 
 def colored_noise_amplitudes(horizon: int, beta: float) -> torch.Tensor:
@@ -170,7 +177,7 @@ class PolicyCEM:
         if cfg.engage_reward is not None and root_reward < cfg.engage_reward:
             self._previous = None
             self.last_info = {"planned": 0.0}
-            return agent.act(x[None]).squeeze(0).clamp(-1.0, 1.0)
+            return agent.act(x[None], deterministic=cfg.disengaged == "mean").squeeze(0).clamp(-1.0, 1.0)
         finishing = cfg.finish_reward is not None and root_reward >= cfg.finish_reward
         value_weight = 0.0 if finishing else cfg.value_weight
         fixed = self._policy_sequences(x)

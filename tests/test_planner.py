@@ -99,6 +99,7 @@ def test_controller_acts_with_the_plan_and_refuses_sampled_actions():
     ("horizon", 0, "horizon, samples"), ("policy_samples", -1, "policy_samples"), ("elites", 100, "must not exceed"),
     ("min_std", 0.5, "min_std <= init_std"), ("value_weight", -1.0, "value_weight"),
     ("noise_beta", -1.0, "noise_beta"), ("keep_elites", 9, "keep_elites"), ("act", "median", "act must be"),
+    ("disengaged", "mode", "disengaged must be"),
 ])
 def test_planner_config_names_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -123,6 +124,21 @@ def test_planner_acts_as_the_policy_where_the_reward_is_below_its_engage_thresho
     assert planner.last_info["planned"] == 0.0
     planner.plan(near)
     assert planner.last_info["planned"] == 1.0
+
+
+def test_disengaged_sample_draws_the_policy_as_in_training_where_the_planner_does_not_engage():
+    """Below ``engage_reward`` with ``disengaged="sample"`` the action is the agent's own seeded sample (the same
+    draw ``agent.act(deterministic=False)`` makes from the same generator state), not its mean."""
+    env = _toy()
+    far = torch.tensor([2.0, 2.0, 0.0, 0.0])  # toy reward 3e-4
+    agent = DMOSAPO(4, 2, make_preset("debug"), seed=0)
+    twin = DMOSAPO(4, 2, make_preset("debug"), seed=0)
+    planner = PolicyCEM(agent, env.local_step, env.local_reward,
+                        PlannerConfig(samples=16, engage_reward=0.5, disengaged="sample"))
+    actions = torch.stack([planner.plan(far) for _ in range(3)])
+    torch.testing.assert_close(actions, torch.cat([twin.act(far[None], deterministic=False) for _ in range(3)]))
+    assert planner.last_info["planned"] == 0.0
+    assert not torch.allclose(actions[0], agent.act(far[None]).squeeze(0)) and not torch.allclose(actions[0], actions[1])
 
 
 def test_planner_drops_the_critics_value_where_the_reward_reaches_its_finish_threshold():
