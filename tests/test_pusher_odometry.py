@@ -236,3 +236,19 @@ def test_odometry_needs_the_pusht_state_local_model(debug_bundle):
     backend = make_backend("pusht", 1, world_model=str(debug_bundle))
     with pytest.raises(ValueError, match="odometry need the Push-T task with local_model='state'"):
         backend.make_observer(odometry=_odometry())
+
+
+def test_an_episode_is_parked_when_nothing_moved_over_its_last_steps_and_the_block_is_not_home():
+    from benchmarks.bench_policy_fixed_points import STILL_STEPS, parked
+
+    still = np.tile([[100.0, 100.0, 256.0, 300.0, 1.0]], (STILL_STEPS + 5, 1))
+    assert parked(still, home=False) and not parked(still, home=True)
+    jiggle = still.copy()
+    jiggle[-3, 0] += 1.0  # the pusher moved 1 px
+    assert not parked(jiggle, home=False)
+    pushed = still.copy()
+    pushed[-2:, 4] += 0.01  # the block turned
+    assert not parked(pushed, home=False)
+    early = still.copy()
+    early[:3, 0] += 50.0  # it moved, but before the last STILL_STEPS steps
+    assert parked(early, home=False)

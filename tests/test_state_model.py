@@ -709,6 +709,12 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     pusher = measure_odometry(str(run), 1, 0, 20, "pusht_odometry", ("pusht_local_reader",),
                               ("median:0", "mean:5"))["pusher_px"]
     assert set(pusher) == {"readers", "median:0", "mean:5"} and pusher["mean:5"]["all"]["frames"] == 20
+    # benchmarks/bench_policy_fixed_points.py: the policy alone, its actions sampled, the pusher dead-reckoned
+    from benchmarks.bench_policy_fixed_points import deploy
+    from fog_envs.wm.pusher_odometry import PusherOdometry
+
+    row = deploy(agent, learned_env_for(ckpt), PusherOdometry.load("pusht_odometry")[0], True, 1, 0)
+    assert 0.0 <= row["mean_max_coverage"] <= 1.0 and row["parked"] == len(row["parked_episodes"]) <= 1
     # benchmarks/deploy_readings.py plans in another state model too, and only when planning
     from benchmarks.deploy_readings import measure
     from fog_envs.learned.state_filter import StateFilterConfig
