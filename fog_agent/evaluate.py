@@ -69,8 +69,8 @@ class EvalConfig:
     block near its goal: fog-fit-local-reader, fog-fit-goal-reader; Push-T agents with local_model='state')"""
     odometry: str | None = None
     """dead-reckon the pusher from the actions with this odometry bundle (name or path; the shipped
-    pusht_odometry, fog-fit-odometry), its start re-estimated from every reading (fog_envs.wm.pusher_odometry;
-    Push-T agents with local_model='state')"""
+    pusht_odometry, fog-fit-odometry), its start pooled from the readers' readings of every frame
+    (fog_envs.wm.pusher_odometry; Push-T agents with local_model='state')"""
     filter_gains: tuple[float, ...] = ()
     """fuse each reading with the state model's one-step prediction, ŝ = p + K·(r − p), with these gains K in
     (0, 1] (one, or one per state column; fog_envs.learned.state_filter, chosen with

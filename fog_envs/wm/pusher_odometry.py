@@ -55,7 +55,6 @@ class PusherOdometryConfig:
     window: int = 0
     """pool the last ``window`` pooled frames' start readings only (0: the whole episode so far), so that a stretch
     of frames the reader misreads (the pusher crossing the goal's drawing, far from the block) is forgotten"""
-
     min_move: float = 4.0 / 512.0
     """a frame's start reading is pooled only where the pusher has moved at least this far (position units) since
     the last pooled frame: a parked pusher's frames repeat one reading, misread or not, and would outvote the
@@ -136,7 +135,8 @@ class PusherOdometry(ConfigBundleMixin, nn.Module):
         return self
 
     def command(self, position: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``clip(p + a · s, low, high) − p``, as :func:`commands` in torch."""
+        """``clip(p + a · s, low, high) − p``, as :func:`commands` in torch (a track clips at its estimate of ``p``:
+        within a pixel of the table's edge the command it assumes may differ from the one the system applied)."""
         c = self.config
         return (position + action * c.command_scale).clamp(c.low, c.high) - position
 
