@@ -82,9 +82,9 @@ class PusherOdometryConfig:
                              f"{self.inlier_radius}")
 
 
-def commands(positions: np.ndarray, actions: np.ndarray, config: PusherOdometryConfig) -> np.ndarray:
-    """The PD commands ``u_t = clip(p_t + a_t · s, low, high) − p_t`` (T, 2) of positions (T, 2) and actions."""
-    return np.clip(positions + actions * config.command_scale, config.low, config.high) - positions
+def commands(positions: torch.Tensor, actions: torch.Tensor, config: PusherOdometryConfig) -> torch.Tensor:
+    """The PD commands ``u = clip(p + a · s, low, high) − p`` of positions and actions (..., 2)."""
+    return (positions + actions * config.command_scale).clamp(config.low, config.high) - positions
 
 
 def actuator_rows(positions: np.ndarray, actions: np.ndarray,
@@ -94,7 +94,7 @@ def actuator_rows(positions: np.ndarray, actions: np.ndarray,
     p, a = np.asarray(positions, dtype=np.float64), np.asarray(actions, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 2 or a.shape != (len(p) - 1, 2):
         raise ValueError(f"actuator_rows: expected positions (T+1, 2) and actions (T, 2), got {p.shape} and {a.shape}")
-    d, u = np.diff(p, axis=0), commands(p[:-1], a, config)
+    d, u = np.diff(p, axis=0), commands(torch.from_numpy(p[:-1]), torch.from_numpy(a), config).numpy()
     d_prev = np.concatenate([np.zeros((1, 2)), d[:-1]])
     u_prev = np.concatenate([np.zeros((1, 2)), u[:-1]])
     x = np.stack([d_prev, u_prev, u], -1).reshape(-1, 3)
@@ -134,16 +134,18 @@ class PusherOdometry(ConfigBundleMixin, nn.Module):
         self.coefficients.copy_(c)
         return self
 
-    def command(self, position: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``clip(p + a · s, low, high) − p``, as :func:`commands` in torch (a track clips at its estimate of ``p``:
-        within a pixel of the table's edge the command it assumes may differ from the one the system applied)."""
-        c = self.config
-        return (position + action * c.command_scale).clamp(c.low, c.high) - position
-
     def displacement(self, d_prev: torch.Tensor, u_prev: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``α · d_{t−1} + β · u_{t−1} + γ · u_t``."""
         alpha, beta, gamma = self.coefficients.to(u)
         return alpha * d_prev + beta * u_prev + gamma * u
+
+    def step(self, position: torch.Tensor, d_prev: torch.Tensor, u_prev: torch.Tensor,
+             action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(d_t, u_t)``: the displacement and the command of ``action`` taken at ``position`` after the last
+        ``(d_{t−1}, u_{t−1})`` (a track gives its estimate of the position: within a pixel of the table's edge the
+        command it assumes may differ from the one the system applied)."""
+        u = commands(position, action.double(), self.config)
+        return self.displacement(d_prev, u_prev, u), u
 
     def track(self, reading: torch.Tensor) -> "PusherTrack":
         """A track of episodes that start at rest where ``reading`` (B, 2) reads the pusher."""
@@ -155,9 +157,8 @@ def dead_reckon(odometry: PusherOdometry, start: torch.Tensor, actions: torch.Te
     p = start.double()
     d_prev = u_prev = torch.zeros_like(p)
     out = [p]
-    for a in actions.double():
-        u = odometry.command(p, a)
-        d_prev, u_prev = odometry.displacement(d_prev, u_prev, u), u
+    for a in actions:
+        d_prev, u_prev = odometry.step(p, d_prev, u_prev, a)
         p = p + d_prev
         out.append(p)
     return torch.stack(out)
@@ -205,10 +206,8 @@ class PusherTrack:
     def update(self, action: torch.Tensor, reading: torch.Tensor) -> torch.Tensor:
         """The pusher's estimated position (B, 2) after ``action`` (B, 2) was taken from the last one, given the
         new frame's ``reading`` (B, 2)."""
-        u = self.odometry.command(self.position, action.double())
-        d = self.odometry.displacement(self.d_prev, self.u_prev, u)
-        self.travelled = self.travelled + d
-        self.d_prev, self.u_prev = d, u
+        self.d_prev, self.u_prev = self.odometry.step(self.position, self.d_prev, self.u_prev, action)
+        self.travelled = self.travelled + self.d_prev
         start = reading.double() - self.travelled
         moved = (self.travelled - self.last_pooled).norm(dim=-1) >= self.odometry.config.min_move
         self.last_pooled = torch.where(moved[:, None], self.travelled, self.last_pooled)
