@@ -8,7 +8,8 @@ another state model with ``--plan-state-model`` (Push-T: the shipped block-frame
 ``--readers pusht_local_reader pusht_goal_reader`` reads the Push-T agent and block finer than the probe alone,
 :mod:`fog_envs.wm.readers`; ``--odometry pusht_odometry`` dead-reckons the pusher from its actions,
 :mod:`fog_envs.wm.pusher_odometry`; ``--filter-gains`` fuses the readings with the state model's prediction,
-:mod:`fog_envs.learned.state_filter`).
+:mod:`fog_envs.learned.state_filter`); ``--deployment pusht`` sets all of these as the best Push-T deployment
+here does, :mod:`fog_agent.deployments`).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
 
@@ -24,6 +25,7 @@ import torch
 import fog_envs  # noqa: F401
 from fog_agent.config import SAPOConfig
 from fog_agent.controller import FogController
+from fog_agent.deployments import deployment_settings, fill_defaults
 from fog_agent.planner import PlannerConfig, PolicyCEM
 from fog_agent.run_io import atomic_write_json, plot_learning_curve
 from fog_agent.sapo import DMOSAPO
@@ -71,6 +73,9 @@ class EvalConfig:
     """dead-reckon the pusher from the actions with this odometry bundle (name or path; the shipped
     pusht_odometry, fog-fit-odometry), its start pooled from the readers' readings of every frame
     (fog_envs.wm.pusher_odometry; Push-T agents with local_model='state')"""
+    deployment: str | None = None
+    """a named deployment (fog_agent.deployments; 'pusht': the best zero-shot Push-T deployment here, README
+    item 24): its settings fill every field, planner's included, still at its default"""
     filter_gains: tuple[float, ...] = ()
     """fuse each reading with the state model's one-step prediction, ŝ = p + K·(r − p), with these gains K in
     (0, 1] (one, or one per state column; fog_envs.learned.state_filter, chosen with
@@ -81,6 +86,8 @@ class EvalConfig:
             raise ValueError("EvalConfig: --plan and --stochastic exclude each other (the planner chooses the actions)")
         if self.plan_state_model is not None and not self.plan:
             raise ValueError("EvalConfig: --plan-state-model needs --plan")
+        if self.deployment is not None:
+            deployment_settings(self.deployment)  # an unknown name fails here, before any work
 
 
 def load_agent(checkpoint: Path) -> tuple[DMOSAPO, dict[str, Any]]:
@@ -115,6 +122,8 @@ def make_planner(agent: DMOSAPO, ckpt: dict[str, Any], envs: Any, cfg: EvalConfi
 
 
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
+    if cfg.deployment is not None:
+        cfg = fill_defaults(cfg, deployment_settings(cfg.deployment))
     run = Path(cfg.run_dir)
     agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else run / "checkpoints" / "latest.pt")
     if cfg.world_model is not None:
@@ -135,8 +144,9 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
                       video_episodes=cfg.video_episodes)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
-           "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"), "readers": list(cfg.readers),
-           "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains), **asdict(result)}
+           "deployment": cfg.deployment, "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"),
+           "readers": list(cfg.readers), "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains),
+           **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model}
     atomic_write_json(run / f"eval_{env_id}{suffix}.json", out)

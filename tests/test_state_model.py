@@ -666,7 +666,7 @@ def test_object_moved_flags_windows_where_a_passive_dimension_leaves_its_start()
 def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_bundle, state_bundle, tmp_path):
     """``fog-train --local-model state``: the agent sees 2 × probe targets; the checkpoint remembers the local
     model, so ``fog-eval`` filters the real frames with the same probe and state model."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from fog_agent.evaluate import EvalConfig, learned_env_for, load_agent, run_evaluation
     from fog_agent.planner import PlannerConfig
@@ -703,6 +703,13 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     odo = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, readers=readers,
                                     odometry="pusht_odometry", tag="odo"))
     assert odo["odometry"] == "pusht_odometry" and odo["episodes"] == 1
+    # --deployment pusht: all of the above as the best Push-T deployment sets them; a planner budget given wins
+    # (4 elites: the deployment keeps 4 of them between steps)
+    best = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, deployment="pusht",
+                                     planner=replace(tiny, elites=4), tag="best"))
+    assert best["deployment"] == "pusht" and best["readers"] == list(readers) and best["odometry"] == "pusht_odometry"
+    assert best["planner"]["state_model"] == "pusht_state_block" and best["planner"]["samples"] == tiny.samples
+    assert best["planner"]["finish_reward"] == 0.9 and (run / "eval_RealPushT-v0_plan_best.json").is_file()
     # benchmarks/bench_pusher_odometry.py: the readers' and the odometry's pusher errors on the same frames
     from benchmarks.bench_pusher_odometry import measure as measure_odometry
 
