@@ -2,7 +2,8 @@
 measured in the README (Push-T: items 19–24), so that a newcomer need not copy a dozen flags.
 
 A deployment fills in only the fields of :class:`fog_agent.evaluate.EvalConfig` (and of its ``planner``) that are
-still at their defaults; any other value given on the command line wins.
+still at their defaults; any other value given on the command line wins (a value equal to the default, e.g.
+``--planner.init-std 0.2``, cannot be told from an unset one, and the deployment's replaces it).
 """
 
 from __future__ import annotations
