@@ -47,7 +47,8 @@ class PlannerConfig:
     """weight of the critics' value at the horizon (0: the H-step reward alone)"""
     engage_reward: float | None = None
     """plan only in states whose local reward is at least this (Push-T: 0.6 is about half the goal covered), and
-    act as the policy does (tanh μ) elsewhere; None: plan everywhere"""
+    act with the policy elsewhere (its mean or a sample, ``disengaged``); None: plan everywhere (on Push-T the better choice: 40.5 % success
+    over four agents against 26 % from 0.6, README item 24)"""
     finish_reward: float | None = None
     """in states whose local reward is at least this, score sequences by their H-step reward alone, without the
     critics' value (Push-T: 0.9, about 0.8 coverage, with ``init_std=0.5``): the value is ~100× a step's reward
