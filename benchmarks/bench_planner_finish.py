@@ -37,7 +37,7 @@ from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_res
 from benchmarks.final_approach import best_step_errors  # noqa: E402
 from benchmarks.goal_approach import load_pusht_state_agent, summary  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
-from fog_agent.evaluate import learned_env_for  # noqa: E402
+from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht import MAX_TARGET_DELTA, TABLE_SIZE  # noqa: E402
@@ -173,6 +173,9 @@ def main() -> None:
     parser.add_argument("--oracle", action="append", default=[],
                         help="NAME[:key=value,...]: a planner variant that plans in the reference system's own "
                              "physics (TrueDynamics) instead of a model (repeatable)")
+    parser.add_argument("--companion", action="append", default=[],
+                        help="RUN_DIR of another agent whose critics and policy join every planner variant's "
+                             "(PolicyCEM's companions; repeatable)")
     args = parse_run_dirs(parser)
     if args.steps_after < 1:
         parser.error(f"--steps-after must be >= 1, got {args.steps_after}")
@@ -184,7 +187,9 @@ def main() -> None:
     except ValueError as e:
         parser.error(str(e))
     out: dict[str, Any] = {"episodes": args.episodes, "seed": args.seed, "engage_coverage": args.engage_coverage,
-                           "steps_after": args.steps_after, "plan_state_model": args.plan_state_model, "runs": {}}
+                           "steps_after": args.steps_after, "plan_state_model": args.plan_state_model,
+                           "companions": args.companion, "runs": {}}
+    companions = [load_agent(Path(r) / "checkpoints" / "latest.pt")[0] for r in args.companion]
     print(f"{args.episodes} episodes from seed {args.seed}, ended {args.steps_after} steps after coverage "
           f"{args.engage_coverage:g}, true state")
     print(f"{'run':22s} | {'variant':18s} | success | max cov | pos px | ang ° | engaged | s/step")
@@ -198,7 +203,7 @@ def main() -> None:
         out["runs"][run_dir] = {}
         for name, cfg, in_physics in variants:
             step = oracle if in_physics else plan_envs.diff.local_step
-            planner = None if cfg is None else PolicyCEM(agent, step, plan_envs.diff.local_reward, cfg)
+            planner = None if cfg is None else PolicyCEM(agent, step, plan_envs.diff.local_reward, cfg, companions)
             t0 = time.perf_counter()
             rows = play(FogController(agent, observer, planner=planner), env, args.episodes, args.seed,
                         args.engage_coverage, args.steps_after)

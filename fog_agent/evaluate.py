@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import gymnasium as gym
 import torch
@@ -73,6 +73,10 @@ class EvalConfig:
     """dead-reckon the pusher from the actions with this odometry bundle (name or path; the shipped
     pusht_odometry, fog-fit-odometry), its start pooled from the readers' readings of every frame
     (fog_envs.wm.pusher_odometry; Push-T agents with local_model='state')"""
+    companions: tuple[str, ...] = ()
+    """with --plan: run directories (or checkpoint files) of other agents trained in the same learned env whose
+    critics and policies join the planner's (fog_agent.planner.PolicyCEM: the value is the agents' mean, each
+    policy's sequences are candidates); the first agent still acts wherever the planner does not"""
     deployment: str | None = None
     """a named deployment (fog_agent.deployments; 'pusht': the best zero-shot Push-T deployment here, README
     item 24): its settings fill every field, planner's included, still at its default"""
@@ -86,6 +90,8 @@ class EvalConfig:
             raise ValueError("EvalConfig: --plan and --stochastic exclude each other (the planner chooses the actions)")
         if self.plan_state_model is not None and not self.plan:
             raise ValueError("EvalConfig: --plan-state-model needs --plan")
+        if self.companions and not self.plan:
+            raise ValueError("EvalConfig: --companions needs --plan (they join the planner)")
         if self.deployment is not None:
             deployment_settings(self.deployment)  # an unknown name fails here, before any work
 
@@ -101,6 +107,27 @@ def load_agent(checkpoint: Path) -> tuple[DMOSAPO, dict[str, Any]]:
     return agent, ckpt
 
 
+def checkpoint_path(run_dir_or_file: str | Path) -> Path:
+    """A checkpoint file as given, or a run directory's latest one."""
+    path = Path(run_dir_or_file)
+    return path if path.is_file() else path / "checkpoints" / "latest.pt"
+
+
+def load_companions(ckpt: dict[str, Any], paths: tuple[str, ...]) -> list[DMOSAPO]:
+    """The agents at ``paths`` (run directories or checkpoints), each refused by name unless it was trained in the
+    same learned env with the same local model as ``ckpt``'s agent (so their critics read the same local state)."""
+    keys = ("env_id", "local_model", "state_model") + (() if ckpt.get("local_model") == "state" else ("world_model",))
+    agents = []
+    for path in paths:
+        agent, other = load_agent(checkpoint_path(path))
+        differ = [k for k in keys if other.get(k) != ckpt.get(k)]
+        if differ:
+            raise ValueError(f"companion {path}: trained with another {', '.join(differ)} "
+                             f"({', '.join(f'{k}={other.get(k)!r} vs {ckpt.get(k)!r}' for k in differ)})")
+        agents.append(agent)
+    return agents
+
+
 def learned_env_for(ckpt: dict[str, Any]):
     """The learned env (one copy, latent observations) a training checkpoint's agent was trained in: the same
     world model and local model, so that its ``make_observer()`` filters real frames as in training."""
@@ -110,22 +137,25 @@ def learned_env_for(ckpt: dict[str, Any]):
                         **kwargs).unwrapped
 
 
-def make_planner(agent: DMOSAPO, ckpt: dict[str, Any], envs: Any, cfg: EvalConfig) -> PolicyCEM:
+def make_planner(agent: DMOSAPO, ckpt: dict[str, Any], envs: Any, cfg: EvalConfig,
+                 companions: Sequence[DMOSAPO] = ()) -> PolicyCEM:
     """The planner in the agent's local model, or in ``cfg.plan_state_model`` (the learned env's Jacobian hook
-    either way)."""
+    either way), with ``companions``' critics and policies joining the agent's."""
     if cfg.plan_state_model is not None:
         if ckpt.get("local_model") != "state":
             raise ValueError(f"--plan-state-model needs an agent trained with local_model='state'; this one used "
                              f"{ckpt.get('local_model') or 'rssm'!r}")
         envs = learned_env_for({**ckpt, "state_model": cfg.plan_state_model})
-    return PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, cfg.planner)
+    return PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, cfg.planner,
+                     companions)
 
 
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.deployment is not None:
         cfg = fill_defaults(cfg, deployment_settings(cfg.deployment))
     run = Path(cfg.run_dir)
-    agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else run / "checkpoints" / "latest.pt")
+    agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else checkpoint_path(run))
+    companions = load_companions(ckpt, cfg.companions)
     if cfg.world_model is not None:
         ckpt = {**ckpt, "world_model": cfg.world_model}
     envs = learned_env_for(ckpt)
@@ -133,7 +163,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     if env_id is None:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
     suffix = ("_stochastic" if cfg.stochastic else "_plan" if cfg.plan else "") + (f"_{cfg.tag}" if cfg.tag else "")
-    planner = make_planner(agent, ckpt, envs, cfg) if cfg.plan else None
+    planner = make_planner(agent, ckpt, envs, cfg, companions) if cfg.plan else None
     observe: dict[str, Any] = {"readers": [load_reader(r) for r in cfg.readers]} if cfg.readers else {}
     if cfg.odometry is not None:
         observe["odometry"] = PusherOdometry.load(cfg.odometry)[0]
@@ -148,7 +178,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
            "readers": list(cfg.readers), "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains),
            **asdict(result)}
     if cfg.plan:
-        out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model}
+        out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model,
+                          "companions": list(cfg.companions)}
     atomic_write_json(run / f"eval_{env_id}{suffix}.json", out)
     if (run / "metrics.jsonl").exists():
         plot_learning_curve(run / "metrics.jsonl", run / "evals.jsonl", run / "learning_curve.png",

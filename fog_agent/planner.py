@@ -20,7 +20,7 @@ finishes in its world, though far less on the real system, where the model's own
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 
@@ -143,8 +143,16 @@ class PolicyCEM:
     (``envs.diff.local_step``, ``envs.diff.local_reward``)."""
 
     def __init__(self, agent: Any, step: Step, reward: Callable[[torch.Tensor], torch.Tensor],
-                 cfg: PlannerConfig = PlannerConfig()) -> None:
+                 cfg: PlannerConfig = PlannerConfig(), companions: Sequence[Any] = ()) -> None:
         self.agent, self.step, self.reward, self.cfg = agent, step, reward, cfg
+        self.agents = (agent, *companions)
+        for i, other in enumerate(companions):
+            mismatch = [k for k in ("gamma", "reward_scale") if getattr(other.cfg, k) != getattr(agent.cfg, k)]
+            if other.obs_norm.mean.shape != agent.obs_norm.mean.shape:
+                mismatch.append("observation size")
+            if mismatch:
+                raise ValueError(f"PolicyCEM: companion agent {i} differs from the agent in {', '.join(mismatch)}; "
+                                 f"an ensemble's critics must rate the same objective on the same local state")
         self.generator = torch.Generator(device=agent.device).manual_seed(cfg.seed)
         self._previous: torch.Tensor | None = None
         self.last_info: dict[str, float] = {}
@@ -154,17 +162,22 @@ class PolicyCEM:
         self._previous = None
 
     def _value(self, x: torch.Tensor) -> torch.Tensor:
-        return self.agent.critic(self.agent.obs_norm(x)).mean(0)
+        """Every agent's mean critic value of ``x``, averaged over the agents (the ensemble's)."""
+        return torch.stack([a.critic(a.obs_norm(x)).mean(0) for a in self.agents]).mean(0)
 
     def _policy_sequences(self, x: torch.Tensor) -> torch.Tensor:
-        """(1 + policy_samples, H, A): the deterministic policy's sequence first, then sampled ones."""
-        cfg = self.cfg
-        state = x.expand(1 + cfg.policy_samples, -1)
+        """(K·(1 + policy_samples), H, A) over the K agents: each agent's deterministic sequence, then its sampled
+        ones; the first row is the (first) agent's deterministic sequence."""
+        cfg, per = self.cfg, 1 + self.cfg.policy_samples
+        state = x.expand(len(self.agents) * per, -1)
         seqs = []
         for _ in range(cfg.horizon):
-            obs = self.agent.obs_norm(state)
-            sampled = self.agent.actor.sample(obs[1:], self.generator)[0]
-            action = torch.cat([self.agent.actor.deterministic(obs[:1]), sampled]).clamp(-1.0, 1.0)
+            actions = []
+            for i, a in enumerate(self.agents):
+                obs = a.obs_norm(state[i * per:(i + 1) * per])
+                sampled = a.actor.sample(obs[1:], self.generator)[0]
+                actions.append(torch.cat([a.actor.deterministic(obs[:1]), sampled]))
+            action = torch.cat(actions).clamp(-1.0, 1.0)
             seqs.append(action)
             state = self.step(state, action)
         return torch.stack(seqs, 1)

@@ -3,6 +3,8 @@ on the toy env's true dynamics, determinism, and errors that name the problem.""
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -222,3 +224,32 @@ def test_kept_elites_make_the_best_return_monotone_and_act_best_executes_it():
                                  agent.cfg.reward_scale, cfg.value_weight)
     assert abs(float(again[0]) - planner.last_info["best_return"]) < 1e-4
     assert planner.last_info["best_return"] >= planner.last_info["policy_return"]
+
+
+def test_companions_average_the_critics_and_add_their_policies_sequences():
+    """With companion agents the value is the mean of every agent's mean critic value (each on its own observation
+    normalisation), and every agent's deterministic sequence is a candidate."""
+    env = _toy()
+    agents = [DMOSAPO(4, 2, make_preset("debug"), seed=s) for s in range(3)]
+    with torch.no_grad():
+        agents[1].obs_norm.mean.fill_(0.3)
+    planner = PolicyCEM(agents[0], env.local_step, env.local_reward, PlannerConfig(samples=16, policy_samples=2),
+                        companions=agents[1:])
+    x = torch.tensor([[0.5, 0.2, 0.1, 0.0], [-0.3, 0.4, 0.0, 0.2]])
+    with torch.no_grad():
+        expected = sum(a.critic(a.obs_norm(x)).mean(0) for a in agents) / 3
+        torch.testing.assert_close(planner._value(x), expected)
+        seqs = planner._policy_sequences(x[0])
+    assert seqs.shape == (9, 8, 2)
+    for i, a in enumerate(agents):  # row 3·i: agent i's own deterministic first action
+        torch.testing.assert_close(seqs[3 * i, 0], a.act(x[:1]).squeeze(0))
+
+
+def test_companions_must_share_the_objective_and_the_local_state():
+    env = _toy()
+    agent = DMOSAPO(4, 2, make_preset("debug"), seed=0)
+    other_gamma = DMOSAPO(4, 2, dataclasses.replace(make_preset("debug"), gamma=0.9), seed=1)
+    with pytest.raises(ValueError, match="companion agent 0 differs from the agent in gamma"):
+        PolicyCEM(agent, env.local_step, env.local_reward, companions=[other_gamma])
+    with pytest.raises(ValueError, match="observation size"):
+        PolicyCEM(agent, env.local_step, env.local_reward, companions=[DMOSAPO(6, 2, make_preset("debug"))])

@@ -668,7 +668,7 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     model, so ``fog-eval`` filters the real frames with the same probe and state model."""
     from dataclasses import asdict, replace
 
-    from fog_agent.evaluate import EvalConfig, learned_env_for, load_agent, run_evaluation
+    from fog_agent.evaluate import EvalConfig, learned_env_for, load_agent, load_companions, run_evaluation
     from fog_agent.planner import PlannerConfig
     from fog_agent.train import AgentTrainConfig, train_agent
     from fog_envs.learned.state_local import StateObserver
@@ -687,7 +687,18 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     planned = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, plan=True, planner=tiny,
                                         plan_state_model=str(state_bundle)))
     saved = json.loads((run / "eval_RealPushT-v0_plan.json").read_text())
-    assert saved["planner"] == {**asdict(tiny), "state_model": str(state_bundle)} and planned["episodes"] == 1
+    assert saved["planner"] == {**asdict(tiny), "state_model": str(state_bundle), "companions": []}
+    assert planned["episodes"] == 1
+    # --companions: other agents' critics and policies join the planner (here the agent's own checkpoint again);
+    # one trained on another local state is refused by name
+    latest = str(run / "checkpoints" / "latest.pt")
+    ens = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, plan=True, planner=tiny,
+                                    companions=(latest,), tag="ens"))
+    assert ens["planner"]["companions"] == [latest] and ens["episodes"] == 1
+    with pytest.raises(ValueError, match="trained with another state_model"):
+        load_companions({**ckpt, "state_model": "pusht_state_block"}, (str(run),))
+    with pytest.raises(ValueError, match="--companions needs --plan"):
+        EvalConfig(companions=(latest,))
     # --world-model: deploy with another bundle of the task (here the same one); --tag names the output
     other = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, world_model=str(debug_bundle),
                                       tag="other_probe"))
