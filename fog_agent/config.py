@@ -59,6 +59,8 @@ class SAPOConfig:
         for name in ("num_envs", "horizon", "iterations", "critic_iterations", "critic_minibatches", "episode_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SAPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not (0.0 < self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
+            raise ValueError(f"SAPOConfig: need 0 < gamma <= 1 and 0 <= lam <= 1, got gamma={self.gamma}, lam={self.lam}")
         if self.target_entropy_scale <= 0:
             raise ValueError("SAPOConfig.target_entropy_scale must be > 0 (the target entropy is -scale·|A| and the "
                              f"entropy bonus divides by it), got {self.target_entropy_scale}")

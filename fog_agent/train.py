@@ -74,6 +74,8 @@ class AgentTrainConfig:
     """override the preset's imagined episode length (steps before re-spawning from a real window)"""
     horizon: int | None = None
     """override the preset's back-propagation horizon H"""
+    gamma: float | None = None
+    """override the preset's discount γ (the critics' targets, the actor's objective and a planner's scores)"""
     bootstrap: bool | None = None
     """override whether the actor objective adds the critics' value at segment ends"""
     state_grad_clip: float | None = None
@@ -100,7 +102,7 @@ class AgentTrainConfig:
 
 #: AgentTrainConfig fields that override the SAPOConfig field of the same name when set
 SAPO_OVERRIDES = ("iterations", "local_refresh_steps", "reward_scale", "alpha_init", "target_entropy_scale",
-                  "episode_steps", "horizon", "bootstrap", "state_grad_clip", "zeroth_order_weight")
+                  "episode_steps", "horizon", "gamma", "bootstrap", "state_grad_clip", "zeroth_order_weight")
 
 
 def resolve_sapo_config(cfg: AgentTrainConfig) -> SAPOConfig:

@@ -117,7 +117,9 @@ def test_clip_row_norms_by_hand():
                                                ("num_envs", 0, "num_envs must be >= 1"),
                                                ("zeroth_order_weight", 1.5, r"zeroth_order_weight must lie in \[0, 1\]"),
                                                ("zeroth_order_weight", -0.1, "zeroth_order_weight must lie"),
-                                               ("target_entropy_scale", 0.0, "target_entropy_scale must be > 0")])
+                                               ("target_entropy_scale", 0.0, "target_entropy_scale must be > 0"),
+                                               ("gamma", 0.0, "need 0 < gamma <= 1"), ("gamma", 1.01, "gamma=1.01"),
+                                               ("lam", -0.1, "0 <= lam <= 1")])
 def test_sapo_config_names_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
         replace(make_preset("debug"), **{field: value})
@@ -282,10 +284,11 @@ def test_cli_overrides_reach_the_resolved_config():
     base = make_preset("cpu")
     cfg = resolve_sapo_config(AgentTrainConfig(preset="cpu", iterations=7, local_refresh_steps=0, reward_scale=3.0,
                                                alpha_init=0.1, target_entropy_scale=2.0, episode_steps=8, horizon=4,
-                                               bootstrap=False, state_grad_clip=2.0, zeroth_order_weight=0.5))
+                                               bootstrap=False, state_grad_clip=2.0, zeroth_order_weight=0.5,
+                                               gamma=0.98))
     assert (cfg.iterations, cfg.local_refresh_steps, cfg.reward_scale, cfg.alpha_init, cfg.target_entropy_scale,
             cfg.episode_steps, cfg.horizon, cfg.bootstrap, cfg.state_grad_clip,
-            cfg.zeroth_order_weight) == (7, 0, 3.0, 0.1, 2.0, 8, 4, False, 2.0, 0.5)
+            cfg.zeroth_order_weight, cfg.gamma) == (7, 0, 3.0, 0.1, 2.0, 8, 4, False, 2.0, 0.5, 0.98)
     assert resolve_sapo_config(AgentTrainConfig(preset="cpu")) == base
     assert base.reward_scale == 10.0 and make_preset("debug").reward_scale == 1.0
 
