@@ -37,7 +37,7 @@ from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_res
 from benchmarks.final_approach import best_step_errors  # noqa: E402
 from benchmarks.goal_approach import load_pusht_state_agent, summary  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
-from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.evaluate import checkpoint_path, learned_env_for, load_agent  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht import MAX_TARGET_DELTA, TABLE_SIZE  # noqa: E402
@@ -189,7 +189,7 @@ def main() -> None:
     out: dict[str, Any] = {"episodes": args.episodes, "seed": args.seed, "engage_coverage": args.engage_coverage,
                            "steps_after": args.steps_after, "plan_state_model": args.plan_state_model,
                            "companions": args.companion, "runs": {}}
-    companions = [load_agent(Path(r) / "checkpoints" / "latest.pt")[0] for r in args.companion]
+    companions = [load_agent(checkpoint_path(r))[0] for r in args.companion]
     print(f"{args.episodes} episodes from seed {args.seed}, ended {args.steps_after} steps after coverage "
           f"{args.engage_coverage:g}, true state")
     print(f"{'run':22s} | {'variant':18s} | success | max cov | pos px | ang ° | engaged | s/step")

@@ -11,7 +11,9 @@ the last plan shifted by one step. Near the goal (``finish_reward``) the value i
 alone decides. It is TD-MPC's planner (Hansen et al. 2022) with a plain elite mean in place of
 its softmax weights; iCEM's additions (Pinneri et al. 2020) are options, off by default: temporally correlated
 candidates (``noise_beta``), elites kept from round to round (``keep_elites``) and acting with the best sequence
-(``act="best"``). Why: the policy stops a few pixels short of the Push-T goal even in its own world, and
+(``act="best"``). Other agents trained in the same learned env can join as ``companions``: the value is then
+the agents' mean and each agent's policy adds its sequences (an ensemble's critics, as TD-MPC2 averages its
+Q-functions). Why: the policy stops a few pixels short of the Push-T goal even in its own world, and
 planning spends model calls at deployment on the last pixels: from near-goal starts it doubles what the agent
 finishes in its world, though far less on the real system, where the model's own precision near the goal limits it
 (``benchmarks/goal_approach.py --plan``, README item 17). Nothing is trained on the real system.
