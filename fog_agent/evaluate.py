@@ -146,8 +146,7 @@ def make_planner(agent: DMOSAPO, ckpt: dict[str, Any], envs: Any, cfg: EvalConfi
             raise ValueError(f"--plan-state-model needs an agent trained with local_model='state'; this one used "
                              f"{ckpt.get('local_model') or 'rssm'!r}")
         envs = learned_env_for({**ckpt, "state_model": cfg.plan_state_model})
-    return PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, cfg.planner,
-                     companions)
+    return PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, cfg.planner, companions)
 
 
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
