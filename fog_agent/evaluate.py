@@ -27,7 +27,7 @@ from fog_agent.config import SAPOConfig
 from fog_agent.controller import FogController
 from fog_agent.deployments import deployment_settings, fill_defaults
 from fog_agent.planner import PlannerConfig, PolicyCEM
-from fog_agent.run_io import atomic_write_json, plot_learning_curve
+from fog_agent.run_io import atomic_write_json, checkpoint_path, plot_learning_curve
 from fog_agent.sapo import DMOSAPO
 from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
@@ -105,12 +105,6 @@ def load_agent(checkpoint: Path) -> tuple[DMOSAPO, dict[str, Any]]:
     agent = DMOSAPO(ckpt["obs_dim"], ckpt["action_dim"], sapo)
     agent.restore(ckpt["agent"])
     return agent, ckpt
-
-
-def checkpoint_path(run_dir_or_file: str | Path) -> Path:
-    """A checkpoint file as given, or a run directory's latest one."""
-    path = Path(run_dir_or_file)
-    return path if path.is_file() else path / "checkpoints" / "latest.pt"
 
 
 def load_companions(ckpt: dict[str, Any], paths: tuple[str, ...]) -> list[DMOSAPO]:

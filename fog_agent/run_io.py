@@ -1,4 +1,5 @@
-"""Run-directory plumbing shared by the agent's CLIs: atomic JSON/torch writes, metric logs, curves."""
+"""Run-directory plumbing shared by the agent's CLIs: checkpoint paths, atomic JSON/torch writes, metric logs,
+curves."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+
+def checkpoint_path(source: str | Path) -> Path:
+    """A run directory's latest checkpoint, or ``source`` as given when it is not a directory (a ``latest.pt``)."""
+    path = Path(source)
+    return path / "checkpoints" / "latest.pt" if path.is_dir() else path
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

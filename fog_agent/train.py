@@ -23,8 +23,8 @@ import torch
 import fog_envs  # noqa: F401  (registers the env ids)
 from fog_agent.config import SAPOConfig, make_preset
 from fog_agent.controller import FogController
-from fog_agent.run_io import (append_jsonl, atomic_torch_save, atomic_write_json, plot_learning_curve,
-                              truncate_jsonl)
+from fog_agent.run_io import (append_jsonl, atomic_torch_save, atomic_write_json, checkpoint_path,
+                              plot_learning_curve, truncate_jsonl)
 from fog_agent.sapo import DMOSAPO
 from fog_envs.evaluation import evaluate
 
@@ -148,9 +148,7 @@ def warm_start(agent: DMOSAPO, source: str | Path, env_id: str) -> Path:
     """Load the actor, critics, observation normaliser and temperature of the agent checkpointed at ``source``
     (a run directory or a ``latest.pt``) into ``agent``; returns the checkpoint's path. Its env id, observation
     and action sizes and network widths must match."""
-    path = Path(source)
-    if path.is_dir():
-        path = path / "checkpoints" / "latest.pt"
+    path = checkpoint_path(source)
     if not path.is_file():
         raise FileNotFoundError(f"init_from: no agent checkpoint at {path}")
     ckpt = torch.load(path, weights_only=False, map_location=agent.device)
