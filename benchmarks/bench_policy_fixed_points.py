@@ -25,6 +25,7 @@ import fog_envs  # noqa: E402,F401
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.data.motion import object_motion  # noqa: E402
 from fog_envs.wm.pusher_odometry import PusherOdometry  # noqa: E402
 from fog_envs.wm.readers import load_reader  # noqa: E402
@@ -67,7 +68,7 @@ def deploy(agent, envs, odometry: PusherOdometry | None, sample: bool, episodes:
 
 
 def measure(run_dir: str, episodes: int, seed: int) -> dict:
-    agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+    agent, ckpt = load_agent(checkpoint_path(run_dir))
     envs = learned_env_for(ckpt)
     odometry = PusherOdometry.load("pusht_odometry")[0]
     out: dict = {"run_dir": run_dir, "episodes": episodes, "seed": seed}

@@ -32,6 +32,7 @@ import fog_envs  # noqa: E402,F401
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.data.motion import object_motion  # noqa: E402
 from fog_envs.real.pusht import TABLE_SIZE  # noqa: E402
 from fog_envs.wm.pusher_odometry import PusherOdometry  # noqa: E402
@@ -99,7 +100,7 @@ def cell(part: dict[str, float | None]) -> str:
 
 def measure(run_dir: str, episodes: int, seed: int, steps: int, odometry_name: str,
             reader_names: tuple[str, ...], tracks: tuple[str, ...] = TRACKS) -> dict:
-    agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+    agent, ckpt = load_agent(checkpoint_path(run_dir))
     envs = learned_env_for(ckpt)
     observer = envs.make_observer(readers=[load_reader(r) for r in reader_names])
     controller = FogController(agent, observer)

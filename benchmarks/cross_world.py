@@ -34,6 +34,7 @@ from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_res
 from benchmarks.bench_state_model import named_bundle  # noqa: E402
 from benchmarks.goal_approach import imagined, summary  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.tasks import get_task  # noqa: E402
@@ -78,7 +79,7 @@ def main() -> None:
     print(f"{args.episodes} reset states (seeds {args.seed}…), {args.steps} steps, deterministic actions")
     print(f"{'run':44s} | " + " | ".join(f"{name:>16s}" for name in [*worlds, "RealPushT-v0"]))
     for run_dir in args.run_dir:
-        agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+        agent, ckpt = load_agent(checkpoint_path(run_dir))
         local = getattr(learned_env_for(ckpt).backend, "state_local", None)
         if not isinstance(local, StateLocalModel):
             raise ValueError(f"{run_dir}: cross_world needs a Push-T agent trained with local_model='state'")

@@ -38,6 +38,7 @@ from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_res
 from benchmarks.bench_planner_finish import parse_variant  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.learned.state_filter import StateFilterConfig, fuse  # noqa: E402
@@ -103,7 +104,7 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
             plan_state_model: str | None = None, state_filter: StateFilterConfig | None = None) -> dict[str, Any]:
     if plan_state_model is not None and plan is None:
         raise ValueError("deploy_readings: --plan-state-model needs --plan")
-    agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+    agent, ckpt = load_agent(checkpoint_path(run_dir))
     envs = learned_env_for(ckpt)
     local = getattr(envs.backend, "state_local", None)
     if not isinstance(local, StateLocalModel):

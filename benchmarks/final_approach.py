@@ -28,6 +28,7 @@ import fog_envs  # noqa: E402,F401
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.real.pusht_reward import GOAL_POSE, SUCCESS_COVERAGE, coverage  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "final_approach.json"
@@ -50,7 +51,7 @@ def best_step_errors(states: np.ndarray, coverages: np.ndarray) -> dict[str, flo
 
 
 def run_episodes(run_dir: str, episodes: int, seed: int) -> list[dict[str, float]]:
-    agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+    agent, ckpt = load_agent(checkpoint_path(run_dir))
     envs = learned_env_for(ckpt)
     if envs.reference_env_id != "RealPushT-v0":
         raise ValueError(f"{run_dir}: final_approach reads Push-T block poses; this agent deploys on "

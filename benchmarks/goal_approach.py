@@ -35,6 +35,7 @@ from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_res
 from benchmarks.final_approach import best_step_errors  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht_goal_frames import goal_states, probe_to_true as to_pose  # noqa: E402
@@ -98,7 +99,7 @@ def real(agent: Any, envs: Any, starts: torch.Tensor, steps: int, planner: Polic
 def load_pusht_state_agent(run_dir: str) -> tuple[Any, dict, Any, StateLocalModel]:
     """A Push-T agent trained with ``local_model="state"``: (agent, checkpoint, its learned env, its state local
     model); any other agent is refused by name."""
-    agent, ckpt = load_agent(Path(run_dir) / "checkpoints" / "latest.pt")
+    agent, ckpt = load_agent(checkpoint_path(run_dir))
     envs = learned_env_for(ckpt)
     local = getattr(envs.backend, "state_local", None)
     if not isinstance(local, StateLocalModel) or envs.reference_env_id != "RealPushT-v0":

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fog_envs  # noqa: E402,F401
 from fog_agent.config import SAPOConfig  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_agent.sapo import DMOSAPO  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run = Path(args.run_dir)
-    ckpt = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    ckpt = torch.load(checkpoint_path(run), weights_only=False)
     known = {f.name for f in fields(SAPOConfig)}
     sapo = SAPOConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["sapo"].items() if k in known})
     kwargs = {k: ckpt[k] for k in ("world_model", "start_sigma") if ckpt.get(k) is not None}

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fog_envs  # noqa: E402,F401
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.evaluation import ZeroActionController, episode_gains, evaluate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "zero_shot_breakdown.json"
@@ -79,7 +80,7 @@ def main() -> None:
         if not (run / "eval.json").is_file():
             raise FileNotFoundError(f"{run}/eval.json not found: run the training (or fog-eval) to the end first")
         final = json.loads((run / "eval.json").read_text())
-        agent, ckpt = load_agent(run / "checkpoints" / "latest.pt")
+        agent, ckpt = load_agent(checkpoint_path(run))
         envs = learned_env_for(ckpt)
         env_id, seed, episodes = final["env_id"], final["seed"], final["episodes"]
         action_dim = envs.single_action_space.shape[0]

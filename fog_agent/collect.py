@@ -23,6 +23,7 @@ import numpy as np
 
 from fog_agent.controller import FogController
 from fog_agent.evaluate import learned_env_for, load_agent
+from fog_agent.run_io import checkpoint_path
 from fog_envs.data.collect import CollectConfig, CollectReport, collect
 
 
@@ -40,7 +41,7 @@ class AgentPolicyConfig:
 
     @property
     def checkpoint_path(self) -> Path:
-        return Path(self.checkpoint) if self.checkpoint else Path(self.run_dir) / "checkpoints" / "latest.pt"
+        return Path(self.checkpoint) if self.checkpoint else checkpoint_path(self.run_dir)
 
 
 class AgentPlayPolicy:
