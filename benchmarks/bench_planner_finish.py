@@ -38,8 +38,8 @@ from benchmarks.final_approach import best_step_errors  # noqa: E402
 from benchmarks.goal_approach import load_pusht_state_agent, summary  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
-from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht import MAX_TARGET_DELTA, TABLE_SIZE  # noqa: E402
 from fog_envs.real.pusht_reward import coverage  # noqa: E402

@@ -38,8 +38,8 @@ from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_res
 from benchmarks.bench_planner_finish import parse_variant  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
-from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.learned.state_filter import StateFilterConfig, fuse  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402

@@ -35,8 +35,8 @@ from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_res
 from benchmarks.final_approach import best_step_errors  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
-from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
+from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht_goal_frames import goal_states, probe_to_true as to_pose  # noqa: E402
 from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
