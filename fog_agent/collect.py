@@ -41,7 +41,7 @@ class AgentPolicyConfig:
 
     @property
     def checkpoint_path(self) -> Path:
-        return Path(self.checkpoint) if self.checkpoint else checkpoint_path(self.run_dir)
+        return checkpoint_path(self.checkpoint or self.run_dir)
 
 
 class AgentPlayPolicy:

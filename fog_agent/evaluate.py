@@ -147,7 +147,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.deployment is not None:
         cfg = fill_defaults(cfg, deployment_settings(cfg.deployment))
     run = Path(cfg.run_dir)
-    agent, ckpt = load_agent(Path(cfg.checkpoint) if cfg.checkpoint else checkpoint_path(run))
+    agent, ckpt = load_agent(checkpoint_path(cfg.checkpoint or run))
     companions = load_companions(ckpt, cfg.companions)
     if cfg.world_model is not None:
         ckpt = {**ckpt, "world_model": cfg.world_model}
