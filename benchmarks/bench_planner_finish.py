@@ -66,7 +66,9 @@ def parse_variant(text: str, base: PlannerConfig = BASE) -> tuple[str, PlannerCo
             raise ValueError(f"variant {text!r}: {item!r} is not key=value with a PlannerConfig field "
                              f"({', '.join(fields)})")
         current = getattr(base, key)
-        kind = str if isinstance(current, str) else int if isinstance(current, int) else float
+        declared = str(fields[key].type)  # for fields whose default is None: "int | None", "float | None"
+        kind = (str if isinstance(current, str) else int if isinstance(current, int) else
+                int if current is None and declared.startswith("int") else float)
         try:
             changes[key] = None if value.lower() == "none" else kind(value)
         except ValueError:

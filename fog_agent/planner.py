@@ -56,6 +56,12 @@ class PlannerConfig:
     critics' value (Push-T: 0.9, about 0.8 coverage, with ``init_std=0.5``): the value is ~100× a step's reward
     and its error between nearby states outweighs the last pixels' gain, so near the goal it picks where the
     agent hovers rather than the push that finishes (README item 21); None: always add the value"""
+    finish_samples: int | None = None
+    """Gaussian candidates per iteration where ``finish_reward`` applies (None: ``samples``): near the goal the
+    push that finishes lies far from the policy's own sequence (README item 21) and few real steps are left to
+    find it, so a larger search there costs little time over an episode (README item 27)"""
+    finish_iterations: int | None = None
+    """rounds where ``finish_reward`` applies (None: ``iterations``)"""
     noise_beta: float = 0.0
     """exponent of the candidates' noise spectrum over the horizon, power ∝ 1/f^β (iCEM's colored noise, Pinneri
     et al. 2020): 0 draws white noise as plain CEM does; 1–2 draw smoother, more coherent sequences that carry the
@@ -83,6 +89,15 @@ class PlannerConfig:
             raise ValueError(f"PlannerConfig: need 0 < min_std <= init_std, got {self.min_std}, {self.init_std}")
         if self.value_weight < 0:
             raise ValueError(f"PlannerConfig: value_weight must be >= 0, got {self.value_weight}")
+        for name in ("finish_samples", "finish_iterations"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"PlannerConfig: {name} must be >= 1 or None, got {getattr(self, name)}")
+        if self.finish_samples is not None and self.elites > self.finish_samples:
+            raise ValueError(f"PlannerConfig: elites ({self.elites}) must not exceed finish_samples "
+                             f"({self.finish_samples})")
+        if (self.finish_samples is not None or self.finish_iterations is not None) and self.finish_reward is None:
+            raise ValueError("PlannerConfig: finish_samples and finish_iterations need finish_reward (where the "
+                             "finish phase begins)")
         if not 0 <= self.noise_beta <= 4:
             raise ValueError(f"PlannerConfig: noise_beta must lie in [0, 4], got {self.noise_beta}")
         if not 0 <= self.keep_elites <= self.elites:
@@ -196,6 +211,8 @@ class PolicyCEM:
             return agent.act(x[None], deterministic=cfg.disengaged == "mean").squeeze(0).clamp(-1.0, 1.0)
         finishing = cfg.finish_reward is not None and root_reward >= cfg.finish_reward
         value_weight = 0.0 if finishing else cfg.value_weight
+        samples = cfg.finish_samples if finishing and cfg.finish_samples is not None else cfg.samples
+        iterations = cfg.finish_iterations if finishing and cfg.finish_iterations is not None else cfg.iterations
         fixed = self._policy_sequences(x)
         if self._previous is not None:
             shifted = torch.cat([self._previous[1:], fixed[0, -1:]])  # the last plan, one step on
@@ -207,8 +224,8 @@ class PolicyCEM:
         policy_return = float(score(fixed[:1])[0])
         kept = fixed[:0]
         best, best_return = fixed[0], policy_return
-        for _ in range(cfg.iterations):
-            eps = colored_noise((cfg.samples, *mean.shape), cfg.noise_beta, self.generator, mean.device)
+        for _ in range(iterations):
+            eps = colored_noise((samples, *mean.shape), cfg.noise_beta, self.generator, mean.device)
             candidates = torch.cat([fixed, kept, (mean + std * eps).clamp(-1.0, 1.0)])
             returns = score(candidates)
             top = returns.topk(cfg.elites).indices

@@ -163,6 +163,32 @@ def test_planner_drops_the_critics_value_where_the_reward_reaches_its_finish_thr
         assert not torch.equal(plan(x), plan(x, value_weight=0.0))
 
 
+def test_the_finish_phase_searches_with_its_own_budget_and_only_there():
+    """``finish_samples``/``finish_iterations`` give the plan a planner with that budget and no value picks in a
+    finish state, and change nothing below ``finish_reward``: the same seeded draws, so the actions agree exactly."""
+    env = _toy()
+    agent = DMOSAPO(4, 2, make_preset("debug"), seed=0)
+    far, near = torch.tensor([1.0, -0.8, 0.0, 0.0]), torch.tensor([0.1, 0.0, 0.0, 0.0])
+    plan = lambda x, **kw: PolicyCEM(agent, env.local_step, env.local_reward,  # noqa: E731
+                                     PlannerConfig(**{"samples": 16, "seed": 2, **kw})).plan(x)
+    finish = dict(finish_reward=0.9, finish_samples=48, finish_iterations=5)
+    torch.testing.assert_close(plan(near, **finish), plan(near, samples=48, iterations=5, value_weight=0.0),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(plan(far, **finish), plan(far), rtol=0, atol=0)
+    assert not torch.equal(plan(near, **finish), plan(near, finish_reward=0.9))  # the budget did change the plan
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(finish_reward=0.9, finish_samples=0), "finish_samples must be >= 1"),
+    (dict(finish_reward=0.9, finish_iterations=0), "finish_iterations must be >= 1"),
+    (dict(finish_reward=0.9, finish_samples=4), "must not exceed finish_samples"),
+    (dict(finish_samples=64), "need finish_reward"),
+])
+def test_finish_budget_errors_name_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PlannerConfig(**kwargs)
+
+
 def test_white_noise_is_torchs_own_draws():
     """β = 0 keeps plain CEM's candidates exactly: the same generator state gives ``torch.randn``'s numbers."""
     draw = lambda f: f(torch.Generator().manual_seed(3))  # noqa: E731

@@ -18,6 +18,8 @@ def test_variants_override_the_deployed_planner_with_typed_values():
     assert isinstance(cfg.samples, int) and cfg.horizon == BASE.horizon
     assert parse_variant("default") == ("default", BASE) and BASE.engage_reward == 0.6
     assert parse_variant("actor") == ("actor", None)
+    _, big = parse_variant("big:finish_reward=0.9,finish_samples=256,finish_iterations=6")
+    assert (big.finish_samples, big.finish_iterations) == (256, 6) and isinstance(big.finish_samples, int)
     _, icem = parse_variant("icem:noise_beta=2,keep_elites=4,act=best")
     assert (icem.noise_beta, icem.keep_elites, icem.act) == (2.0, 4, "best") and isinstance(icem.keep_elites, int)
 
