@@ -129,6 +129,8 @@ def measure(run_dir: str, episodes: int, seed: int, plan: PlannerConfig | None =
                           episodes=episodes, seed=seed, video_dir=None)
         out[name] = {"mean_max_coverage": result.mean_max_coverage, "mean_return": result.mean_return,
                      "success_rate": result.success_rate,
+                     # per episode, so that two deployments of the same seeded episodes can be compared in pairs
+                     "successes": result.successes, "max_coverages": result.max_coverages, "returns": result.returns,
                      "probe_error_median": {k: float(np.median(v)) for k, v in observer.errors.items()},
                      "seconds": round(time.perf_counter() - t0, 1)}
     return out
