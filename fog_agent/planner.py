@@ -58,8 +58,9 @@ class PlannerConfig:
     agent hovers rather than the push that finishes (README item 21); None: always add the value"""
     finish_samples: int | None = None
     """Gaussian candidates per iteration where ``finish_reward`` applies (None: ``samples``): near the goal the
-    push that finishes lies far from the policy's own sequence (README item 21) and few real steps are left to
-    find it, so a larger search there costs little time over an episode (README item 27)"""
+    push that finishes lies far from the policy's own sequence (README item 21), so the finish phase may search
+    wider than the rest. On Push-T 256 candidates over 6 rounds there finish 42 of 60 bench episodes against 40,
+    at 3× the time per step (README item 27): not worth it, so the deployments leave it off"""
     finish_iterations: int | None = None
     """rounds where ``finish_reward`` applies (None: ``iterations``)"""
     noise_beta: float = 0.0
