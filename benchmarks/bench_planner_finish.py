@@ -23,8 +23,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -43,6 +44,7 @@ from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht import MAX_TARGET_DELTA, TABLE_SIZE  # noqa: E402
 from fog_envs.real.pusht_reward import coverage  # noqa: E402
+from fog_envs.real.pusht_reward_torch import reward as pusht_reward  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "planner_finish.json"
 BASE = PlannerConfig(engage_reward=0.6)
@@ -74,6 +76,13 @@ def parse_variant(text: str, base: PlannerConfig = BASE) -> tuple[str, PlannerCo
         except ValueError:
             raise ValueError(f"variant {text!r}: {key} takes {kind.__name__} values, got {value!r}") from None
     return name, dataclasses.replace(base, **changes)
+
+
+def finish_coverage_score(sdim: int, cap: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Push-T's reward of local states ``[s_t, s_{t−1}]`` with the coverage term growing up to coverage ``cap``."""
+    reward_fn = partial(pusht_reward, coverage_cap=cap)
+    reward_fn(torch.zeros(1, 6))  # refuses a cap outside [0.95, 1] here, not mid-episode
+    return lambda x: reward_fn(x[..., :sdim])
 
 
 class TrueStateObserver:
@@ -176,6 +185,9 @@ def main() -> None:
     parser.add_argument("--oracle", action="append", default=[],
                         help="NAME[:key=value,...]: a planner variant that plans in the reference system's own "
                              "physics (TrueDynamics) instead of a model (repeatable)")
+    parser.add_argument("--finish-coverage-cap", type=float, default=None, metavar="C",
+                        help="variants with finish_reward score their finish phase with the Push-T reward whose "
+                        "coverage term grows up to coverage C (the task's caps it at 0.95): aim past the threshold")
     parser.add_argument("--companion", action="append", default=[],
                         help="RUN_DIR of another agent whose critics and policy join every planner variant's "
                              "(PolicyCEM's companions; repeatable)")
@@ -191,7 +203,8 @@ def main() -> None:
         parser.error(str(e))
     out: dict[str, Any] = {"episodes": args.episodes, "seed": args.seed, "engage_coverage": args.engage_coverage,
                            "steps_after": args.steps_after, "plan_state_model": args.plan_state_model,
-                           "companions": args.companion, "runs": {}}
+                           "companions": args.companion, "finish_coverage_cap": args.finish_coverage_cap,
+                           "runs": {}}
     companions = [load_agent(checkpoint_path(r))[0] for r in args.companion]
     print(f"{args.episodes} episodes from seed {args.seed}, ended {args.steps_after} steps after coverage "
           f"{args.engage_coverage:g}, true state")
@@ -206,7 +219,10 @@ def main() -> None:
         out["runs"][run_dir] = {}
         for name, cfg, in_physics in variants:
             step = oracle if in_physics else plan_envs.diff.local_step
-            planner = None if cfg is None else PolicyCEM(agent, step, plan_envs.diff.local_reward, cfg, companions)
+            finish_score = (None if cfg is None or cfg.finish_reward is None or args.finish_coverage_cap is None
+                            else finish_coverage_score(local.sdim, args.finish_coverage_cap))
+            planner = None if cfg is None else PolicyCEM(agent, step, plan_envs.diff.local_reward, cfg, companions,
+                                                         finish_score)
             t0 = time.perf_counter()
             rows = play(FogController(agent, observer, planner=planner), env, args.episodes, args.seed,
                         args.engage_coverage, args.steps_after)

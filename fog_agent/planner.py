@@ -161,8 +161,15 @@ class PolicyCEM:
     (``envs.diff.local_step``, ``envs.diff.local_reward``)."""
 
     def __init__(self, agent: Any, step: Step, reward: Callable[[torch.Tensor], torch.Tensor],
-                 cfg: PlannerConfig = PlannerConfig(), companions: Sequence[Any] = ()) -> None:
+                 cfg: PlannerConfig = PlannerConfig(), companions: Sequence[Any] = (),
+                 finish_score: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """``finish_score``: the per-step reward sequences are scored with where ``cfg.finish_reward`` applies
+        (None: ``reward``), e.g. Push-T's reward with its coverage term growing past the success threshold; the
+        finish phase still begins where ``reward`` reaches ``cfg.finish_reward``."""
+        if finish_score is not None and cfg.finish_reward is None:
+            raise ValueError("PolicyCEM: finish_score needs PlannerConfig.finish_reward (where the finish phase begins)")
         self.agent, self.step, self.reward, self.cfg = agent, step, reward, cfg
+        self.finish_score = finish_score
         self.agents = (agent, *companions)
         for i, other in enumerate(companions):
             mismatch = [k for k in ("gamma", "reward_scale") if getattr(other.cfg, k) != getattr(agent.cfg, k)]
@@ -220,7 +227,8 @@ class PolicyCEM:
             fixed = torch.cat([fixed, shifted[None]])
         mean = fixed[0].clone()
         std = torch.full_like(mean, cfg.init_std)
-        score = lambda a: sequence_returns(x, a, self.step, self.reward, self._value,  # noqa: E731
+        step_reward = self.finish_score if finishing and self.finish_score is not None else self.reward
+        score = lambda a: sequence_returns(x, a, self.step, step_reward, self._value,  # noqa: E731
                                            agent.cfg.gamma, agent.cfg.reward_scale, value_weight)
         policy_return = float(score(fixed[:1])[0])
         kept = fixed[:0]

@@ -178,6 +178,24 @@ def test_the_finish_phase_searches_with_its_own_budget_and_only_there():
     assert not torch.equal(plan(near, **finish), plan(near, finish_reward=0.9))  # the budget did change the plan
 
 
+def test_the_finish_phase_scores_with_finish_score_and_only_there():
+    """With ``finish_score`` the finish phase plans as a value-free planner whose reward is that score, and below
+    ``finish_reward`` nothing changes (the same seeded draws, so the actions agree exactly)."""
+    env = _toy()
+    agent = DMOSAPO(4, 2, make_preset("debug"), seed=0)
+    far, near = torch.tensor([1.0, -0.8, 0.0, 0.0]), torch.tensor([0.1, 0.0, 0.0, 0.0])
+    aim = lambda x: -(x[..., :2] - torch.tensor([0.3, -0.2])).square().sum(-1)  # noqa: E731  another target
+    cfg = PlannerConfig(samples=16, seed=2, finish_reward=0.9)
+    finisher = lambda x: PolicyCEM(agent, env.local_step, env.local_reward, cfg, finish_score=aim).plan(x)  # noqa: E731
+    reference = PolicyCEM(agent, env.local_step, aim, PlannerConfig(samples=16, seed=2, value_weight=0.0)).plan(near)
+    torch.testing.assert_close(finisher(near), reference, rtol=0, atol=0)
+    plain = PolicyCEM(agent, env.local_step, env.local_reward, cfg)
+    torch.testing.assert_close(finisher(far), plain.plan(far), rtol=0, atol=0)
+    assert not torch.equal(finisher(near), PolicyCEM(agent, env.local_step, env.local_reward, cfg).plan(near))
+    with pytest.raises(ValueError, match="finish_score needs PlannerConfig.finish_reward"):
+        PolicyCEM(agent, env.local_step, env.local_reward, PlannerConfig(), finish_score=aim)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(finish_reward=0.9, finish_samples=0), "finish_samples must be >= 1"),
     (dict(finish_reward=0.9, finish_iterations=0), "finish_iterations must be >= 1"),

@@ -218,6 +218,26 @@ def test_differentiable_reward_mirrors_the_reward_on_probe_states():
     np.testing.assert_allclose([pusht_reward.combine_terms(t) for t in terms], [pusht_reward.reward(s)[0] for s in states])
 
 
+def test_reward_coverage_cap_lets_the_coverage_term_grow_past_the_threshold():
+    """``coverage_cap`` 1: the coverage term is 0.6·coverage/0.95 up to full coverage (0.6/0.95 at the goal pose),
+    the task's own reward below the threshold; a cap outside [0.95, 1] is refused by name."""
+    import torch
+
+    from fog_envs.real import pusht_reward
+    from fog_envs.real.pusht_reward_torch import reward, soft_coverage
+    from fog_envs.wm.tasks import get_task
+
+    poses = pusht_reward.GOAL_POSE + np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [40.0, 10.0, 0.3]])
+    probe = torch.tensor(get_task("pusht").probe_targets(np.column_stack([np.full((3, 2), 100.0), poses])))
+    cov = soft_coverage(probe)
+    assert cov[0] > cov[1] > pusht_reward.SUCCESS_COVERAGE > cov[2]
+    capped, free = reward(probe), reward(probe, coverage_cap=1.0)
+    torch.testing.assert_close(free - capped, 0.6 * (cov / 0.95 - 1.0).clamp(min=0.0))
+    assert free[0] - capped[0] == pytest.approx(0.6 * (1 / 0.95 - 1), abs=1e-4) and free[2] == capped[2]
+    with pytest.raises(ValueError, match="coverage_cap must lie in"):
+        reward(probe, coverage_cap=0.9)
+
+
 def test_soft_coverage_gradient_matches_the_exact_coverage_slope():
     """Near the goal the soft coverage's gradient with respect to the block's x and angle is the slope of the
     exact polygon coverage (central differences of 0.25 px / 0.5°), so the reward pulls the block home."""

@@ -86,9 +86,14 @@ def soft_coverage(state: torch.Tensor) -> torch.Tensor:
     return _cell_fraction_inside(q, _box_bounds()).mean(-1).reshape(state.shape[:-1])
 
 
-def reward(state: torch.Tensor, weights: dict[str, float] = REWARD_WEIGHTS) -> torch.Tensor:
+def reward(state: torch.Tensor, weights: dict[str, float] = REWARD_WEIGHTS,
+           coverage_cap: float = SUCCESS_COVERAGE) -> torch.Tensor:
     """The Push-T reward (...,) of probe-target states (..., 6), differentiable (soft coverage); ``weights`` of
-    the three terms (``coverage``, ``pose``, ``approach``) default to the task's."""
+    the three terms (``coverage``, ``pose``, ``approach``) default to the task's. ``coverage_cap``: the coverage
+    where the coverage term stops growing, the task's success threshold by default; above it (up to 1) the term
+    keeps rewarding coverage past the threshold, a margin for a planner whose model is a few pixels off."""
+    if not SUCCESS_COVERAGE <= coverage_cap <= 1.0:
+        raise ValueError(f"coverage_cap must lie in [{SUCCESS_COVERAGE}, 1], got {coverage_cap}")
     agent, block = state[..., 0:2] * TABLE, state[..., 2:4] * TABLE
     cs = state[..., 4:6] / state[..., 4:6].norm(dim=-1, keepdim=True).clamp_min(1e-6)
     d_pos = (block - torch.tensor(GOAL_POSE[:2], dtype=state.dtype, device=state.device)).norm(dim=-1)
@@ -96,5 +101,5 @@ def reward(state: torch.Tensor, weights: dict[str, float] = REWARD_WEIGHTS) -> t
     d_angle = torch.remainder(angle - GOAL_POSE[2] + math.pi, 2 * math.pi) - math.pi
     pose = 0.5 * torch.exp(-d_pos / 100.0) + 0.5 * torch.exp(-d_angle.abs() / (math.pi / 4))
     gap = torch.clamp(distance_to_tee(agent, block, cs) - AGENT_RADIUS, min=0.0)
-    coverage_term = torch.clamp(soft_coverage(state) / SUCCESS_COVERAGE, max=1.0)
+    coverage_term = torch.clamp(soft_coverage(state) / SUCCESS_COVERAGE, max=coverage_cap / SUCCESS_COVERAGE)
     return (weights["coverage"] * coverage_term + weights["pose"] * pose + weights["approach"] * torch.exp(-gap / 50.0))
