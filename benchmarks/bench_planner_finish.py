@@ -43,7 +43,7 @@ from fog_agent.planner import PlannerConfig, PolicyCEM  # noqa: E402
 from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.pusht import MAX_TARGET_DELTA, TABLE_SIZE  # noqa: E402
-from fog_envs.real.pusht_reward import coverage  # noqa: E402
+from fog_envs.real.pusht_reward import SUCCESS_COVERAGE, coverage  # noqa: E402
 from fog_envs.real.pusht_reward_torch import reward as pusht_reward  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "planner_finish.json"
@@ -81,7 +81,6 @@ def parse_variant(text: str, base: PlannerConfig = BASE) -> tuple[str, PlannerCo
 def finish_coverage_score(sdim: int, cap: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """Push-T's reward of local states ``[s_t, s_{t−1}]`` with the coverage term growing up to coverage ``cap``."""
     reward_fn = partial(pusht_reward, coverage_cap=cap)
-    reward_fn(torch.zeros(1, 6))  # refuses a cap outside [0.95, 1] here, not mid-episode
     return lambda x: reward_fn(x[..., :sdim])
 
 
@@ -192,6 +191,8 @@ def main() -> None:
                         help="RUN_DIR of another agent whose critics and policy join every planner variant's "
                              "(PolicyCEM's companions; repeatable)")
     args = parse_run_dirs(parser)
+    if args.finish_coverage_cap is not None and not SUCCESS_COVERAGE <= args.finish_coverage_cap <= 1:
+        parser.error(f"--finish-coverage-cap must lie in [{SUCCESS_COVERAGE}, 1], got {args.finish_coverage_cap}")
     if args.steps_after < 1:
         parser.error(f"--steps-after must be >= 1, got {args.steps_after}")
     try:
