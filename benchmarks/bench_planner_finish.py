@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -80,8 +79,7 @@ def parse_variant(text: str, base: PlannerConfig = BASE) -> tuple[str, PlannerCo
 
 def finish_coverage_score(sdim: int, cap: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """Push-T's reward of local states ``[s_t, s_{t−1}]`` with the coverage term growing up to coverage ``cap``."""
-    reward_fn = partial(pusht_reward, coverage_cap=cap)
-    return lambda x: reward_fn(x[..., :sdim])
+    return lambda x: pusht_reward(x[..., :sdim], coverage_cap=cap)
 
 
 class TrueStateObserver:
