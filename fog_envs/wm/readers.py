@@ -1,6 +1,6 @@
 """Readers that refine the state probe's readings of real frames at deployment (Push-T): a chain applied in order,
 loaded by bundle name or path whatever their format (:mod:`fog_envs.wm.local_reader`,
-:mod:`fog_envs.wm.goal_reader`)."""
+:mod:`fog_envs.wm.goal_reader`, :mod:`fog_envs.wm.agent_finder`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from fog_envs.wm import goal_reader, local_reader
+from fog_envs.wm import agent_finder, goal_reader, local_reader
 from fog_envs.wm.bundle import BundleError, resolve_bundle_path
 
 
@@ -22,7 +22,8 @@ class Reader(Protocol):
     def refine(self, frames: torch.Tensor | np.ndarray, readings: torch.Tensor) -> torch.Tensor: ...
 
 
-_FORMATS = {goal_reader.FORMAT_NAME: goal_reader.GoalReader, local_reader.FORMAT_NAME: local_reader.LocalReader}
+_FORMATS = {agent_finder.FORMAT_NAME: agent_finder.AgentFinder, goal_reader.FORMAT_NAME: goal_reader.GoalReader,
+            local_reader.FORMAT_NAME: local_reader.LocalReader}
 
 
 def load_reader(name_or_path: str | os.PathLike) -> Reader:
