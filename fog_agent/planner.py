@@ -47,6 +47,11 @@ class PlannerConfig:
     min_std: float = 0.02
     value_weight: float = 1.0
     """weight of the critics' value at the horizon (0: the H-step reward alone)"""
+    value_disagreement: float = 0.0
+    """κ: the value at the horizon is the critics' mean less κ times their spread (max − min over the clipped double
+    critics, ``|Q₁ − Q₂|``). Far from the data the critics extrapolate, and disagree: on Push-T they rate the pusher
+    pressed against the table's far edge above the approach to the block, and a planner that trusts the mean
+    drives it there and stays (README item 29); κ > 0 discounts such states. 0: the mean alone"""
     engage_reward: float | None = None
     """plan only in states whose local reward is at least this (Push-T: 0.6 is about half the goal covered), and
     act with the policy elsewhere (its mean or a sample, ``disengaged``); None: plan everywhere (on Push-T the better choice: 40.5 % success
@@ -90,6 +95,8 @@ class PlannerConfig:
             raise ValueError(f"PlannerConfig: need 0 < min_std <= init_std, got {self.min_std}, {self.init_std}")
         if self.value_weight < 0:
             raise ValueError(f"PlannerConfig: value_weight must be >= 0, got {self.value_weight}")
+        if self.value_disagreement < 0:
+            raise ValueError(f"PlannerConfig: value_disagreement must be >= 0, got {self.value_disagreement}")
         for name in ("finish_samples", "finish_iterations"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"PlannerConfig: {name} must be >= 1 or None, got {getattr(self, name)}")
@@ -187,8 +194,14 @@ class PolicyCEM:
         self._previous = None
 
     def _value(self, x: torch.Tensor) -> torch.Tensor:
-        """Every agent's mean critic value of ``x``, averaged over the agents (the ensemble's)."""
-        return torch.stack([a.critic(a.obs_norm(x)).mean(0) for a in self.agents]).mean(0)
+        """Every agent's mean critic value of ``x`` less ``value_disagreement`` times its critics' spread,
+        averaged over the agents (the ensemble's)."""
+        kappa = self.cfg.value_disagreement
+        values = []
+        for a in self.agents:
+            q = a.critic(a.obs_norm(x))
+            values.append(q.mean(0) - kappa * (q.amax(0) - q.amin(0)) if kappa else q.mean(0))
+        return torch.stack(values).mean(0)
 
     def _policy_sequences(self, x: torch.Tensor) -> torch.Tensor:
         """(K·(1 + policy_samples), H, A) over the K agents: each agent's deterministic sequence, then its sampled

@@ -100,6 +100,7 @@ def test_controller_acts_with_the_plan_and_refuses_sampled_actions():
 @pytest.mark.parametrize("field, value, match", [
     ("horizon", 0, "horizon, samples"), ("policy_samples", -1, "policy_samples"), ("elites", 100, "must not exceed"),
     ("min_std", 0.5, "min_std <= init_std"), ("value_weight", -1.0, "value_weight"),
+    ("value_disagreement", -0.5, "value_disagreement"),
     ("noise_beta", -1.0, "noise_beta"), ("keep_elites", 9, "keep_elites"), ("act", "median", "act must be"),
     ("disengaged", "mode", "disengaged must be"),
 ])
@@ -287,6 +288,23 @@ def test_companions_average_the_critics_and_add_their_policies_sequences():
     assert seqs.shape == (9, 8, 2)
     for i, a in enumerate(agents):  # row 3·i: agent i's own deterministic first action
         torch.testing.assert_close(seqs[3 * i, 0], a.act(x[:1]).squeeze(0))
+
+
+def test_value_disagreement_takes_kappa_times_the_critics_spread_off_their_mean():
+    """κ = 0 is the plain mean; κ > 0 subtracts κ·|Q₁ − Q₂| per agent (by hand)."""
+    env = _toy()
+    agents = [DMOSAPO(4, 2, make_preset("debug"), seed=s) for s in range(2)]
+    x = torch.tensor([[0.5, 0.2, 0.1, 0.0], [-0.3, 0.4, 0.0, 0.2], [2.0, -1.0, 0.5, 0.5]])
+    with torch.no_grad():
+        q = [a.critic(a.obs_norm(x)) for a in agents]
+        assert q[0].shape[0] == 2  # the clipped double critics
+        plain = PolicyCEM(agents[0], env.local_step, env.local_reward, PlannerConfig(samples=16), companions=agents[1:])
+        wary = PolicyCEM(agents[0], env.local_step, env.local_reward,
+                         PlannerConfig(samples=16, value_disagreement=0.75), companions=agents[1:])
+        torch.testing.assert_close(plain._value(x), (q[0].mean(0) + q[1].mean(0)) / 2)
+        expected = sum(qi.mean(0) - 0.75 * (qi[0] - qi[1]).abs() for qi in q) / 2
+        torch.testing.assert_close(wary._value(x), expected)
+        assert bool((wary._value(x) < plain._value(x)).all())
 
 
 def test_companions_must_share_the_objective_and_the_local_state():
