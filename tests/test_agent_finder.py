@@ -126,3 +126,28 @@ def test_shipped_finder_finds_every_agent_the_shipped_probe_misreads():
     ours, theirs = agent_errors(finder.locate(frames).numpy(), states[:, :2]), agent_errors(probe, states[:, :2])
     assert theirs["share_over_20px"] > 0.05
     assert ours["agent_px_max"] < 12.0
+
+
+def test_reading_bench_writes_each_chain_on_both_kinds_of_frames(tmp_path, capsys):
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.bench_agent_reading import main, parse_chain
+
+    assert parse_chain("probe=") == ("probe", ())
+    assert parse_chain("f=pusht_agent_finder,pusht_local_reader") == ("f", ("pusht_agent_finder", "pusht_local_reader"))
+    with pytest.raises(argparse.ArgumentTypeError, match="NAME=READER"):
+        parse_chain("pusht_local_reader")
+    out = tmp_path / "reading.json"
+    assert main(["--frames", "8", "--seed", "11", "--threads", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["results"]) == {"probe", "deployed", "finder"}
+    for chain in result["results"].values():
+        assert set(chain) == {"resets", "near_goal"}
+    # the finder changes the agent only: the block reads as in the deployed chain
+    for kind in ("resets", "near_goal"):
+        f, d = result["results"]["finder"][kind], result["results"]["deployed"][kind]
+        assert f["block_px_median"] == d["block_px_median"] and f["agent_px_max"] < 12.0
+    assert "finder" in capsys.readouterr().out
