@@ -67,8 +67,9 @@ class EvalConfig:
     with local_model='state' only)"""
     readers: tuple[str, ...] = ()
     """refine the probe's readings of the real frames with these reader bundles in turn (names or paths; the
-    shipped pusht_local_reader reads agent and block again around the probe's reading, pusht_goal_reader the
-    block near its goal: fog-fit-local-reader, fog-fit-goal-reader; Push-T agents with local_model='state')"""
+    shipped pusht_agent_finder locates the agent anywhere on the frame, pusht_local_reader reads agent and block
+    again around the reading so far, pusht_goal_reader the block near its goal: fog-fit-agent-finder,
+    fog-fit-local-reader, fog-fit-goal-reader; Push-T agents with local_model='state')"""
     odometry: str | None = None
     """dead-reckon the pusher from the actions with this odometry bundle (name or path; the shipped
     pusht_odometry, fog-fit-odometry), its start pooled from the readers' readings of every frame
