@@ -14,7 +14,6 @@ Default chains: the probe alone, the shipped deployment's readers, and the agent
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.agent_runs_cli import write_results  # noqa: E402
 from fog_envs.real.pusht_goal_frames import goal_frames, probe_to_true  # noqa: E402
 from fog_envs.wm.agent_finder_cli import reset_frames  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
@@ -82,12 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * e['agent_share_over_20px']:>7.1f}% {e['block_px_median']:>9.2f} {e['block_deg_median']:>8.2f}")
     out = {"frames": args.frames, "seed": args.seed, "chains": {k: list(v) for k, v in chains.items()},
            "results": results, "seconds": round(time.perf_counter() - t0, 1)}
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(path)
-    print(f"wrote {path}")
+    write_results(args.out, out)
     return 0
 
 

@@ -18,13 +18,13 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import gymnasium as gym  # noqa: E402
-
+from benchmarks.agent_runs_cli import write_results  # noqa: E402
 import fog_envs  # noqa: E402,F401
 from fog_envs.real.cube_scene import CAMERA_FOVY_DEG  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
@@ -96,12 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     env.close()
     out = {"frames": args.frames, "seed": args.seed, "field_of_view_deg": CAMERA_FOVY_DEG, "bins": rows,
            "starts": starts, "seconds": round(time.perf_counter() - t0, 1)}
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(path)
-    print(f"wrote {path}")
+    write_results(args.out, out)
     return 0
 
 
