@@ -17,14 +17,17 @@ C = TypeVar("C")
 def deployment_settings(name: str) -> dict[str, Any]:
     """The settings of the deployment called ``name``; the planner's under the key ``"planner"``."""
     deployments: dict[str, dict[str, Any]] = {
-        # planned everywhere in the block-frame state model, the Push-T readers and the pusher dead-reckoned
-        # from its actions; near the goal the H-step reward alone, a wide iCEM search, the best sequence acted
+        # planned everywhere in the block-frame state model, the Push-T readers (the agent found anywhere on
+        # the frame first) and the pusher dead-reckoned from its actions; the critics' value less 1.5× their
+        # disagreement (README item 29); near the goal the H-step reward alone, a wide iCEM search, the best
+        # sequence acted
         "pusht": {
             "plan": True,
             "plan_state_model": "pusht_state_block",
-            "readers": ("pusht_local_reader", "pusht_goal_reader"),
+            "readers": ("pusht_agent_finder", "pusht_local_reader", "pusht_goal_reader"),
             "odometry": "pusht_odometry",
-            "planner": {"finish_reward": 0.9, "init_std": 0.5, "noise_beta": 2.0, "keep_elites": 4, "act": "best"},
+            "planner": {"finish_reward": 0.9, "init_std": 0.5, "noise_beta": 2.0, "keep_elites": 4, "act": "best",
+                        "value_disagreement": 1.5},
         },
     }
     if name not in deployments:

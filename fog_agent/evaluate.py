@@ -5,7 +5,7 @@
 The agent's local model filters the real frames (the RSSM, or the state probe with ``local_model='state'``), the actor acts deterministically (tanh μ; ``--stochastic`` samples its actions as in training;
 ``--plan`` chooses each action with the cross-entropy planner of :mod:`fog_agent.planner` in the local model, or in
 another state model with ``--plan-state-model`` (Push-T: the shipped block-frame ``pusht_state_block``);
-``--readers pusht_local_reader pusht_goal_reader`` reads the Push-T agent and block finer than the probe alone,
+``--readers pusht_agent_finder pusht_local_reader pusht_goal_reader`` reads the Push-T agent and block finer than the probe alone,
 :mod:`fog_envs.wm.readers`; ``--odometry pusht_odometry`` dead-reckons the pusher from its actions,
 :mod:`fog_envs.wm.pusher_odometry`; ``--filter-gains`` fuses the readings with the state model's prediction,
 :mod:`fog_envs.learned.state_filter`); ``--deployment pusht`` sets all of these as the best Push-T deployment

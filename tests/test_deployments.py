@@ -10,8 +10,9 @@ from fog_agent.planner import PlannerConfig
 def test_pusht_deployment_fills_the_defaults_and_the_planners():
     cfg = fill_defaults(EvalConfig(run_dir="runs/x"), deployment_settings("pusht"))
     assert cfg.plan and cfg.plan_state_model == "pusht_state_block" and cfg.odometry == "pusht_odometry"
-    assert cfg.readers == ("pusht_local_reader", "pusht_goal_reader") and cfg.run_dir == "runs/x"
+    assert cfg.readers == ("pusht_agent_finder", "pusht_local_reader", "pusht_goal_reader") and cfg.run_dir == "runs/x"
     assert (cfg.planner.finish_reward, cfg.planner.init_std, cfg.planner.noise_beta) == (0.9, 0.5, 2.0)
+    assert cfg.planner.value_disagreement == 1.5
     assert (cfg.planner.keep_elites, cfg.planner.act) == (4, "best")
     assert cfg.planner.engage_reward is None and cfg.planner.samples == PlannerConfig().samples
 

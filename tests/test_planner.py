@@ -315,3 +315,21 @@ def test_companions_must_share_the_objective_and_the_local_state():
         PolicyCEM(agent, env.local_step, env.local_reward, companions=[other_gamma])
     with pytest.raises(ValueError, match="observation size"):
         PolicyCEM(agent, env.local_step, env.local_reward, companions=[DMOSAPO(6, 2, make_preset("debug"))])
+
+
+def test_critic_map_bench_rates_each_pusher_position_with_the_block_at_rest():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.bench_critic_map import critic_map
+
+    agent = DMOSAPO(12, 2, make_preset("debug"), seed=0)
+    block, grid = np.array([0.4, 0.7, 0.5, -0.8]), np.array([0.1, 0.5, 0.9])
+    mean, spread = critic_map(agent, block, grid)
+    assert mean.shape == spread.shape == (3, 3) and (spread >= 0).all()
+    s = torch.tensor([[0.9, 0.5, *block]], dtype=torch.float32)  # row 1 (y = 0.5), column 2 (x = 0.9)
+    with torch.no_grad():
+        q = agent.critic(agent.obs_norm(torch.cat([s, s], -1))).reshape(2)
+    assert mean[1, 2] == pytest.approx(float(q.mean()), rel=1e-5)
+    assert spread[1, 2] == pytest.approx(float((q[0] - q[1]).abs()), rel=1e-4, abs=1e-5)
