@@ -1,10 +1,10 @@
 """The agent finder: the Push-T agent located anywhere on the frame by template matching, before the local reader.
 
 The state probe (:mod:`fog_envs.wm.probe`) reads the agent to ~4 px where the data put it, beside the block, but
-far from the block (as at many episode starts) it can be off by 20–140 px (of 512): 17 % of ``RealPushT-v0``'s
-reset frames (``benchmarks/bench_agent_finder.py``). The local reader (:mod:`fog_envs.wm.local_reader`) only
-corrects readings within its crop (±40 px), and the pusher odometry pools its start from every reading, so one bad
-reading leaves the deployed agent acting on a phantom pusher. The agent is a small disc of one colour: a 3 × 3
+far from the block (as at many episode starts) it misreads 21 % of ``RealPushT-v0``'s reset frames by more than
+20 px, up to 250 px (of 512), and 17 % stay so after the local reader (:mod:`fog_envs.wm.local_reader`), which only
+corrects readings within its crop (±40 px; ``benchmarks/bench_agent_reading.py``); the pusher odometry pools its
+start from every reading, so bad readings leave the deployed agent acting on a phantom pusher. The agent is a small disc of one colour: a 3 × 3
 template (the mean of real frames' pixels around the true agent) matched by the sum of squared differences at
 every pixel finds its pixel, which the local reader then refines. Fitted in closed form on frames rendered by
 ``RealPushT-v0`` (:mod:`fog_envs.wm.agent_finder_cli`).
