@@ -718,7 +718,8 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     # (4 elites: the deployment keeps 4 of them between steps)
     best = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, deployment="pusht",
                                      planner=replace(tiny, elites=4), tag="best"))
-    assert best["deployment"] == "pusht" and best["readers"] == list(readers) and best["odometry"] == "pusht_odometry"
+    assert best["deployment"] == "pusht" and best["readers"] == ["pusht_agent_finder", *readers]
+    assert best["odometry"] == "pusht_odometry" and best["planner"]["value_disagreement"] == 1.5
     assert best["planner"]["state_model"] == "pusht_state_block" and best["planner"]["samples"] == tiny.samples
     assert best["planner"]["finish_reward"] == 0.9 and (run / "eval_RealPushT-v0_plan_best.json").is_file()
     # benchmarks/bench_pusher_odometry.py: the readers' and the odometry's pusher errors on the same frames
