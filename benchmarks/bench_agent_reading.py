@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.agent_runs_cli import write_results  # noqa: E402
 from fog_envs.real.pusht_goal_frames import goal_frames, probe_to_true  # noqa: E402
-from fog_envs.wm.agent_finder_cli import reset_frames  # noqa: E402
+from fog_envs.wm.agent_finder_cli import agent_errors, reset_frames  # noqa: E402
+from fog_envs.wm.local_reader import pose_errors  # noqa: E402
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.readers import load_reader, refine_all  # noqa: E402
 
@@ -43,12 +44,9 @@ def parse_chain(text: str) -> tuple[str, tuple[str, ...]]:
 
 def errors(read: np.ndarray, true: np.ndarray) -> dict[str, float]:
     """Agent and block errors of true-layout readings (n, 5) against the true states (n, 5)."""
-    agent = np.linalg.norm(read[:, 0:2] - true[:, 0:2], axis=1)
-    block = np.linalg.norm(read[:, 2:4] - true[:, 2:4], axis=1)
-    deg = np.degrees(np.abs((read[:, 4] - true[:, 4] + np.pi) % (2 * np.pi) - np.pi))
-    return {"agent_px_median": float(np.median(agent)), "agent_px_p90": float(np.percentile(agent, 90)),
-            "agent_px_max": float(agent.max()), "agent_share_over_20px": float(np.mean(agent > 20.0)),
-            "block_px_median": float(np.median(block)), "block_deg_median": float(np.median(deg))}
+    block = pose_errors(read, true)
+    return {**agent_errors(read[:, 0:2], true[:, 0:2]), "block_px_median": block["block_px_median"],
+            "block_deg_median": block["block_deg_median"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, kinds in results.items():
         for kind, e in kinds.items():
             print(f"{name:<10} {kind:<10} {e['agent_px_median']:>16.2f} {e['agent_px_p90']:>7.1f} {e['agent_px_max']:>7.1f} "
-                  f"{100 * e['agent_share_over_20px']:>7.1f}% {e['block_px_median']:>9.2f} {e['block_deg_median']:>8.2f}")
+                  f"{100 * e['share_over_20px']:>7.1f}% {e['block_px_median']:>9.2f} {e['block_deg_median']:>8.2f}")
     out = {"frames": args.frames, "seed": args.seed, "chains": {k: list(v) for k, v in chains.items()},
            "results": results, "seconds": round(time.perf_counter() - t0, 1)}
     write_results(args.out, out)
