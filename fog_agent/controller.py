@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,16 +28,23 @@ class Planner(Protocol):
 class FogController:
     """``fog_envs.evaluation.Controller`` for a DMO-SAPO agent: deterministic ``tanh(μ)`` actions, actions
     sampled from the policy as in training (``deterministic=False``; from the agent's own seeded generator), or
-    the action a ``planner`` chooses in the filtered latent state."""
+    the action a ``planner`` chooses in the filtered latent state. With ``search_action``, that action instead
+    while the observer has lost what the task is about (its ``lost`` is true: e.g. the cube not yet seen by the
+    robot's camera, :class:`fog_envs.wm.cube_finder.CubeTrack`)."""
 
     def __init__(self, agent: Any, observer: Observer, deterministic: bool = True,
-                 planner: Planner | None = None) -> None:
+                 planner: Planner | None = None, search_action: Sequence[float] | None = None) -> None:
         if planner is not None and not deterministic:
             raise ValueError("FogController: a planner chooses the actions itself; use deterministic=True with it")
+        if search_action is not None and not hasattr(observer, "lost"):
+            raise ValueError(f"FogController: search_action needs an observer that says when it is lost; "
+                             f"{type(observer).__name__} has no 'lost'")
         self.agent = agent
         self.observer = observer
         self.deterministic = deterministic
         self.planner = planner
+        self.search_action = None if search_action is None else np.clip(
+            np.asarray(search_action, dtype=np.float32), -1.0, 1.0)
         self._latent: torch.Tensor | None = None
         self._last_action: np.ndarray | None = None
 
@@ -53,7 +61,10 @@ class FogController:
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._last_action is not None:
             self._latent = self.observer.update(self._last_action, obs)
-        self._last_action = self.choose(self._latent)
+        if self.search_action is not None and self.observer.lost:  # type: ignore[attr-defined]
+            self._last_action = self.search_action.copy()
+        else:
+            self._last_action = self.choose(self._latent)
         return self._last_action
 
     def choose(self, latent: torch.Tensor) -> np.ndarray:

@@ -8,8 +8,10 @@ another state model with ``--plan-state-model`` (Push-T: the shipped block-frame
 ``--readers pusht_agent_finder pusht_local_reader pusht_goal_reader`` reads the Push-T agent and block finer than the probe alone,
 :mod:`fog_envs.wm.readers`; ``--odometry pusht_odometry`` dead-reckons the pusher from its actions,
 :mod:`fog_envs.wm.pusher_odometry`; ``--filter-gains`` fuses the readings with the state model's prediction,
-:mod:`fog_envs.learned.state_filter`); ``--deployment pusht`` sets all of these as the best Push-T deployment
-here does, :mod:`fog_agent.deployments`).
+:mod:`fog_envs.learned.state_filter`; ``--cube-finder`` finds the cube in the robot's ego frame and remembers it out of
+view, ``--search-action 0 0 1`` turns the robot until it first sees it, :mod:`fog_envs.wm.cube_finder`);
+``--deployment pusht`` (or ``cube``) sets these as the best deployment of the task here does,
+:mod:`fog_agent.deployments`).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
 """
 
@@ -32,6 +34,7 @@ from fog_agent.sapo import DMOSAPO
 from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
 from fog_envs.learned.state_filter import StateFilterConfig
+from fog_envs.wm.cube_finder import CubeTrack
 from fog_envs.wm.pusher_odometry import PusherOdometry
 from fog_envs.wm.readers import load_reader
 
@@ -80,7 +83,14 @@ class EvalConfig:
     policy's sequences are candidates); the first agent still acts wherever the planner does not"""
     deployment: str | None = None
     """a named deployment (fog_agent.deployments; 'pusht': the best zero-shot Push-T deployment here, README
-    item 24): its settings fill every field, planner's included, still at its default"""
+    item 29; 'cube': the cube finder and a search turn, item 31): its settings fill every field, planner's
+    included, still at its default"""
+    cube_finder: bool = False
+    """find the cube in each real frame by its colour and the camera's geometry, and keep it where it was last
+    seen while out of view (fog_envs.wm.cube_finder; cube agents with local_model='state')"""
+    search_action: tuple[float, ...] = ()
+    """with --cube-finder: the action taken until the cube is first seen (e.g. 0 0 1: turn on the spot); empty:
+    the agent acts on the probe's guess meanwhile"""
     filter_gains: tuple[float, ...] = ()
     """fuse each reading with the state model's one-step prediction, ŝ = p + K·(r − p), with these gains K in
     (0, 1] (one, or one per state column; fog_envs.learned.state_filter, chosen with
@@ -93,6 +103,8 @@ class EvalConfig:
             raise ValueError("EvalConfig: --plan-state-model needs --plan")
         if self.companions and not self.plan:
             raise ValueError("EvalConfig: --companions needs --plan (they join the planner)")
+        if self.search_action and not self.cube_finder:
+            raise ValueError("EvalConfig: --search-action needs --cube-finder (it acts until the cube is first seen)")
         if self.deployment is not None:
             deployment_settings(self.deployment)  # an unknown name fails here, before any work
 
@@ -163,13 +175,19 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         observe["odometry"] = PusherOdometry.load(cfg.odometry)[0]
     if cfg.filter_gains:
         observe["state_filter"] = StateFilterConfig(tuple(cfg.filter_gains))
+    if cfg.cube_finder:
+        observe["cube_track"] = CubeTrack()
+    if cfg.search_action and len(cfg.search_action) != envs.single_action_space.shape[0]:
+        raise ValueError(f"--search-action has {len(cfg.search_action)} values; {ckpt['env_id']}'s actions have "
+                         f"{envs.single_action_space.shape[0]}")
     result = evaluate(lambda: FogController(agent, envs.make_observer(**observe), deterministic=not cfg.stochastic,
-                                            planner=planner), env_id,
+                                            planner=planner, search_action=cfg.search_action or None), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
                       video_episodes=cfg.video_episodes)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
            "deployment": cfg.deployment, "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"),
            "readers": list(cfg.readers), "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains),
+           "cube_finder": cfg.cube_finder, "search_action": list(cfg.search_action),
            **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model,

@@ -17,6 +17,12 @@ def test_pusht_deployment_fills_the_defaults_and_the_planners():
     assert cfg.planner.engage_reward is None and cfg.planner.samples == PlannerConfig().samples
 
 
+def test_cube_deployment_finds_the_cube_and_searches_for_it_without_planning():
+    cfg = fill_defaults(EvalConfig(run_dir="runs/c"), deployment_settings("cube"))
+    assert cfg.cube_finder and cfg.search_action == (0.0, 0.0, 1.0)
+    assert not cfg.plan and cfg.readers == () and cfg.odometry is None and cfg.run_dir == "runs/c"
+
+
 def test_values_given_explicitly_win_over_the_deployment():
     given = EvalConfig(readers=("pusht_local_reader",), planner=PlannerConfig(init_std=0.3, samples=16), tag="t")
     cfg = fill_defaults(given, deployment_settings("pusht"))
@@ -25,7 +31,7 @@ def test_values_given_explicitly_win_over_the_deployment():
 
 
 def test_bad_deployments_are_named():
-    with pytest.raises(ValueError, match=r"unknown deployment 'pushT'; choose one of \['pusht'\]"):
+    with pytest.raises(ValueError, match=r"unknown deployment 'pushT'; choose one of \['cube', 'pusht'\]"):
         EvalConfig(deployment="pushT")
     with pytest.raises(ValueError, match=r"EvalConfig has no field\(s\) \['horizon'\]"):
         fill_defaults(EvalConfig(), {"horizon": 8})

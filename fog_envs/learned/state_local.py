@@ -25,6 +25,7 @@ from fog_envs.wm.readers import refine_all
 from fog_envs.wm.state_model import StateModel
 
 if TYPE_CHECKING:
+    from fog_envs.wm.cube_finder import CubeTrack
     from fog_envs.wm.pusher_odometry import PusherOdometry, PusherTrack
     from fog_envs.wm.readers import Reader
 
@@ -108,13 +109,16 @@ class StateLocalModel:
 class StateObserver:
     """Deployment filter for ``local_model="state"``: the probe on real frames, ``[ŝ_t, ŝ_{t−1}]``, its readings
     refined by ``readers`` in turn (Push-T: :mod:`fog_envs.wm.readers`), the pusher's position dead-reckoned from
-    the actions with ``odometry`` (its start re-estimated from every reading: :mod:`fog_envs.wm.pusher_odometry`)
-    and, with ``state_filter``, fused with the state model's prediction of the step
-    (:mod:`fog_envs.learned.state_filter`)."""
+    the actions with ``odometry`` (its start re-estimated from every reading: :mod:`fog_envs.wm.pusher_odometry`),
+    with ``state_filter`` fused with the state model's prediction of the step
+    (:mod:`fog_envs.learned.state_filter`), and the cube (the cube task) found in the frame and remembered while out
+    of view by ``cube_track`` (:mod:`fog_envs.wm.cube_finder`; placed with the robot's pose after the filter)."""
 
     def __init__(self, local: StateLocalModel, readers: "Sequence[Reader]" = (),
-                 state_filter: StateFilterConfig | None = None, odometry: "PusherOdometry | None" = None) -> None:
+                 state_filter: StateFilterConfig | None = None, odometry: "PusherOdometry | None" = None,
+                 cube_track: "CubeTrack | None" = None) -> None:
         self.local = local
+        self.cube_track = cube_track
         self.readers = tuple(readers)
         self.gains = None if state_filter is None else state_filter.vector(local.sdim)
         self.odometry = odometry
@@ -130,10 +134,18 @@ class StateObserver:
         frames = np.asarray(obs)[None]
         return refine_all(self.readers, frames, self.local.read_frames(frames))
 
+    @property
+    def lost(self) -> bool:
+        """A ``cube_track`` has not seen the cube yet this episode (False without one)."""
+        return self.cube_track is not None and self.cube_track.lost
+
     def reset(self, obs: np.ndarray) -> torch.Tensor:
         reading = self.read(obs)
         if self.odometry is not None:
             self.track = self.odometry.track(reading[:, self.pusher])
+        if self.cube_track is not None:
+            self.cube_track.reset()
+            reading = self.cube_track.update(obs, reading)
         self.x = self.local.start(reading)
         return self.x[0]
 
@@ -144,7 +156,11 @@ class StateObserver:
         if self.track is not None:
             act = torch.as_tensor(np.asarray(action, dtype=np.float64)).reshape(1, -1)
             reading[:, self.pusher] = self.track.update(act, reading[:, self.pusher]).to(reading)
+        uses_model = self.gains is not None or self.cube_track is not None
+        predicted = self.local.predict(self.x, action) if uses_model else None
         if self.gains is not None:
-            reading = fuse(self.local.predict(self.x, action), reading, self.gains)
+            reading = fuse(predicted, reading, self.gains)
+        if self.cube_track is not None:
+            reading = self.cube_track.update(obs, reading, predicted)
         self.x = self.local.advance(self.x, reading)
         return self.x[0]
