@@ -4,6 +4,8 @@ search action, and the errors that name the problem."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -257,3 +259,21 @@ def test_fog_eval_deploys_a_cube_agent_with_the_cube_deployment(tmp_path):
     with pytest.raises(ValueError, match="--search-action has 2 values"):
         run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, cube_finder=True,
                                   search_action=(0.0, 1.0)))
+    # benchmarks/bench_cube_true_state.py: the same agent on the true state, paired with the deployment's episode
+    from benchmarks.bench_cube_true_state import main as true_state
+
+    out = tmp_path / "truth.json"
+    assert true_state(["--run-dir", str(run), "--episodes", "1", "--out", str(out),
+                       "--compare", str(run / "eval_RealPushCube-v0.json")]) == 0
+    saved = json.loads(out.read_text())
+    assert len(saved["true_state_successes"]) == 1 and set(saved["compare"]) == {str(run / "eval_RealPushCube-v0.json")}
+
+
+def test_the_finder_bench_reads_cubes_closer_than_the_probe(tmp_path):
+    from benchmarks.bench_cube_finder import main
+
+    out = tmp_path / "finder.json"
+    assert main(["--frames", "40", "--seed", "610000", "--threads", "1", "--out", str(out)]) == 0
+    rows = {r["cubes"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["all"]["frames"] >= 10
+    assert rows["all"]["silhouette_mm_median"] < rows["all"]["centroid_mm_median"] < rows["all"]["probe_mm_median"]
