@@ -5,7 +5,8 @@
 
 Runs the agent's deterministic actor on ``RealPushCube-v0``'s seeded episodes with its local state built from the
 simulator's true state (the task's probe targets, no frame read) instead of a reading of the ego frame: what the
-agent does where perception is perfect. With ``--compare`` (an evaluation JSON of the same run, episodes and seed,
+agent does where perception is perfect, and where it fails then (the robot held near a wall, the cube's start far
+from the goal). With ``--compare`` (an evaluation JSON of the same run, episodes and seed,
 e.g. ``fog-eval --deployment cube``'s), the episodes each one finishes that the other does not. Prints a line and
 writes JSON (default ``benchmarks/results/cube_true_state_<run name>.json``).
 """
@@ -28,6 +29,7 @@ from benchmarks.agent_runs_cli import write_results  # noqa: E402
 from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.run_io import checkpoint_path  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
+from fog_envs.real.cube_scene import ARENA_HALF_SIZE  # noqa: E402
 from fog_envs.wm.tasks import get_task  # noqa: E402
 
 
@@ -35,10 +37,14 @@ class TrueStateController:
     """``fog_envs.evaluation.Controller``: the agent's deterministic actor on ``[s_t, s_{t−1}]`` built from the true
     state each step's ``info["state"]`` carries (the cube task's probe targets of it), no frame read."""
 
-    def __init__(self, agent: Any, local: Any) -> None:
-        self.agent, self.local = agent, local
+    def __init__(self, agent: Any, local: Any, wall_margin: float = 0.3) -> None:
+        self.agent, self.local, self.wall_margin = agent, local, wall_margin
         self.x: torch.Tensor | None = None
         self._fresh = True
+        self.start_goal_distance: list[float] = []
+        """per episode: the cube's distance from the goal at the start (m)"""
+        self.steps_near_wall: list[int] = []
+        """per episode: the steps at which the robot's centre is within ``wall_margin`` of a wall"""
 
     @staticmethod
     def _reading(info: dict[str, Any]) -> torch.Tensor:
@@ -46,25 +52,30 @@ class TrueStateController:
 
     def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
         self.x, self._fresh = self.local.start(self._reading(info)), True
+        self.start_goal_distance.append(float(info["cube_goal_distance"]))
+        self.steps_near_wall.append(0)
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if not self._fresh:
             self.x = self.local.advance(self.x, self._reading(info))
         self._fresh = False
+        self.steps_near_wall[-1] += int(np.abs(info["state"][:2]).max() > ARENA_HALF_SIZE - self.wall_margin)
         action = self.agent.act(self.x, deterministic=True).squeeze(0).cpu().numpy()
         return np.clip(action.astype(np.float32), -1.0, 1.0)
 
 
-def true_state_successes(run_dir: str, episodes: int, seed: int) -> list[bool]:
-    """Per-episode success of ``run_dir``'s actor on the true state (episode i: seed + i)."""
+def true_state_episodes(run_dir: str, episodes: int, seed: int) -> dict[str, list]:
+    """Per episode (i: seed + i) of ``run_dir``'s actor on the true state: ``successes``, the cube's
+    ``start_goal_distance`` (m) and the ``steps_near_wall`` (the robot within 0.3 m of a wall)."""
     agent, ckpt = load_agent(checkpoint_path(run_dir))
     if ckpt.get("local_model") != "state" or ckpt["env_id"] != "WMPushCube-v0":
         raise ValueError(f"{run_dir}: a cube agent with local_model='state' is needed, got {ckpt['env_id']} with "
                          f"local_model={ckpt.get('local_model')!r}")
-    local = learned_env_for(ckpt).backend.state_local
-    result = evaluate(lambda: TrueStateController(agent, local), "RealPushCube-v0", episodes=episodes, seed=seed,
-                      video_dir=None, video_episodes=0)
-    return [bool(s) for s in result.successes]
+    controller = TrueStateController(agent, learned_env_for(ckpt).backend.state_local)
+    result = evaluate(lambda: controller, "RealPushCube-v0", episodes=episodes, seed=seed, video_dir=None,
+                      video_episodes=0)
+    return {"successes": [bool(s) for s in result.successes],
+            "start_goal_distance": controller.start_goal_distance, "steps_near_wall": controller.steps_near_wall}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,11 +91,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    truth = true_state_successes(args.run_dir, args.episodes, args.seed)
+    eps = true_state_episodes(args.run_dir, args.episodes, args.seed)
+    truth = eps["successes"]
+    ok = np.asarray(truth)
+    walled = np.asarray(eps["steps_near_wall"]) > 100  # over half of the 200 steps near a wall
+    start = np.asarray(eps["start_goal_distance"])
     out: dict[str, Any] = {"run_dir": args.run_dir, "episodes": args.episodes, "seed": args.seed,
                            "true_state_success_rate": float(np.mean(truth)), "true_state_successes": truth,
+                           "start_goal_distance": eps["start_goal_distance"], "steps_near_wall": eps["steps_near_wall"],
+                           "failures_mostly_near_a_wall": int((walled & ~ok).sum()),
+                           "successes_mostly_near_a_wall": int((walled & ok).sum()),
+                           "start_goal_distance_median": {
+                               "failures": float(np.median(start[~ok])) if (~ok).any() else None,
+                               "successes": float(np.median(start[ok])) if ok.any() else None},
                            "compare": {}}
-    print(f"{args.run_dir}: the actor on the true state finishes {sum(truth)} / {args.episodes}")
+    print(f"{args.run_dir}: the actor on the true state finishes {sum(truth)} / {args.episodes}; "
+          f"{out['failures_mostly_near_a_wall']} of its {int((~ok).sum())} failures and "
+          f"{out['successes_mostly_near_a_wall']} of its successes keep the robot within 0.3 m of a wall for over "
+          f"half the episode; the cube starts {np.median(start[~ok]) if (~ok).any() else float('nan'):.2f} m "
+          f"(median) from the goal in its failures, {np.median(start[ok]) if ok.any() else float('nan'):.2f} m in "
+          f"its successes")
     for path in args.compare:
         other = json.loads(Path(path).read_text())
         if (other.get("env_id"), other.get("episodes"), other.get("seed")) != ("RealPushCube-v0", args.episodes,
