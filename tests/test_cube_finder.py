@@ -81,7 +81,7 @@ def test_a_cube_on_the_optical_axis_is_found_where_the_axis_meets_its_half_heigh
     frames = _blank()
     frames[0, 31:33, 31:33] = ORANGE  # centroid at the image centre (32, 32)
     pos, seen = find_cube(frames, CENTROID)
-    ahead = (CFG.camera_height - CFG.plane_height) / np.tan(np.radians(CFG.pitch_deg))
+    ahead = (CFG.camera_height - CFG.cube_half_size) / np.tan(np.radians(CFG.pitch_deg))
     assert seen.tolist() == [True]
     np.testing.assert_allclose(pos[0, :2], [CFG.camera_forward + ahead, 0.0], atol=1e-9)
 
@@ -143,7 +143,7 @@ def test_the_track_places_the_seen_cube_remembers_it_out_of_view_and_forgets_it_
     assert track.lost and torch.equal(track.update(_blank()[0], reading), reading)  # lost: the reading as it is
     seen = _blank()[0]
     seen[31:33, 31:33] = ORANGE
-    ahead = CFG.camera_forward + (CFG.camera_height - CFG.plane_height) / np.tan(np.radians(CFG.pitch_deg))
+    ahead = CFG.camera_forward + (CFG.camera_height - CFG.cube_half_size) / np.tan(np.radians(CFG.pitch_deg))
     out = track.update(seen, reading)
     assert not track.lost
     torch.testing.assert_close(out[0, 4:6], torch.tensor([0.5 + ahead, -0.5], dtype=torch.float32))
@@ -169,8 +169,8 @@ def test_the_track_places_the_seen_cube_remembers_it_out_of_view_and_forgets_it_
 def test_bad_frames_and_configs_name_the_problem():
     with pytest.raises(ValueError, match=r"frames must be \(N, 64, 64, 3\)"):
         find_cube(np.zeros((64, 64, 3), np.uint8))
-    with pytest.raises(ValueError, match="plane_height"):
-        CubeFinderConfig(plane_height=1.0)
+    with pytest.raises(ValueError, match="cube_half_size"):
+        CubeFinderConfig(cube_half_size=1.0)
     with pytest.raises(ValueError, match="green_ratio"):
         CubeFinderConfig(green_ratio=(0.9, 0.4))
     with pytest.raises(ValueError, match="fovy_deg"):

@@ -1,5 +1,5 @@
 """The cube finder: where the ``RealPushCube-v0`` cube is, from where it appears in the robot's ego frame, and where
-it was last seen while it is out of view.
+it is while out of view.
 
 The state probe (:mod:`fog_envs.wm.probe`) reads the cube 177–182 mm off (median) when the camera sees it and
 guesses it (~1.3 m off) when it does not, which is at 41 of the 50 standard starts (README item 30). The cube is the
@@ -7,8 +7,10 @@ only orange-yellow thing in the scene, and the camera's pose on the robot is kno
 
 * :func:`cube_mask` marks its pixels by a colour rule (red high, blue low, green in between; checked against
   MuJoCo's segmentation rendering in the tests and ``benchmarks/bench_cube_finder.py``);
-* :func:`find_cube` casts the ray through the mask's centroid and meets the plane at the cube's half height: the
-  cube's position in the robot's body frame (x forward, y left, metres), which no reading of the robot's pose enters;
+* :func:`find_cube` casts the ray through the mask's centroid to the cube's half height, and from there
+  :func:`fit_silhouette` finds the pose whose projected silhouette (:func:`cube_silhouettes`) overlaps the mask best:
+  the cube's pose in the robot's body frame (x forward, y left, metres), which no reading of the robot's pose enters
+  (3 mm median error, 30 mm p90, against the probe's 123 / 371 mm; ``benchmarks/bench_cube_finder.py``);
 * :func:`body_to_world` places it in the world with the robot's pose as read;
 * :class:`CubeTrack` carries the cube on while the camera does not see it: where it was last seen (the cube moves
   only when pushed) or, given the state model's one-step prediction, where the model says the robot pushed it,
@@ -44,8 +46,8 @@ class CubeFinderConfig:
     camera_forward: float = ROBOT_HALF_EXTENTS[0] + 0.005
     """the camera's distance ahead of the robot's centre (m)"""
     camera_height: float = CAMERA_HEIGHT
-    plane_height: float = CUBE_HALF_SIZE
-    """the height (m) at which the centroid's ray meets the cube: its centre's"""
+    cube_half_size: float = CUBE_HALF_SIZE
+    """half the cube's side (m): its centre's height, where the centroid's ray meets it, and its silhouette's size"""
     min_red: int = 90
     """a cube pixel has red above this (0–255) ..."""
     max_blue_ratio: float = 0.35
@@ -59,17 +61,17 @@ class CubeFinderConfig:
     of it (it touches the cube within 0.39 m: half the robot's diagonal and half the cube's); farther away it rests
     where it was (the model's resting cube drifts a few mm per step)"""
     silhouette: bool = True
-    """refine the centroid's position by fitting the cube's silhouette to its pixels (5 mm median error against
-    the centroid's 54 mm, 114 mm at contact; ~60 ms per frame that shows the cube); False: the centroid's alone"""
+    """refine the centroid's position by fitting the cube's silhouette to its pixels (3 mm median error against the
+    centroid's 47 mm, 112 mm at contact; ~50 ms per frame that shows the cube); False: the centroid's alone"""
 
     def __post_init__(self) -> None:
         if self.image_size < 1:
             raise ValueError(f"CubeFinderConfig: image_size must be >= 1, got {self.image_size}")
         if not 0.0 < self.fovy_deg < 180.0:
             raise ValueError(f"CubeFinderConfig: fovy_deg must be in (0, 180), got {self.fovy_deg}")
-        if not 0.0 <= self.plane_height < self.camera_height:
-            raise ValueError(f"CubeFinderConfig: plane_height must be in [0, camera_height={self.camera_height}), "
-                             f"got {self.plane_height}")
+        if not 0.0 < self.cube_half_size < self.camera_height:
+            raise ValueError(f"CubeFinderConfig: cube_half_size must be in (0, camera_height={self.camera_height}), "
+                             f"got {self.cube_half_size}")
         lo, hi = self.green_ratio
         if not 0.0 <= lo < hi:
             raise ValueError(f"CubeFinderConfig: green_ratio must be (low, high) with 0 <= low < high, got "
@@ -78,6 +80,10 @@ class CubeFinderConfig:
             raise ValueError(f"CubeFinderConfig: min_pixels must be >= 1, got {self.min_pixels}")
         if not self.push_radius >= 0:
             raise ValueError(f"CubeFinderConfig: push_radius must be >= 0, got {self.push_radius}")
+
+    def focal_px(self) -> float:
+        """The camera's focal length in pixels (square pixels; the vertical field of view spans the image)."""
+        return (self.image_size / 2.0) / float(np.tan(np.radians(self.fovy_deg) / 2.0))
 
     def camera_axes(self) -> np.ndarray:
         """(3, 3) columns: the camera's right, up and backward axes in the robot's body frame (MuJoCo's camera looks
@@ -106,8 +112,7 @@ def cube_mask(frames: torch.Tensor | np.ndarray, config: CubeFinderConfig = Cube
 def pixel_rays(u: np.ndarray, v: np.ndarray, config: CubeFinderConfig = CubeFinderConfig()) -> np.ndarray:
     """(..., 3) directions in the robot's body frame of the rays through image points (column ``u``, row ``v``
     from the top-left corner, in pixels; a pixel's centre is at +0.5)."""
-    half = config.image_size / 2.0
-    focal = half / np.tan(np.radians(config.fovy_deg) / 2.0)
+    half, focal = config.image_size / 2.0, config.focal_px()
     cam = np.stack([(np.asarray(u, np.float64) - half) / focal, -(np.asarray(v, np.float64) - half) / focal,
                     -np.ones(np.shape(u))], axis=-1)
     return cam @ config.camera_axes().T
@@ -123,15 +128,14 @@ def project_cubes(poses: np.ndarray, config: CubeFinderConfig = CubeFinderConfig
     """``(pixels (K, 8, 2), depth (K, 8))``: the image points (column, row) of the corners of cubes resting on the
     floor at body-frame poses (K, 3) = (x, y, yaw), and their depths along the camera's axis (> 0: in front)."""
     poses = np.asarray(poses, dtype=np.float64)
-    h = config.plane_height
+    h = config.cube_half_size
     c, s = np.cos(poses[:, 2:3]), np.sin(poses[:, 2:3])
     lx, ly = _CORNERS[:, 0] * h, _CORNERS[:, 1] * h
     points = np.stack([poses[:, 0:1] + c * lx - s * ly, poses[:, 1:2] + s * lx + c * ly,
                        np.broadcast_to(_CORNERS[:, 2] * h + h, (len(poses), 8))], axis=-1)
     cam = (points - np.array([config.camera_forward, 0.0, config.camera_height])) @ config.camera_axes()
     depth = -cam[..., 2]
-    half = config.image_size / 2.0
-    focal = half / np.tan(np.radians(config.fovy_deg) / 2.0)
+    half, focal = config.image_size / 2.0, config.focal_px()
     safe = np.where(depth > 1e-9, depth, 1e-9)
     return np.stack([half + focal * cam[..., 0] / safe, half - focal * cam[..., 1] / safe], axis=-1), depth
 
@@ -193,7 +197,7 @@ def find_cube(frames: torch.Tensor | np.ndarray,
         if ray[2] >= -1e-9:
             seen[i] = False
             continue
-        t = (config.plane_height - config.camera_height) / ray[2]
+        t = (config.cube_half_size - config.camera_height) / ray[2]
         start = np.array([config.camera_forward + t * ray[0], t * ray[1]])
         out[i] = fit_silhouette(m, start, config) if config.silhouette else (*start, np.nan)
     return out, seen
@@ -211,7 +215,8 @@ def body_to_world(robot: np.ndarray, body: np.ndarray) -> np.ndarray:
 
 class CubeTrack:
     """One episode's cube (one robot): the frame's cube where the camera sees it, placed with the robot's pose as
-    read; else where it was last seen; else the reading unchanged (``lost``: not seen yet this episode).
+    read; out of view, where it was last placed, moved by the state model's prediction while the robot is beside
+    it; before it is first seen, the reading unchanged (``lost``).
 
     Works on the cube task's probe layout ``[robot x, y, cos yaw, sin yaw, cube x, y, cos 4ψ, sin 4ψ]``."""
 
