@@ -86,8 +86,9 @@ class EvalConfig:
     item 29; 'cube': the cube finder and a search turn, item 31): its settings fill every field, planner's
     included, still at its default"""
     cube_finder: bool = False
-    """find the cube in each real frame by its colour and the camera's geometry, and keep it where it was last
-    seen while out of view (fog_envs.wm.cube_finder; cube agents with local_model='state')"""
+    """find the cube in each real frame by its colour and silhouette and the camera's geometry; out of view, hold it
+    where it was placed, moved by the state model's prediction while the robot is beside it
+    (fog_envs.wm.cube_finder; cube agents with local_model='state')"""
     search_action: tuple[float, ...] = ()
     """with --cube-finder: the action taken until the cube is first seen (e.g. 0 0 1: turn on the spot); empty:
     the agent acts on the probe's guess meanwhile"""

@@ -236,6 +236,18 @@ def test_the_state_observer_hands_its_readings_to_the_cube_track(stand_in_local)
     assert not StateObserver(local).lost  # no track: never lost
 
 
+def test_a_cube_track_is_refused_by_a_push_t_env():
+    import gymnasium as gym
+
+    import fog_envs  # noqa: F401
+
+    envs = gym.make_vec("WMPushT-v0", num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
+                        local_model="state", forward_model="state")
+    with pytest.raises(ValueError, match="cube_track needs the cube task with local_model='state'; this env is 'pusht'"):
+        envs.unwrapped.make_observer(cube_track=CubeTrack())
+    envs.close()
+
+
 def test_eval_config_refuses_a_search_without_the_finder():
     from fog_agent.evaluate import EvalConfig
 
