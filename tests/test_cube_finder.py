@@ -243,7 +243,7 @@ def test_a_cube_track_is_refused_by_a_push_t_env():
 
     envs = gym.make_vec("WMPushT-v0", num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
                         local_model="state", forward_model="state")
-    with pytest.raises(ValueError, match="cube_track needs the cube task with local_model='state'; this env is 'pusht'"):
+    with pytest.raises(ValueError, match="cube_track needs the cube task with local_model='state'; this env is 'push"):
         envs.unwrapped.make_observer(cube_track=CubeTrack())
     envs.close()
 
