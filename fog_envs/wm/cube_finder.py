@@ -184,8 +184,9 @@ def find_cube(frames: torch.Tensor | np.ndarray,
               config: CubeFinderConfig = CubeFinderConfig()) -> tuple[np.ndarray, np.ndarray]:
     """``(poses (N, 3), seen (N,))``: the cube's pose in the robot's body frame (x forward, y left, metres; yaw
     modulo 90°) where the frame shows it: the ray through its pixels' centroid meets the cube's half height, and
-    from there the silhouette that best overlaps its pixels (:func:`fit_silhouette`; with ``config.silhouette``);
-    NaN where the frame does not show it (or where that ray does not point below the camera)."""
+    from there the silhouette that best overlaps its pixels (:func:`fit_silhouette`; with ``config.silhouette``,
+    else the ray's point and a NaN yaw); NaN where the frame does not show it (or where that ray does not point
+    below the camera)."""
     masks = cube_mask(frames, config)
     out = np.full((len(masks), 3), np.nan)
     counts = masks.sum(axis=(1, 2))
