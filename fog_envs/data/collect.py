@@ -72,6 +72,9 @@ class CollectConfig:
     nudge_prob: float = 0.0
     """RealPushT-v0 only: per planned push, the chance it is a nudge, a short slow push from contact
     (``fog_envs.play.pusht.PushTPlayConfig.p_nudge``): play data for the last pixels of a push"""
+    wall_prob: float = 0.0
+    """RealPushCube-v0 only: per segment, the chance it is wall play, the cube pushed into a wall and held
+    there or the robot driven into one (``fog_envs.play.cube.PushCubePlayConfig.p_wall``)"""
 
     def __post_init__(self) -> None:
         if self.num_episodes < 1:
@@ -88,6 +91,8 @@ class CollectConfig:
             raise ValueError(f"random_action_prob must be in [0, 1], got {self.random_action_prob}")
         if not 0.0 <= self.nudge_prob <= 1.0:
             raise ValueError(f"nudge_prob must be in [0, 1], got {self.nudge_prob}")
+        if not 0.0 <= self.wall_prob <= 1.0:
+            raise ValueError(f"wall_prob must be in [0, 1], got {self.wall_prob}")
 
     @property
     def parts_dir(self) -> Path:
@@ -300,7 +305,7 @@ def collect(config: CollectConfig, progress: bool = False, policy_factory: Polic
         from fog_envs.play import make_play_policy
 
         policy_factory = functools.partial(make_play_policy, random_action_prob=config.random_action_prob,
-                                           nudge_prob=config.nudge_prob)
+                                           nudge_prob=config.nudge_prob, wall_prob=config.wall_prob)
     t0 = time.perf_counter()
     ident = _identity(config, policy_factory)
     if _check_existing(config, ident):

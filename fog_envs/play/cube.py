@@ -6,6 +6,10 @@ walk to a staging point behind the cube (around the cube if it is in the way), t
 direction, then drive through the cube while steering to keep it centred in front. The other segments
 are wanders (a random body-frame velocity held for a few steps), look-arounds (turning in place) and
 short bursts of uniformly random actions. Gaussian noise is added to every action.
+
+With ``p_wall > 0`` some segments are wall play, which the default play avoids: half push the cube into its
+nearest wall and keep pushing it there (pinned) for a few steps, half drive the robot alone into its nearest
+wall at a random heading. A model trained without them has never seen a pinned cube or a robot held by a wall.
 """
 
 from __future__ import annotations
@@ -50,6 +54,14 @@ class PushCubePlayConfig:
     direction_jitter: float = 0.3  #: radians of noise on a goal-directed push direction
     noise: float = 0.1  #: std of Gaussian action noise (normalised units)
     speed: tuple[float, float] = (0.6, 1.0)  #: range of the per-segment speed scale
+    p_wall: float = 0.0  #: chance the next segment is wall play (the cube pinned, or the robot, against a wall)
+    wall_hold_steps: tuple[int, int] = (4, 16)  #: steps a wall segment keeps pushing once at the wall
+
+    def __post_init__(self) -> None:
+        total = self.p_wander + self.p_look + self.p_random + self.p_wall
+        if not 0.0 <= self.p_wall <= 1.0 or total > 1.0:
+            raise ValueError(f"p_wall must be in [0, 1] with p_wander + p_look + p_random + p_wall <= 1, got "
+                             f"p_wall={self.p_wall} (sum {total})")
 
 
 def _wrap(angle: float) -> float:
@@ -80,6 +92,9 @@ class PushCubePlayPolicy:
         self._push_origin = np.zeros(2)
         self._hold = np.zeros(3)
         self._speed = 1.0
+        self._pin = False  # the current push drives the cube into a wall on purpose
+        self._ram_target = np.zeros(2)
+        self._ram_yaw = 0.0
 
     def reset(self, info: dict[str, Any], rng: np.random.Generator) -> None:
         """Start a new episode drawing all randomness from ``rng``."""
@@ -100,8 +115,47 @@ class PushCubePlayPolicy:
             self._hold = np.array([0.0, 0.0, rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)])
         elif u < cfg.p_wander + cfg.p_look + cfg.p_random:
             self._mode, self._steps_left = "random", int(rng.integers(*cfg.random_steps))
+        elif u < cfg.p_wander + cfg.p_look + cfg.p_random + cfg.p_wall:
+            if rng.random() < 0.5:
+                self._plan_ram(state)
+            else:
+                self._plan_wall_push(state)
         else:
             self._plan_push(state)
+
+    def _plan_ram(self, state: np.ndarray) -> None:
+        """Drive the robot alone into its nearest wall (at a random heading) and keep driving there."""
+        rng, pos = self._rng, state[0:2]
+        k = int(np.argmax(np.abs(pos)))
+        side = float(np.sign(pos[k])) or 1.0
+        target = pos + rng.uniform(-0.5, 0.5, size=2)
+        target[k] = side * (ARENA_HALF_SIZE + 0.3)
+        distance = float(np.linalg.norm(target - pos))
+        self._ram_target, self._ram_yaw = target, float(rng.uniform(-np.pi, np.pi))
+        reach = int(distance / (MAX_VY * self._speed * _DT))  # the slowest way in: sideways
+        self._mode = "ram"
+        self._steps_left = min(reach, 25) + int(rng.integers(*self.config.wall_hold_steps))
+
+    def _plan_wall_push(self, state: np.ndarray) -> None:
+        """Push the cube into its nearest wall (the wall's normal, jittered) and keep pushing it there."""
+        rng, cube = self._rng, state[3:5]
+        k = int(np.argmax(np.abs(cube)))
+        normal = np.zeros(2)
+        normal[k] = float(np.sign(cube[k])) or 1.0
+        angle = float(np.arctan2(normal[1], normal[0])) + rng.uniform(-0.6, 0.6)
+        direction = np.array([np.cos(angle), np.sin(angle)])
+        if self._staging(cube, direction) is None:  # no room behind the cube: an ordinary push
+            self._plan_push(state)
+            return
+        step_len = MAX_VX * self._speed * _DT
+        to_wall = (ARENA_HALF_SIZE - CUBE_HALF_SIZE - abs(float(cube[k]))) / max(abs(float(direction[k])), 0.3)
+        self._push_steps = min(int(to_wall / step_len) + 2, 30) + int(rng.integers(*self.config.wall_hold_steps))
+        self._push_dir = direction
+        staging = self._staging(cube, direction)
+        self._push_offset = staging[1]
+        self._push_origin = cube.copy()
+        self._mode, self._steps_left = "approach", self.config.approach_timeout
+        self._pin = True
 
     def _staging(self, cube: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, float] | None:
         """Where the robot starts a push (and its sideways offset from the push line), or None.
@@ -119,6 +173,7 @@ class PushCubePlayPolicy:
 
     def _plan_push(self, state: np.ndarray) -> None:
         cfg, rng = self.config, self._rng
+        self._pin = False
         cube = state[3:5]
         to_goal = np.asarray(GOAL_CENTER) - cube
         step_len = MAX_VX * self._speed * _DT
@@ -202,7 +257,7 @@ class PushCubePlayPolicy:
         if rel[0] > _CONTACT + 0.4 or rel[0] < 0.0 or abs(rel[1] + self._push_offset) > 0.25:
             self._steps_left = 0  # lost the cube: plan again
         toward_wall = (np.abs(cube) > _WALL_GUARD) & (np.sign(cube) * d > 0.1)
-        if np.any(toward_wall):
+        if np.any(toward_wall) and not self._pin:
             self._steps_left = 0  # about to pin the cube against a wall: stop
         # Aim at a point on the (offset) push line a little ahead of the cube.
         along = float((cube - self._push_origin) @ d)
@@ -228,6 +283,8 @@ class PushCubePlayPolicy:
             action = self._push(state)
         elif self._mode == "random":
             action = rng.uniform(-1.0, 1.0, size=3)
+        elif self._mode == "ram":
+            action = self._goto(state, self._ram_target, self._ram_yaw)
         else:
             action = self._hold
         action = action + rng.normal(scale=cfg.noise, size=3)
