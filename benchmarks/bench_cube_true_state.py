@@ -45,6 +45,10 @@ class TrueStateController:
         """per episode: the cube's distance from the goal at the start (m)"""
         self.steps_near_wall: list[int] = []
         """per episode: the steps at which the robot's centre is within ``wall_margin`` of a wall"""
+        self.states: list[list[np.ndarray]] = []
+        """per episode: the true state (6,) the actor saw at each step"""
+        self.actions: list[list[np.ndarray]] = []
+        """per episode: the action (3,) it took there"""
 
     @staticmethod
     def _reading(info: dict[str, Any]) -> torch.Tensor:
@@ -54,6 +58,8 @@ class TrueStateController:
         self.x, self._fresh = self.local.start(self._reading(info)), True
         self.start_goal_distance.append(float(info["cube_goal_distance"]))
         self.steps_near_wall.append(0)
+        self.states.append([])
+        self.actions.append([])
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if not self._fresh:
@@ -61,12 +67,16 @@ class TrueStateController:
         self._fresh = False
         self.steps_near_wall[-1] += int(np.abs(info["state"][:2]).max() > ARENA_HALF_SIZE - self.wall_margin)
         action = self.agent.act(self.x, deterministic=True).squeeze(0).cpu().numpy()
-        return np.clip(action.astype(np.float32), -1.0, 1.0)
+        action = np.clip(action.astype(np.float32), -1.0, 1.0)
+        self.states[-1].append(np.asarray(info["state"], dtype=np.float64).copy())
+        self.actions[-1].append(action)
+        return action
 
 
 def true_state_episodes(run_dir: str, episodes: int, seed: int) -> dict[str, list]:
     """Per episode (i: seed + i) of ``run_dir``'s actor on the true state: ``successes``, the cube's
-    ``start_goal_distance`` (m) and the ``steps_near_wall`` (the robot within 0.3 m of a wall)."""
+    ``start_goal_distance`` (m), the ``steps_near_wall`` (the robot within 0.3 m of a wall), and the ``states``
+    (T, 6) it saw and ``actions`` (T, 3) it took."""
     agent, ckpt = load_agent(checkpoint_path(run_dir))
     if ckpt.get("local_model") != "state" or ckpt["env_id"] != "WMPushCube-v0":
         raise ValueError(f"{run_dir}: a cube agent with local_model='state' is needed, got {ckpt['env_id']} with "
@@ -75,7 +85,8 @@ def true_state_episodes(run_dir: str, episodes: int, seed: int) -> dict[str, lis
     result = evaluate(lambda: controller, "RealPushCube-v0", episodes=episodes, seed=seed, video_dir=None,
                       video_episodes=0)
     return {"successes": [bool(s) for s in result.successes],
-            "start_goal_distance": controller.start_goal_distance, "steps_near_wall": controller.steps_near_wall}
+            "start_goal_distance": controller.start_goal_distance, "steps_near_wall": controller.steps_near_wall,
+            "states": [np.stack(s) for s in controller.states], "actions": [np.stack(a) for a in controller.actions]}
 
 
 def main(argv: list[str] | None = None) -> int:
