@@ -78,12 +78,33 @@ def test_wall_play_pins_the_cube_and_drives_the_robot_into_walls():
 
 
 def test_bad_wall_play_settings_are_named():
-    with pytest.raises(ValueError, match="p_wall must be in"):
+    with pytest.raises(ValueError, match="p_wall and p_drive must be in"):
         PushCubePlayConfig(p_wall=1.5)
-    with pytest.raises(ValueError, match="p_wall must be in"):
+    with pytest.raises(ValueError, match="p_wall and p_drive must be in"):
         PushCubePlayConfig(p_wall=0.9)  # with the default wander/look/random shares the sum passes 1
-    with pytest.raises(ValueError, match="wall_prob applies to RealPushCube-v0"):
+    with pytest.raises(ValueError, match="wall_prob and drive_prob apply to RealPushCube-v0"):
         make_play_policy("RealPushT-v0", wall_prob=0.3)
     with pytest.raises(ValueError, match="wall_prob must be in"):
         CollectConfig(env_id="RealPushCube-v0", wall_prob=-0.1)
     assert "p_wall=0.3" in repr(make_play_policy("RealPushCube-v0", wall_prob=0.3).config)
+
+
+def test_drives_hold_full_reverse_and_full_turns():
+    """The default play never reverses at full speed while turning hard (its wanders stay inside the usual
+    speeds); with ``p_drive=0.8`` a few percent of its steps do, held over consecutive steps."""
+
+    def reverse_turn_share(config: PushCubePlayConfig) -> float:
+        policy, rng, state, hits = PushCubePlayPolicy(config), np.random.default_rng([0, 0]), np.zeros(6), 0
+        state[3:5] = (0.8, 0.8)
+        policy.reset({"state": state}, rng)
+        for _ in range(2000):
+            action = policy({"state": state})
+            hits += bool(action[0] < -0.8 and abs(action[2]) > 0.8)
+        return hits / 2000
+
+    assert reverse_turn_share(PushCubePlayConfig()) < 0.01
+    assert reverse_turn_share(PushCubePlayConfig(p_drive=0.8)) > 0.03
+    with pytest.raises(ValueError, match="p_wall and p_drive must be in"):
+        PushCubePlayConfig(p_drive=-0.1)
+    with pytest.raises(ValueError, match="drive_prob must be in"):
+        CollectConfig(env_id="RealPushCube-v0", drive_prob=1.5)

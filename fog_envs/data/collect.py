@@ -75,6 +75,9 @@ class CollectConfig:
     wall_prob: float = 0.0
     """RealPushCube-v0 only: per segment, the chance it is wall play, the cube pushed into a wall and held
     there or the robot driven into one (``fog_envs.play.cube.PushCubePlayConfig.p_wall``)"""
+    drive_prob: float = 0.0
+    """RealPushCube-v0 only: per segment, the chance it is a drive, one command from the whole action box held
+    for a few steps (``fog_envs.play.cube.PushCubePlayConfig.p_drive``): full reverse and full turns"""
 
     def __post_init__(self) -> None:
         if self.num_episodes < 1:
@@ -93,6 +96,8 @@ class CollectConfig:
             raise ValueError(f"nudge_prob must be in [0, 1], got {self.nudge_prob}")
         if not 0.0 <= self.wall_prob <= 1.0:
             raise ValueError(f"wall_prob must be in [0, 1], got {self.wall_prob}")
+        if not 0.0 <= self.drive_prob <= 1.0:
+            raise ValueError(f"drive_prob must be in [0, 1], got {self.drive_prob}")
 
     @property
     def parts_dir(self) -> Path:
@@ -305,7 +310,8 @@ def collect(config: CollectConfig, progress: bool = False, policy_factory: Polic
         from fog_envs.play import make_play_policy
 
         policy_factory = functools.partial(make_play_policy, random_action_prob=config.random_action_prob,
-                                           nudge_prob=config.nudge_prob, wall_prob=config.wall_prob)
+                                           nudge_prob=config.nudge_prob, wall_prob=config.wall_prob,
+                                           drive_prob=config.drive_prob)
     t0 = time.perf_counter()
     ident = _identity(config, policy_factory)
     if _check_existing(config, ident):

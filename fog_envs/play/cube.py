@@ -10,6 +10,9 @@ short bursts of uniformly random actions. Gaussian noise is added to every actio
 With ``p_wall > 0`` some segments are wall play, which the default play avoids: half push the cube into its
 nearest wall and keep pushing it there (pinned) for a few steps, half drive the robot alone into its nearest
 wall at a random heading. A model trained without them has never seen a pinned cube or a robot held by a wall.
+With ``p_drive > 0`` some segments are drives: one command from the whole action box (each component saturated
+a third of the time) held for a few steps. Wanders stay within the play's usual speeds (no full reverse, no
+full turn), so without drives a model has not seen the robot at full speed in reverse or turning.
 """
 
 from __future__ import annotations
@@ -56,12 +59,14 @@ class PushCubePlayConfig:
     speed: tuple[float, float] = (0.6, 1.0)  #: range of the per-segment speed scale
     p_wall: float = 0.0  #: chance the next segment is wall play (the cube pinned, or the robot, against a wall)
     wall_hold_steps: tuple[int, int] = (4, 16)  #: steps a wall segment keeps pushing once at the wall
+    p_drive: float = 0.0  #: chance the next segment is a drive (a command from the whole action box, held)
+    drive_steps: tuple[int, int] = (3, 16)
 
     def __post_init__(self) -> None:
-        total = self.p_wander + self.p_look + self.p_random + self.p_wall
-        if not 0.0 <= self.p_wall <= 1.0 or total > 1.0:
-            raise ValueError(f"p_wall must be in [0, 1] with p_wander + p_look + p_random + p_wall <= 1, got "
-                             f"p_wall={self.p_wall} (sum {total})")
+        total = self.p_wander + self.p_look + self.p_random + self.p_wall + self.p_drive
+        if not (0.0 <= self.p_wall <= 1.0 and 0.0 <= self.p_drive <= 1.0) or total > 1.0:
+            raise ValueError(f"p_wall and p_drive must be in [0, 1] with p_wander + p_look + p_random + p_wall + "
+                             f"p_drive <= 1, got p_wall={self.p_wall}, p_drive={self.p_drive} (sum {total})")
 
 
 def _wrap(angle: float) -> float:
@@ -120,6 +125,9 @@ class PushCubePlayPolicy:
                 self._plan_ram(state)
             else:
                 self._plan_wall_push(state)
+        elif u < cfg.p_wander + cfg.p_look + cfg.p_random + cfg.p_wall + cfg.p_drive:
+            self._mode, self._steps_left = "wander", int(rng.integers(*cfg.drive_steps))
+            self._hold = np.clip(1.5 * rng.uniform(-1.0, 1.0, size=3), -1.0, 1.0)
         else:
             self._plan_push(state)
 
