@@ -10,7 +10,8 @@ def make_play_policy(env_id: str, random_action_prob: float = 0.0, nudge_prob: f
     """The scripted play policy for a reference-system id (with one-step uniformly random actions mixed in
     w.p. ``random_action_prob``, see :mod:`fog_envs.play.random_mix`; Push-T: each planned push a nudge w.p.
     ``nudge_prob``, see :class:`fog_envs.play.pusht.PushTPlayConfig`; push-cube: each segment wall play w.p.
-    ``wall_prob`` and a drive w.p. ``drive_prob``, see :class:`fog_envs.play.cube.PushCubePlayConfig`); ``ValueError`` for an unknown id."""
+    ``wall_prob`` and a drive w.p. ``drive_prob``, see :class:`fog_envs.play.cube.PushCubePlayConfig`);
+    ``ValueError`` for an unknown id."""
     if nudge_prob and env_id != "RealPushT-v0":
         raise ValueError(f"nudge_prob applies to RealPushT-v0's play policy only, got env id {env_id!r}")
     if (wall_prob or drive_prob) and env_id != "RealPushCube-v0":

@@ -152,14 +152,14 @@ class PushCubePlayPolicy:
         normal[k] = float(np.sign(cube[k])) or 1.0
         angle = float(np.arctan2(normal[1], normal[0])) + rng.uniform(-0.6, 0.6)
         direction = np.array([np.cos(angle), np.sin(angle)])
-        if self._staging(cube, direction) is None:  # no room behind the cube: an ordinary push
+        staging = self._staging(cube, direction)
+        if staging is None:  # no room behind the cube: an ordinary push
             self._plan_push(state)
             return
         step_len = MAX_VX * self._speed * _DT
         to_wall = (ARENA_HALF_SIZE - CUBE_HALF_SIZE - abs(float(cube[k]))) / max(abs(float(direction[k])), 0.3)
         self._push_steps = min(int(to_wall / step_len) + 2, 30) + int(rng.integers(*self.config.wall_hold_steps))
         self._push_dir = direction
-        staging = self._staging(cube, direction)
         self._push_offset = staging[1]
         self._push_origin = cube.copy()
         self._mode, self._steps_left = "approach", self.config.approach_timeout
