@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -33,9 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.agent_runs_cli import write_results  # noqa: E402
 from benchmarks.bench_cube_true_state import true_state_episodes  # noqa: E402
-from fog_agent.evaluate import load_agent  # noqa: E402
+from fog_agent.evaluate import learned_env_for, load_agent  # noqa: E402
 from fog_agent.run_io import checkpoint_path  # noqa: E402
+from fog_envs.learned.state_local import StateLocalModel  # noqa: E402
 from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE  # noqa: E402
+from fog_envs.wm.state_model import StateModel  # noqa: E402
 from fog_envs.wm.tasks import get_task  # noqa: E402
 
 TOUCH = 0.45  #: robot-centre-to-cube-centre distance (m) below which the robot is taken to touch the cube
@@ -50,13 +51,6 @@ def situation(state: np.ndarray) -> str:
     if touching:
         return "pinned" if float(np.abs(state[3:5]).max()) > CUBE_AT_WALL else "pushing_in_the_open"
     return "robot_at_wall" if float(np.abs(state[:2]).max()) > ROBOT_AT_WALL else "free"
-
-
-def state_local_for(state_model: str):
-    """The state-space local model of ``WMPushCube-v0`` with ``state_model`` (a shipped name or a bundle path)."""
-    envs = gym.make_vec("WMPushCube-v0", num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
-                        forward_model="state", local_model="state", state_model=state_model)
-    return envs.unwrapped.backend.state_local
 
 
 @torch.no_grad()
@@ -120,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     agent, ckpt = load_agent(checkpoint_path(args.run_dir))
-    eps = true_state_episodes(args.run_dir, args.episodes, args.seed)
+    eps = true_state_episodes(args.run_dir, args.episodes, args.seed)  # refuses all but cube state agents
+    world = learned_env_for(ckpt).backend.state_local.model  # the cube's world model: probe, task, devices
     real = np.asarray(eps["successes"])
     starts = np.stack([s[0] for s in eps["states"]])
     steps = len(eps["actions"][0])
@@ -132,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'state model':34s} {'situation':20s} {'steps':>6s} {'robot':>11s} {'cube':>11s} "
           f"{'real move r/c':>14s}")
     for name in args.state_models:
-        local = state_local_for(name)
+        local = StateLocalModel(world, StateModel.load(name, task="cube")[0])
         errors = open_loop_errors(local, eps["states"], eps["actions"], args.horizon)
         dreamed = np.asarray(imagined_successes(agent, local, starts, steps))
         out["models"][name] = {
