@@ -2,7 +2,8 @@
 
     fog-collect-agent --run-dir runs/fog_pusht --out datasets/pusht_agent.h5 --num-episodes 200 --seed 300000
 
-The agent is deployed as in ``fog-eval`` (its local model filters the real frames) and, by default, samples its
+The agent is deployed as in ``fog-eval`` (its local model filters the real frames; with ``--deployment``, through
+that named deployment's perception, e.g. ``cube``'s cube finder and search turn) and, by default, samples its
 actions as in training, so the data covers where the agent goes (near the goal, small corrective pushes) with the
 spread its training noise gives. The dataset has the play data's format, seeding, resume and safety
 (:mod:`fog_envs.data.collect`); its ``collector_policy`` names the run and the checkpoint's iteration. Use a
@@ -22,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from fog_agent.controller import FogController
-from fog_agent.evaluate import learned_env_for, load_agent
+from fog_agent.deployments import deployment_settings, fill_defaults
+from fog_agent.evaluate import EvalConfig, learned_env_for, load_agent, observer_kwargs
 from fog_agent.run_io import checkpoint_path
 from fog_envs.data.collect import CollectConfig, CollectReport, collect
 
@@ -38,6 +40,19 @@ class AgentPolicyConfig:
     """sample the actions as in training (False: tanh(μ), the deployed actions)"""
     iteration: int | None = None
     """the checkpoint's training iteration (filled in when the policy is built; part of the provenance)"""
+    deployment: str | None = None
+    """perceive as this named deployment does (fog_agent.deployments: its readers, odometry, cube finder and search
+    action); one that plans is refused, since the actor plays here"""
+
+    def __post_init__(self) -> None:
+        if self.deployment is not None and deployment_settings(self.deployment).get("plan"):
+            raise ValueError(f"deployment {self.deployment!r} plans its actions; fog-collect-agent plays the agent's "
+                             f"actor, so choose a deployment that does not plan (or none)")
+
+    def eval_config(self) -> EvalConfig:
+        """The perception flags of ``deployment`` as ``fog-eval`` would resolve them (defaults without one)."""
+        cfg = EvalConfig(run_dir=self.run_dir)
+        return cfg if self.deployment is None else fill_defaults(cfg, deployment_settings(self.deployment))
 
     @property
     def checkpoint_path(self) -> Path:
@@ -50,11 +65,13 @@ class AgentPlayPolicy:
     Each episode reseeds the agent's action sampler from the collector's per-episode generator, so an episode
     is reproducible on its own, whichever worker plays it."""
 
-    def __init__(self, agent: Any, observer: Any, reference_env_id: str, config: AgentPolicyConfig) -> None:
+    def __init__(self, agent: Any, observer: Any, reference_env_id: str, config: AgentPolicyConfig,
+                 search_action: tuple[float, ...] | None = None) -> None:
         self.config = config
         self.reference_env_id = reference_env_id
         self._agent = agent
-        self._controller = FogController(agent, observer, deterministic=not config.stochastic)
+        self._controller = FogController(agent, observer, deterministic=not config.stochastic,
+                                         search_action=search_action)
         self._obs: np.ndarray | None = None
         self._started = False
 
@@ -76,13 +93,16 @@ class AgentPlayPolicy:
 
 
 def load_agent_policy(config: AgentPolicyConfig) -> AgentPlayPolicy:
-    """Load the agent of ``config`` with the observer it was trained with."""
+    """Load the agent of ``config`` with the observer it was trained with (and its deployment's perception)."""
     agent, ckpt = load_agent(config.checkpoint_path)
     envs = learned_env_for(ckpt)
     if envs.reference_env_id is None:
         raise ValueError(f"{ckpt['env_id']} has no reference system to collect on")
-    config = AgentPolicyConfig(config.run_dir, config.checkpoint, config.stochastic, int(agent.iteration_count))
-    return AgentPlayPolicy(agent, envs.make_observer(), envs.reference_env_id, config)
+    perception = config.eval_config()
+    observer = envs.make_observer(**observer_kwargs(perception, envs, ckpt["env_id"]))
+    config = AgentPolicyConfig(config.run_dir, config.checkpoint, config.stochastic, int(agent.iteration_count),
+                               config.deployment)
+    return AgentPlayPolicy(agent, observer, envs.reference_env_id, config, perception.search_action or None)
 
 
 def make_agent_policy(env_id: str, config: AgentPolicyConfig) -> AgentPlayPolicy:
@@ -109,11 +129,14 @@ class AgentCollectConfig:
     stochastic: bool = True
     """sample the actions as in training (False: the deployed tanh(μ))"""
     max_episode_steps: int | None = None
+    deployment: str | None = None
+    """perceive as this named deployment does (e.g. 'cube': the cube finder and the search turn; one that plans is
+    refused)"""
 
 
 def collect_with_agent(cfg: AgentCollectConfig, progress: bool = True, stop_after: int | None = None) -> CollectReport:
     """Collect (or resume) the dataset of ``cfg``; ``stop_after`` as in :func:`collect`."""
-    policy_config = AgentPolicyConfig(cfg.run_dir, cfg.checkpoint, cfg.stochastic)
+    policy_config = AgentPolicyConfig(cfg.run_dir, cfg.checkpoint, cfg.stochastic, deployment=cfg.deployment)
     env_id = load_agent_policy(policy_config).reference_env_id
     factory = functools.partial(make_agent_policy, config=policy_config)
     collect_cfg = CollectConfig(env_id=env_id, out=Path(cfg.out), num_episodes=cfg.num_episodes, seed=cfg.seed,

@@ -157,6 +157,22 @@ def make_planner(agent: DMOSAPO, ckpt: dict[str, Any], envs: Any, cfg: EvalConfi
     return PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, cfg.planner, companions)
 
 
+def observer_kwargs(cfg: EvalConfig, envs: Any, env_id: str) -> dict[str, Any]:
+    """The keyword arguments of ``envs.make_observer`` that ``cfg``'s perception flags ask for (readers, odometry,
+    filter gains, the cube finder); ``cfg.search_action`` is checked against the action space here."""
+    observe: dict[str, Any] = {"readers": [load_reader(r) for r in cfg.readers]} if cfg.readers else {}
+    if cfg.odometry is not None:
+        observe["odometry"] = PusherOdometry.load(cfg.odometry)[0]
+    if cfg.filter_gains:
+        observe["state_filter"] = StateFilterConfig(tuple(cfg.filter_gains))
+    if cfg.cube_finder:
+        observe["cube_track"] = CubeTrack()
+    if cfg.search_action and len(cfg.search_action) != envs.single_action_space.shape[0]:
+        raise ValueError(f"--search-action has {len(cfg.search_action)} values; {env_id}'s actions have "
+                         f"{envs.single_action_space.shape[0]}")
+    return observe
+
+
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.deployment is not None:
         cfg = fill_defaults(cfg, deployment_settings(cfg.deployment))
@@ -171,16 +187,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         raise ValueError(f"{ckpt['env_id']} has no reference system; pass --env-id")
     suffix = ("_stochastic" if cfg.stochastic else "_plan" if cfg.plan else "") + (f"_{cfg.tag}" if cfg.tag else "")
     planner = make_planner(agent, ckpt, envs, cfg, companions) if cfg.plan else None
-    observe: dict[str, Any] = {"readers": [load_reader(r) for r in cfg.readers]} if cfg.readers else {}
-    if cfg.odometry is not None:
-        observe["odometry"] = PusherOdometry.load(cfg.odometry)[0]
-    if cfg.filter_gains:
-        observe["state_filter"] = StateFilterConfig(tuple(cfg.filter_gains))
-    if cfg.cube_finder:
-        observe["cube_track"] = CubeTrack()
-    if cfg.search_action and len(cfg.search_action) != envs.single_action_space.shape[0]:
-        raise ValueError(f"--search-action has {len(cfg.search_action)} values; {ckpt['env_id']}'s actions have "
-                         f"{envs.single_action_space.shape[0]}")
+    observe = observer_kwargs(cfg, envs, ckpt["env_id"])
     result = evaluate(lambda: FogController(agent, envs.make_observer(**observe), deterministic=not cfg.stochastic,
                                             planner=planner, search_action=cfg.search_action or None), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",

@@ -81,3 +81,32 @@ def test_agent_policy_needs_observations_and_its_own_env(agent_run):
         make_agent_policy("RealPushCube-v0", AgentPolicyConfig(str(agent_run)))
     with pytest.raises(FileNotFoundError, match="no agent checkpoint"):
         load_agent_policy(AgentPolicyConfig(str(agent_run / "missing")))
+
+
+def test_a_deployment_that_plans_or_does_not_exist_is_refused_by_name():
+    with pytest.raises(ValueError, match="'pusht' plans its actions"):
+        AgentPolicyConfig("runs/x", deployment="pusht")
+    with pytest.raises(ValueError, match="unknown deployment 'nope'"):
+        AgentPolicyConfig("runs/x", deployment="nope")
+
+
+def test_a_cube_agent_collects_through_the_cube_deployments_perception(tmp_path, one_thread):
+    """With ``deployment="cube"`` row t's action is what the cube finder's controller (search turn included) does
+    on frame t, and the provenance names the deployment."""
+    from fog_agent.train import AgentTrainConfig, train_agent
+    from fog_envs.wm.cube_finder import CubeTrack
+
+    run = tmp_path / "cube"
+    train_agent(AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", run_dir=str(run), local_model="state",
+                                 forward_model="state", eval_env_id=None), progress=False)
+    path = _collect(run, tmp_path / "cube.h5", stochastic=False, deployment="cube", num_episodes=1)
+    data, attrs = load_arrays(path), dataset_info(path).attrs
+    assert attrs["env_id"] == "RealPushCube-v0" and "deployment='cube'" in attrs["collector_policy"]
+    agent, ckpt = load_agent(run / "checkpoints" / "latest.pt")
+    controller = FogController(agent, learned_env_for(ckpt).make_observer(cube_track=CubeTrack()),
+                               search_action=(0.0, 0.0, 1.0))
+    controller.reset(data["frames"][0], {})
+    replay = np.stack([controller.act(data["frames"][t], {}) for t in range(len(data["actions"]))])
+    np.testing.assert_allclose(replay, data["actions"], atol=1e-6)
+    plain = load_arrays(_collect(run, tmp_path / "plain.h5", stochastic=False, num_episodes=1))
+    assert not np.allclose(plain["actions"], data["actions"])  # the probe alone perceives otherwise
