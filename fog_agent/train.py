@@ -57,6 +57,11 @@ class AgentTrainConfig:
     """forward_model='state' only: the fraction of imagined episodes that start with the object near its goal
     (the rest from real windows; see fog_envs.learned.wm_backend.WorldModelBackend). Push-T at γ 0.98, 0.25: the
     actors alone finish far more, deployed 96 % for one agent and no change for another (README item 28)"""
+    state_ensemble: tuple[str, ...] = ()
+    """forward_model='state' only: other state-model bundles (names or paths) whose disagreement with the world's
+    own, times --disagreement-weight, each imagined step's reward loses (fog_envs.learned.disagreement)"""
+    disagreement_weight: float = 0.0
+    """λ of the ensemble penalty, in reward per unit of disagreement (the probe targets' units: metres on the cube)"""
     denoising_steps: int | None = None
     start_sigma: float | None = None
     """override the world model's sampler start (0: from pure noise; > 0: from the last latent noised to
@@ -124,6 +129,8 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
         kwargs["gradient_model"] = cfg.gradient_model
     if cfg.goal_starts:
         kwargs["goal_starts"] = cfg.goal_starts
+    if cfg.state_ensemble or cfg.disagreement_weight:
+        kwargs.update(state_ensemble=tuple(cfg.state_ensemble), disagreement_weight=cfg.disagreement_weight)
     kwargs.update(local_model_kwargs(cfg.local_model, cfg.state_model))
     return gym.make_vec(cfg.env_id, num_envs=sapo.num_envs, vectorization_mode="vector_entry_point",
                         max_episode_steps=sapo.episode_steps, **kwargs).unwrapped

@@ -10,7 +10,10 @@ One step, for local state ``x_t`` and action ``a_t`` (which may carry gradients)
     x̂      = local_step(x_t, a_t)                       # RSSM / surrogate, differentiable
     x*, r*  = global_step(a_t)                           # diffusion model, no gradient
     x_{t+1} = x̂ + (x* - x̂).detach()                     # value x*, gradient of x̂
-    r_t     = r̂ + (r* - r̂).detach(),  r̂ = local_reward(x_{t+1})
+    r_t     = r̂ + (r* - r̂).detach(),  r̂ = local_reward(x_{t+1}) [− local_penalty(x_t, a_t)]
+
+(a backend's ``local_penalty``, where it has one and it is not None, is the differentiable form of a penalty its
+global reward already subtracts: :mod:`fog_envs.learned.disagreement`)
 
 so every Jacobian is the surrogate's, evaluated at the global model's states.
 """
@@ -136,7 +139,12 @@ class DifferentiableEnv:
         x_hat = self.backend.local_step(self._x, action)
         out = self.backend.global_step(action.detach(), self.clock.generators)
         x_next = straight_through(x_hat, out.next_state)
-        reward = straight_through(self.backend.local_reward(x_next), out.reward)
+        reward_hat = self.backend.local_reward(x_next)
+        local_penalty = getattr(self.backend, "local_penalty", None)
+        penalty = local_penalty(self._x, action) if local_penalty is not None else None
+        if penalty is not None:
+            reward_hat = reward_hat - penalty
+        reward = straight_through(reward_hat, out.reward)
         return x_next, reward, out
 
     def _on_reset(self, done: torch.Tensor) -> None:

@@ -23,7 +23,8 @@ BF16_MIN_ENVS = 16
 def make_backend(task: str, num_envs: int, world_model: str | None = None, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto",
                  start_sigma: float | None = None, local_model: str = "rssm",
-                 state_model: str | None = None, goal_starts: float = 0.0) -> Backend:
+                 state_model: str | None = None, goal_starts: float = 0.0, state_ensemble: tuple[str, ...] = (),
+                 disagreement_weight: float = 0.0) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
@@ -33,6 +34,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     to that σ). ``forward_model``: one of :data:`FORWARD_MODELS`. ``local_model``: ``"rssm"`` or ``"state"`` (the state model ``state_model``, a bundle name or
     path; default: the task's shipped ``<task>_state``). ``goal_starts``: the fraction of a state-model
     world's episode starts moved near the goal (:class:`~fog_envs.learned.wm_backend.WorldModelBackend`).
+    ``state_ensemble`` (state-model bundles, names or paths) and ``disagreement_weight`` λ > 0: a state-model
+    world's reward loses λ times the ensemble's disagreement (:mod:`fog_envs.learned.disagreement`).
     """
     if local_model not in LOCAL_MODELS:
         raise ValueError(f"unknown local_model {local_model!r}; choose one of {LOCAL_MODELS}")
@@ -44,6 +47,12 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if forward_model == "state" and local_model != "state":
         raise ValueError("forward_model='state' steps the state model of local_model='state'; pass "
                          f"local_model='state' (got {local_model!r})")
+    if bool(state_ensemble) != (disagreement_weight != 0):
+        raise ValueError(f"state_ensemble and disagreement_weight go together: got {len(state_ensemble)} "
+                         f"member(s) and disagreement_weight={disagreement_weight}")
+    if state_ensemble and forward_model != "state":
+        raise ValueError(f"state_ensemble penalises a state-model world's reward; it needs forward_model='state', "
+                         f"got {forward_model!r}")
     if task == "toy":
         from fog_envs.learned.toy import ToyBackend
 
@@ -80,6 +89,12 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
         sm, _ = StateModel.load(state_model if state_model is not None else f"{task}_state", task=task,
                                 map_location=dev)
         state_local = StateLocalModel(model, sm, bf16=bf16_on)
+    penalty = None
+    if state_ensemble:
+        from fog_envs.learned.disagreement import EnsemblePenalty
+
+        members = [StateModel.load(m, task=task, map_location=dev)[0] for m in state_ensemble]
+        penalty = EnsemblePenalty(state_local, members, disagreement_weight)
     if forward_model == "reference":
         from fog_envs.learned.reference_backend import ReferenceBackend
 
@@ -88,4 +103,4 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
                              "own resets")
         return ReferenceBackend(model, num_envs, bf16=bf16_on, state_local=state_local)
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
-                             bf16=bf16_on, state_local=state_local, goal_starts=goal_starts)
+                             bf16=bf16_on, state_local=state_local, goal_starts=goal_starts, penalty=penalty)

@@ -30,6 +30,7 @@ from fog_envs.runtime import autocast
 from fog_envs.wm.model import LocalModel, RSSMLocal, WorldModel
 
 if TYPE_CHECKING:
+    from fog_envs.learned.disagreement import EnsemblePenalty
     from fog_envs.learned.state_local import StateLocalModel, StateObserver
     from fog_envs.learned.state_filter import StateFilterConfig
     from fog_envs.wm.cube_finder import CubeTrack
@@ -54,10 +55,13 @@ class WorldModelBackend:
 
     def __init__(self, model: WorldModel, num_envs: int, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, refresh: RefreshConfig | None = None,
-                 bf16: bool = False, state_local: "StateLocalModel | None" = None, goal_starts: float = 0.0) -> None:
+                 bf16: bool = False, state_local: "StateLocalModel | None" = None, goal_starts: float = 0.0,
+                 penalty: "EnsemblePenalty | None" = None) -> None:
         """``goal_starts``: the fraction of episode starts (``forward_model="state"`` only) whose object the task
         moves near its goal (:attr:`fog_envs.wm.tasks.TaskSpec.goal_start`), so that imagined episodes also
-        practise the last few pixels; 0: every start is a real window as read by the probe."""
+        practise the last few pixels; 0: every start is a real window as read by the probe. ``penalty``
+        (``forward_model="state"`` only): subtracted from every step's reward, value and gradient
+        (:mod:`fog_envs.learned.disagreement`)."""
         if len(model.start_latents) == 0:
             raise ValueError("the world model has no real start windows (start_latents is empty)")
         if state_local is not None and forward_model == "rssm":
@@ -78,7 +82,11 @@ class WorldModelBackend:
                              f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
         if goal_starts > 0 and model.task.goal_start is None:
             raise ValueError(f"task {model.task.name!r} has no near-goal start sampler; use goal_starts=0")
+        if penalty is not None and forward_model != "state":
+            raise ValueError(f"an ensemble penalty applies to forward_model='state' (the ensemble's members are state "
+                             f"models); got forward_model={forward_model!r}")
         self.goal_starts = float(goal_starts)
+        self.penalty = penalty
         self.model = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -153,7 +161,10 @@ class WorldModelBackend:
             x_next = self.state_local.step(self.x, action)
             s_next = x_next[:, :self.state_local.sdim]
             success, aux = self.model.task.state_outcome(s_next)
-            step = GlobalStep(x_next.clone(), self.model.task.state_reward(s_next), success, aux)
+            reward = self.model.task.state_reward(s_next)
+            if self.penalty is not None:
+                reward = reward - self.penalty(self.x, action)
+            step = GlobalStep(x_next.clone(), reward, success, aux)
             return self._advance(self.ctx[:, -1], x_next, action, step)
         else:
             x_next = self.model.local_step(self.x, action)
@@ -185,6 +196,11 @@ class WorldModelBackend:
 
     def local_reward(self, state: torch.Tensor) -> torch.Tensor:
         return self.local.reward(state)
+
+    def local_penalty(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor | None:
+        """The differentiable penalty (N,) of a step from ``state`` under ``action`` that the global reward
+        subtracts (None: no penalty)."""
+        return None if self.penalty is None else self.penalty(state, action)
 
     # --- observations, checkpoints, deployment --------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,64 @@
+"""An ensemble's disagreement as a penalty on a state-model world's reward (after MOPO, Yu et al. 2020, and MOReL).
+
+A first-order agent follows its world's gradients wherever that world is wrong, and finds those places (README
+items 16 and 32). With ``state_ensemble=(m₁, …)`` and ``disagreement_weight=λ`` a ``forward_model="state"`` world
+still steps with its own state model, but each step's reward loses ``λ·u(ŝ_t, ŝ_{t−1}, a_t)``: ``u`` is the
+root-mean-square distance of the ensemble's next states (the world's own model and the members, K in all) from their
+mean, in the probe targets' units. Where the data pinned the dynamics down the members agree and ``u`` is small;
+where they did not, they tend to disagree. The penalty is differentiable in the local state and the action, so it
+enters the local reward's gradient too (:meth:`fog_envs.learned.diff.DifferentiableEnv.step`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from fog_envs.learned.state_local import StateLocalModel
+    from fog_envs.wm.state_model import StateModel
+
+#: keeps the square root's gradient finite where every member agrees exactly (the centred predictions are 0 there,
+#: so the gradient is 0 rather than 0·∞)
+_EPS = 1e-12
+
+
+def disagreement(predictions: torch.Tensor) -> torch.Tensor:
+    """(N,) root-mean-square over the K members of the distance of each one's prediction from their mean, for
+    ``predictions`` (K, N, S), K ≥ 2. Two members: half the distance between them."""
+    if predictions.ndim != 3 or predictions.shape[0] < 2:
+        raise ValueError(f"predictions must be (K >= 2 members, N, S), got shape {tuple(predictions.shape)}")
+    centred = predictions - predictions.mean(0, keepdim=True)
+    return (centred.pow(2).sum(-1).mean(0) + _EPS).sqrt()
+
+
+class EnsemblePenalty:
+    """``λ·u`` of :func:`disagreement` between ``local``'s state model and ``members`` (frozen) at local states
+    ``x = [ŝ_t, ŝ_{t−1}]`` (N, 2S) under actions (N, A); differentiable in both."""
+
+    def __init__(self, local: "StateLocalModel", members: Sequence["StateModel"], weight: float) -> None:
+        if not members:
+            raise ValueError("an ensemble penalty needs at least one member besides the world's own state model")
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"disagreement_weight must be a finite number > 0, got {weight}")
+        own = local.state_model.config
+        for k, m in enumerate(members):
+            if (m.config.state_dim, m.config.action_dim) != (own.state_dim, own.action_dim):
+                raise ValueError(f"ensemble member {k} has {m.config.state_dim} states and {m.config.action_dim} "
+                                 f"actions; the world's state model has {own.state_dim} and {own.action_dim}")
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+        self.local, self.members, self.weight = local, list(members), float(weight)
+
+    def predictions(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """(K, N, S) next states of the world's own model (first) and of each member."""
+        s, s_prev = x[..., :self.local.sdim], x[..., self.local.sdim:]
+        own = self.local.step(x, action)[..., :self.local.sdim]
+        return torch.stack([own, *(m.step(s, s_prev, action) for m in self.members)])
+
+    def __call__(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.weight * disagreement(self.predictions(x, action))

@@ -1,0 +1,108 @@
+"""The ensemble-disagreement penalty of a state-model world (fog_envs.learned.disagreement): values and gradients
+by hand, the penalised env's reward and its gradient against the plain env's, and bad configurations named."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+
+import fog_envs  # noqa: F401  (registers the envs)
+from fog_envs.learned.disagreement import EnsemblePenalty, disagreement
+
+CUBE = {"obs_type": "latent", "forward_model": "state", "local_model": "state", "state_model": "cube_state",
+        "bf16": False}
+
+
+def test_two_members_disagree_by_half_their_distance_with_its_gradient():
+    p = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]],
+                      [[3.0, 4.0, 0.0], [1.0, 1.0, 1.0]]], dtype=torch.float64, requires_grad=True)
+    u = disagreement(p)
+    torch.testing.assert_close(u, torch.tensor([2.5, 0.0], dtype=torch.float64), atol=1e-6, rtol=0)
+    u[0].backward()
+    # u = |p1 − p0| / 2: ∂u/∂p1 = (p1 − p0) / (2 |p1 − p0|) = (0.3, 0.4, 0), ∂u/∂p0 its negative
+    torch.testing.assert_close(p.grad[1, 0], torch.tensor([0.3, 0.4, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(p.grad[0, 0], -p.grad[1, 0])
+    assert torch.isfinite(p.grad).all() and (p.grad[:, 1] == 0).all()  # members that agree: gradient 0, not NaN
+
+
+def test_three_members_by_hand():
+    p = torch.tensor([[[0.0, 0.0]], [[3.0, 0.0]], [[0.0, 3.0]]])
+    # mean (1, 1); squared distances 2, 5, 5; their mean 4 → 2
+    torch.testing.assert_close(disagreement(p), torch.tensor([2.0]), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"K >= 2 members"):
+        disagreement(p[:1])
+    with pytest.raises(ValueError, match=r"K >= 2 members"):
+        disagreement(p[:, 0])
+
+
+@pytest.fixture(scope="module")
+def envs():
+    """The cube's state-model world plain and penalised by `cube_state_walls`' disagreement, same seeds."""
+    plain = gym.make_vec("WMPushCube-v0", num_envs=4, vectorization_mode="vector_entry_point", **CUBE).unwrapped
+    penalised = gym.make_vec("WMPushCube-v0", num_envs=4, vectorization_mode="vector_entry_point", **CUBE,
+                             state_ensemble=("cube_state_walls",), disagreement_weight=2.0).unwrapped
+    return plain, penalised
+
+
+def test_the_penalised_world_loses_lambda_times_the_disagreement_in_value_and_gradient(envs):
+    plain, penalised = envs
+    x0 = plain.diff.reset(seed=3)
+    torch.testing.assert_close(penalised.diff.reset(seed=3), x0)  # the same starts: only the reward differs
+    action = torch.tensor([[1.0, 0.0, 0.5], [-1.0, 0.3, -1.0], [0.2, 0.2, 0.0], [0.5, -0.5, 1.0]],
+                          requires_grad=True)
+    x_plain, r_plain, *_ = plain.diff.step(action)
+    x_pen, r_pen, *_ = penalised.diff.step(action)
+    torch.testing.assert_close(x_pen, x_plain)
+    penalty = penalised.backend.penalty
+    assert isinstance(penalty, EnsemblePenalty) and penalty.weight == 2.0
+    expected = penalty(x0, action)
+    assert (expected > 0).all()
+    torch.testing.assert_close(r_pen, r_plain - expected)
+    # the gradient of the reward in the action: the plain one less the penalty's
+    g_pen, = torch.autograd.grad(r_pen.sum(), action, retain_graph=True)
+    g_plain, = torch.autograd.grad(r_plain.sum(), action, retain_graph=True)
+    g_penalty, = torch.autograd.grad(expected.sum(), action)
+    torch.testing.assert_close(g_pen, g_plain - g_penalty)
+    assert g_penalty.abs().sum() > 0
+
+
+def test_the_disagreement_is_the_two_models_half_distance_at_any_state(envs):
+    """Two models (the world's own and one member): λ·|f_own − f_member| / 2 at each local state."""
+    _, penalised = envs
+    penalty = penalised.backend.penalty
+    x = penalised.diff.reset(seed=5)
+    action = torch.tensor([[1.0, 0.0, 0.0]]).expand(4, 3)
+    own, member = penalty.predictions(x, action)
+    torch.testing.assert_close(penalty(x, action), 2.0 * (own - member).norm(dim=-1) / 2, atol=1e-5, rtol=1e-5)
+    same = EnsemblePenalty(penalty.local, [penalty.local.state_model], weight=1.0)
+    assert same(x, action).max() < 1e-5  # a model agrees with itself
+
+
+def test_bad_ensembles_are_named(envs):
+    _, penalised = envs
+    local = penalised.backend.penalty.local
+    with pytest.raises(ValueError, match="at least one member"):
+        EnsemblePenalty(local, [], 1.0)
+    with pytest.raises(ValueError, match="finite number > 0"):
+        EnsemblePenalty(local, [local.state_model], -1.0)
+    from fog_envs.learned.factory import make_backend
+
+    with pytest.raises(ValueError, match="go together"):
+        make_backend("cube", 1, forward_model="state", local_model="state", state_ensemble=("cube_state_walls",))
+    with pytest.raises(ValueError, match="go together"):
+        make_backend("cube", 1, forward_model="state", local_model="state", disagreement_weight=1.0)
+    with pytest.raises(ValueError, match="needs forward_model='state'"):
+        make_backend("cube", 1, local_model="state", state_ensemble=("cube_state_walls",), disagreement_weight=1.0)
+    with pytest.raises(ValueError, match="trained for task"):
+        make_backend("cube", 1, forward_model="state", local_model="state", state_ensemble=("pusht_state",),
+                     disagreement_weight=1.0)
+
+
+def test_the_agents_config_reaches_the_world():
+    from fog_agent.train import AgentTrainConfig, make_envs, resolve_sapo_config
+
+    cfg = AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", forward_model="state", local_model="state",
+                           state_ensemble=("cube_state_walls",), disagreement_weight=0.5)
+    penalty = make_envs(cfg, resolve_sapo_config(cfg)).backend.penalty
+    assert penalty is not None and penalty.weight == 0.5 and len(penalty.members) == 1
