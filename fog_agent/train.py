@@ -62,6 +62,8 @@ class AgentTrainConfig:
     own, times --disagreement-weight, each imagined step's reward loses (fog_envs.learned.disagreement)"""
     disagreement_weight: float = 0.0
     """λ of the ensemble penalty, in reward per unit of disagreement (the probe targets' units: metres on the cube)"""
+    disagreement_dims: tuple[int, ...] = ()
+    """the state columns the ensemble's disagreement is measured over (empty: all; the cube's positions: 0 1 4 5)"""
     denoising_steps: int | None = None
     start_sigma: float | None = None
     """override the world model's sampler start (0: from pure noise; > 0: from the last latent noised to
@@ -129,8 +131,9 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
         kwargs["gradient_model"] = cfg.gradient_model
     if cfg.goal_starts:
         kwargs["goal_starts"] = cfg.goal_starts
-    if cfg.state_ensemble or cfg.disagreement_weight:
-        kwargs.update(state_ensemble=tuple(cfg.state_ensemble), disagreement_weight=cfg.disagreement_weight)
+    if cfg.state_ensemble or cfg.disagreement_weight or cfg.disagreement_dims:
+        kwargs.update(state_ensemble=tuple(cfg.state_ensemble), disagreement_weight=cfg.disagreement_weight,
+                      disagreement_dims=tuple(cfg.disagreement_dims))
     kwargs.update(local_model_kwargs(cfg.local_model, cfg.state_model))
     return gym.make_vec(cfg.env_id, num_envs=sapo.num_envs, vectorization_mode="vector_entry_point",
                         max_episode_steps=sapo.episode_steps, **kwargs).unwrapped

@@ -4,7 +4,8 @@ A first-order agent follows its world's gradients wherever that world is wrong, 
 items 16 and 32). With ``state_ensemble=(m₁, …)`` and ``disagreement_weight=λ`` a ``forward_model="state"`` world
 still steps with its own state model, but each step's reward loses ``λ·u(ŝ_t, ŝ_{t−1}, a_t)``: ``u`` is the
 root-mean-square distance of the ensemble's next states (the world's own model and the members, K in all) from their
-mean, in the probe targets' units. Where the data pinned the dynamics down the members agree and ``u`` is small;
+mean, in the probe targets' units, over the state columns ``disagreement_dims`` (all by default; the cube's
+positions, 0 1 4 5, leave out the headings' cosines and sines). Where the data pinned the dynamics down the members agree and ``u`` is small;
 where they did not, they tend to disagree. The penalty is differentiable in the local state and the action, so it
 enters the local reward's gradient too (:meth:`fog_envs.learned.diff.DifferentiableEnv.step`).
 """
@@ -36,10 +37,12 @@ def disagreement(predictions: torch.Tensor) -> torch.Tensor:
 
 
 class EnsemblePenalty:
-    """``λ·u`` of :func:`disagreement` between ``local``'s state model and ``members`` (frozen) at local states
+    """``λ·u`` of :func:`disagreement` between ``local``'s state model and ``members`` (frozen), over the columns ``dims``, at local states
     ``x = [ŝ_t, ŝ_{t−1}]`` (N, 2S) under actions (N, A); differentiable in both."""
 
-    def __init__(self, local: "StateLocalModel", members: Sequence["StateModel"], weight: float) -> None:
+    def __init__(self, local: "StateLocalModel", members: Sequence["StateModel"], weight: float,
+                 dims: Sequence[int] = ()) -> None:
+        """``dims``: the state columns the disagreement is measured over (empty: all)."""
         if not members:
             raise ValueError("an ensemble penalty needs at least one member besides the world's own state model")
         if not (math.isfinite(weight) and weight > 0):
@@ -52,7 +55,12 @@ class EnsemblePenalty:
             m.eval()
             for p in m.parameters():
                 p.requires_grad_(False)
+        bad = [d for d in dims if not 0 <= d < own.state_dim]
+        if bad or len(set(dims)) != len(dims):
+            raise ValueError(f"disagreement_dims must be distinct state columns in [0, {own.state_dim}), got "
+                             f"{tuple(dims)}")
         self.local, self.members, self.weight = local, list(members), float(weight)
+        self.dims = tuple(int(d) for d in dims)
 
     def predictions(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """(K, N, S) next states of the world's own model (first) and of each member."""
@@ -61,4 +69,5 @@ class EnsemblePenalty:
         return torch.stack([own, *(m.step(s, s_prev, action) for m in self.members)])
 
     def __call__(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.weight * disagreement(self.predictions(x, action))
+        preds = self.predictions(x, action)
+        return self.weight * disagreement(preds[..., list(self.dims)] if self.dims else preds)

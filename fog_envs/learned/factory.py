@@ -24,7 +24,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
                  denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto",
                  start_sigma: float | None = None, local_model: str = "rssm",
                  state_model: str | None = None, goal_starts: float = 0.0, state_ensemble: tuple[str, ...] = (),
-                 disagreement_weight: float = 0.0) -> Backend:
+                 disagreement_weight: float = 0.0, disagreement_dims: tuple[int, ...] = ()) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
@@ -35,7 +35,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     path; default: the task's shipped ``<task>_state``). ``goal_starts``: the fraction of a state-model
     world's episode starts moved near the goal (:class:`~fog_envs.learned.wm_backend.WorldModelBackend`).
     ``state_ensemble`` (state-model bundles, names or paths) and ``disagreement_weight`` λ > 0: a state-model
-    world's reward loses λ times the ensemble's disagreement (:mod:`fog_envs.learned.disagreement`).
+    world's reward loses λ times the ensemble's disagreement over the state columns ``disagreement_dims``
+    (all if empty; :mod:`fog_envs.learned.disagreement`).
     """
     if local_model not in LOCAL_MODELS:
         raise ValueError(f"unknown local_model {local_model!r}; choose one of {LOCAL_MODELS}")
@@ -50,6 +51,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if bool(state_ensemble) != (disagreement_weight != 0):
         raise ValueError(f"state_ensemble and disagreement_weight go together: got {len(state_ensemble)} "
                          f"member(s) and disagreement_weight={disagreement_weight}")
+    if disagreement_dims and not state_ensemble:
+        raise ValueError("disagreement_dims choose the columns of an ensemble's disagreement; pass state_ensemble")
     if state_ensemble and forward_model != "state":
         raise ValueError(f"state_ensemble penalises a state-model world's reward; it needs forward_model='state', "
                          f"got {forward_model!r}")
@@ -94,7 +97,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
         from fog_envs.learned.disagreement import EnsemblePenalty
 
         members = [StateModel.load(m, task=task, map_location=dev)[0] for m in state_ensemble]
-        penalty = EnsemblePenalty(state_local, members, disagreement_weight)
+        penalty = EnsemblePenalty(state_local, members, disagreement_weight, disagreement_dims)
     if forward_model == "reference":
         from fog_envs.learned.reference_backend import ReferenceBackend
 

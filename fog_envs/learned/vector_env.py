@@ -48,6 +48,7 @@ class LearnedVectorEnv(VectorEnv):
         goal_starts: float = 0.0,
         state_ensemble: tuple[str, ...] = (),
         disagreement_weight: float = 0.0,
+        disagreement_dims: tuple[int, ...] = (),
         backend: Backend | None = None,
     ) -> None:
         if obs_type not in OBS_TYPES:
@@ -60,7 +61,8 @@ class LearnedVectorEnv(VectorEnv):
             task, num_envs, world_model=world_model, forward_model=forward_model,
             denoising_steps=denoising_steps, device=device, bf16=bf16, start_sigma=start_sigma,
             local_model=local_model, state_model=state_model, goal_starts=goal_starts,
-            state_ensemble=tuple(state_ensemble), disagreement_weight=disagreement_weight)
+            state_ensemble=tuple(state_ensemble), disagreement_weight=disagreement_weight,
+            disagreement_dims=tuple(disagreement_dims))
         if obs_type == "pixels" and getattr(self.backend, "forward_model", None) == "state":
             raise ValueError("forward_model='state' generates no frames: use obs_type='latent'")
         self.num_envs = num_envs
