@@ -70,7 +70,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def summary(err: np.ndarray, u: np.ndarray) -> dict[str, Any]:
     top = u >= np.quantile(u, 0.9)
-    return {"steps": int(len(u)), "u_median_mm": float(np.median(u) * 1e3), "u_p90_mm": float(np.quantile(u, 0.9) * 1e3),
+    return {"steps": int(len(u)), "u_median_mm": float(np.median(u) * 1e3),
+            "u_p90_mm": float(np.quantile(u, 0.9) * 1e3),
             "err_median_mm": float(np.median(err) * 1e3), "err_p90_mm": float(np.quantile(err, 0.9) * 1e3),
             "spearman_u_err": spearman(u, err), "top_tenth_u_share_of_error": float(err[top].sum() / err.sum())}
 
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             if "u_median_mm" in row:
                 print(f"{Path(path).name:<28} {name:<20} {row['steps']:>7} "
                       f"{row['u_median_mm']:>6.1f} / {row['u_p90_mm']:<6.1f} {row['err_median_mm']:>6.1f} / "
-                      f"{row['err_p90_mm']:<7.1f} {row['spearman_u_err']:>9.2f} {row['top_tenth_u_share_of_error']:>20.2f}")
+                      f"{row['err_p90_mm']:<7.1f} {row['spearman_u_err']:>9.2f} "
+                      f"{row['top_tenth_u_share_of_error']:>20.2f}")
     out["seconds"] = round(time.perf_counter() - t0, 1)
     write_results(args.out, out)
     return 0

@@ -5,9 +5,11 @@ items 16 and 32). With ``state_ensemble=(m₁, …)`` and ``disagreement_weight=
 still steps with its own state model, but each step's reward loses ``λ·u(ŝ_t, ŝ_{t−1}, a_t)``: ``u`` is the
 root-mean-square distance of the ensemble's next states (the world's own model and the members, K in all) from their
 mean, in the probe targets' units, over the state columns ``disagreement_dims`` (all by default; the cube's
-positions, 0 1 4 5, leave out the headings' cosines and sines). Where the data pinned the dynamics down the members agree and ``u`` is small;
-where they did not, they tend to disagree. The penalty is differentiable in the local state and the action, so it
-enters the local reward's gradient too (:meth:`fog_envs.learned.diff.DifferentiableEnv.step`).
+positions, 0 1 4 5, leave out the headings' cosines and sines). Where the data pinned the dynamics down the members
+agree and ``u`` is small; where they did not, they tend to disagree. The penalty is differentiable in the local
+state and the action, so it enters the local reward's gradient too
+(:meth:`fog_envs.learned.diff.DifferentiableEnv.step`; its value is computed there a second time, with the graph,
+and only its gradient is kept).
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def disagreement(predictions: torch.Tensor) -> torch.Tensor:
 
 
 class EnsemblePenalty:
-    """``λ·u`` of :func:`disagreement` between ``local``'s state model and ``members`` (frozen), over the columns ``dims``, at local states
-    ``x = [ŝ_t, ŝ_{t−1}]`` (N, 2S) under actions (N, A); differentiable in both."""
+    """``λ·u`` of :func:`disagreement` between ``local``'s state model and ``members`` (frozen), over the columns
+    ``dims``, at local states ``x = [ŝ_t, ŝ_{t−1}]`` (N, 2S) under actions (N, A); differentiable in both."""
 
     def __init__(self, local: "StateLocalModel", members: Sequence["StateModel"], weight: float,
                  dims: Sequence[int] = ()) -> None:
