@@ -149,3 +149,17 @@ def test_the_bench_measures_each_step_of_a_collected_cube_dataset(tmp_path):
     assert row["err_median_mm"] == pytest.approx(np.median(err) * 1e3, rel=1e-4)
     assert row["u_median_mm"] == pytest.approx(np.median(u) * 1e3, rel=1e-3, abs=1e-3)
     assert -1.0 <= row["spearman_u_err"] <= 1.0
+
+
+def test_the_cost_bench_times_both_worlds(tmp_path):
+    """``benchmarks/bench_penalty_cost.py`` on a tiny batch: both worlds timed, the ratio is theirs."""
+    import json
+
+    from benchmarks.bench_penalty_cost import main
+
+    out = tmp_path / "cost.json"
+    assert main(["--members", "cube_state_walls", "--num-envs", "2", "--horizon", "2", "--reps", "1",
+                 "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["plain"]["steps_per_s"] > 0 and saved["penalised"]["steps_per_s"] > 0
+    assert saved["slowdown"] == pytest.approx(saved["penalised"]["window_s_median"] / saved["plain"]["window_s_median"])
