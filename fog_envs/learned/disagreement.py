@@ -9,7 +9,7 @@ positions, 0 1 4 5, leave out the headings' cosines and sines). Where the data p
 agree and ``u`` is small; where they did not, they tend to disagree. The penalty is differentiable in the local
 state and the action, so it enters the local reward's gradient too
 (:meth:`fog_envs.learned.diff.DifferentiableEnv.step`; its value is computed there a second time, with the graph,
-and only its gradient is kept).
+and only its gradient is kept; the global step passes the own model's prediction it already has).
 """
 
 from __future__ import annotations
@@ -64,12 +64,14 @@ class EnsemblePenalty:
         self.local, self.members, self.weight = local, list(members), float(weight)
         self.dims = tuple(int(d) for d in dims)
 
-    def predictions(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """(K, N, S) next states of the world's own model (first) and of each member."""
+    def predictions(self, x: torch.Tensor, action: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
+        """(K, N, S) next states of the world's own model (first; ``own`` when the caller has it) and of each
+        member."""
         s, s_prev = x[..., :self.local.sdim], x[..., self.local.sdim:]
-        own = self.local.step(x, action)[..., :self.local.sdim]
+        if own is None:
+            own = self.local.step(x, action)[..., :self.local.sdim]
         return torch.stack([own, *(m.step(s, s_prev, action) for m in self.members)])
 
-    def __call__(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        preds = self.predictions(x, action)
+    def __call__(self, x: torch.Tensor, action: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
+        preds = self.predictions(x, action, own)
         return self.weight * disagreement(preds[..., list(self.dims)] if self.dims else preds)

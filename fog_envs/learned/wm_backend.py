@@ -163,7 +163,7 @@ class WorldModelBackend:
             success, aux = self.model.task.state_outcome(s_next)
             reward = self.model.task.state_reward(s_next)
             if self.penalty is not None:
-                reward = reward - self.penalty(self.x, action)
+                reward = reward - self.penalty(self.x, action, s_next)
             step = GlobalStep(x_next.clone(), reward, success, aux)
             return self._advance(self.ctx[:, -1], x_next, action, step)
         else:
