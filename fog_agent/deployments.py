@@ -1,5 +1,6 @@
 """Named zero-shot deployments: ``fog-eval --deployment NAME`` sets the flags that deploy an agent best, as
-measured in the README (Push-T: items 19–29; the cube: item 31), so that a newcomer need not copy a dozen flags.
+measured in the README (Push-T: items 19–29; the cube: items 31 and 34), so that a newcomer need not copy a dozen
+flags.
 
 A deployment fills in only the fields of :class:`fog_agent.evaluate.EvalConfig` (and of its ``planner``) that are
 still at their defaults; any other value given on the command line wins (a value equal to the default, e.g.
@@ -31,9 +32,11 @@ def deployment_settings(name: str) -> dict[str, Any]:
         },
         # the cube found in the ego frame by its colour and silhouette, carried on by the state model while the
         # robot pushes it out of view and held where it rests; until it is first seen, the robot turns on the spot
-        # (README item 31); the actor acts (planning adds nothing on the cube, item 20)
+        # (README item 31); the robot's pose found in what the frame shows of the arena, tracked with the state
+        # model's prediction (item 34); the actor acts (planning adds nothing on the cube, item 20)
         "cube": {
             "cube_finder": True,
+            "robot_finder": True,
             "search_action": (0.0, 0.0, 1.0),
         },
     }

@@ -9,7 +9,8 @@ another state model with ``--plan-state-model`` (Push-T: the shipped block-frame
 :mod:`fog_envs.wm.readers`; ``--odometry pusht_odometry`` dead-reckons the pusher from its actions,
 :mod:`fog_envs.wm.pusher_odometry`; ``--filter-gains`` fuses the readings with the state model's prediction,
 :mod:`fog_envs.learned.state_filter`; ``--cube-finder`` finds the cube in the robot's ego frame and remembers it out of
-view, ``--search-action 0 0 1`` turns the robot until it first sees it, :mod:`fog_envs.wm.cube_finder`);
+view, ``--search-action 0 0 1`` turns the robot until it first sees it, :mod:`fog_envs.wm.cube_finder`;
+``--robot-finder`` finds the robot's pose in what the frame shows of the arena, :mod:`fog_envs.wm.robot_finder`);
 ``--deployment pusht`` (or ``cube``) sets these as the best deployment of the task here does,
 :mod:`fog_agent.deployments`).
 Writes ``<run-dir>/eval_<env-id>.json``, mp4 videos of the first episodes and the learning-curve plot.
@@ -35,6 +36,7 @@ from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
 from fog_envs.learned.state_filter import StateFilterConfig
 from fog_envs.wm.cube_finder import CubeTrack
+from fog_envs.wm.robot_finder import RobotTrack
 from fog_envs.wm.pusher_odometry import PusherOdometry
 from fog_envs.wm.readers import load_reader
 
@@ -83,12 +85,16 @@ class EvalConfig:
     policy's sequences are candidates); the first agent still acts wherever the planner does not"""
     deployment: str | None = None
     """a named deployment (fog_agent.deployments; 'pusht': the best zero-shot Push-T deployment here, README
-    item 29; 'cube': the cube finder and a search turn, item 31): its settings fill every field, planner's
+    item 29; 'cube': the cube finder, the robot finder and a search turn, items 31 and 34): its settings fill every field, planner's
     included, still at its default"""
     cube_finder: bool = False
     """find the cube in each real frame by its colour and silhouette and the camera's geometry; out of view, hold it
     where it was placed, moved by the state model's prediction while the robot is beside it
     (fog_envs.wm.cube_finder; cube agents with local_model='state')"""
+    robot_finder: bool = False
+    """find the robot's pose in each real frame from what it shows of the arena (the walls' colours, the floor's
+    checker) and the camera's geometry, searched around the state model's prediction of the pose found before
+    (fog_envs.wm.robot_finder; cube agents with local_model='state')"""
     search_action: tuple[float, ...] = ()
     """with --cube-finder: the action taken until the cube is first seen (e.g. 0 0 1: turn on the spot); empty:
     the agent acts on the probe's guess meanwhile"""
@@ -167,6 +173,8 @@ def observer_kwargs(cfg: EvalConfig, envs: Any, env_id: str) -> dict[str, Any]:
         observe["state_filter"] = StateFilterConfig(tuple(cfg.filter_gains))
     if cfg.cube_finder:
         observe["cube_track"] = CubeTrack()
+    if cfg.robot_finder:
+        observe["robot_track"] = RobotTrack()
     if cfg.search_action and len(cfg.search_action) != envs.single_action_space.shape[0]:
         raise ValueError(f"--search-action has {len(cfg.search_action)} values; {env_id}'s actions have "
                          f"{envs.single_action_space.shape[0]}")
@@ -195,7 +203,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
            "deployment": cfg.deployment, "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"),
            "readers": list(cfg.readers), "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains),
-           "cube_finder": cfg.cube_finder, "search_action": list(cfg.search_action),
+           "cube_finder": cfg.cube_finder, "robot_finder": cfg.robot_finder, "search_action": list(cfg.search_action),
            **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model,

@@ -243,7 +243,8 @@ def test_a_cube_track_is_refused_by_a_push_t_env():
 
     envs = gym.make_vec("WMPushT-v0", num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
                         local_model="state", forward_model="state")
-    with pytest.raises(ValueError, match="cube_track needs the cube task with local_model='state'; this env is 'push"):
+    with pytest.raises(ValueError, match="cube_track and robot_track need the cube task with local_model='state'; "
+                                         "this env is 'push"):
         envs.unwrapped.make_observer(cube_track=CubeTrack())
     envs.close()
 
@@ -267,7 +268,7 @@ def test_fog_eval_deploys_a_cube_agent_with_the_cube_deployment(tmp_path):
                                  forward_model="state", eval_env_id=None), progress=False)
     result = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, deployment="cube"))
     assert result["env_id"] == "RealPushCube-v0" and result["episodes"] == 1
-    assert result["cube_finder"] and result["search_action"] == [0.0, 0.0, 1.0]
+    assert result["cube_finder"] and result["robot_finder"] and result["search_action"] == [0.0, 0.0, 1.0]
     with pytest.raises(ValueError, match="--search-action has 2 values"):
         run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, cube_finder=True,
                                   search_action=(0.0, 1.0)))

@@ -26,6 +26,7 @@ from fog_envs.wm.state_model import StateModel
 
 if TYPE_CHECKING:
     from fog_envs.wm.cube_finder import CubeTrack
+    from fog_envs.wm.robot_finder import RobotTrack
     from fog_envs.wm.pusher_odometry import PusherOdometry, PusherTrack
     from fog_envs.wm.readers import Reader
 
@@ -112,13 +113,16 @@ class StateObserver:
     the actions with ``odometry`` (its start re-estimated from every reading: :mod:`fog_envs.wm.pusher_odometry`),
     with ``state_filter`` fused with the state model's prediction of the step
     (:mod:`fog_envs.learned.state_filter`), and the cube (the cube task) found in the frame and remembered while out
-    of view by ``cube_track`` (:mod:`fog_envs.wm.cube_finder`; placed with the robot's pose after the filter)."""
+    of view by ``cube_track`` (:mod:`fog_envs.wm.cube_finder`; placed with the robot's pose after the filter), the
+    robot's pose (the cube task) found by ``robot_track`` in what the frame shows of the arena, tracked with the state
+    model's prediction (:mod:`fog_envs.wm.robot_finder`; before the filter and the cube)."""
 
     def __init__(self, local: StateLocalModel, readers: "Sequence[Reader]" = (),
                  state_filter: StateFilterConfig | None = None, odometry: "PusherOdometry | None" = None,
-                 cube_track: "CubeTrack | None" = None) -> None:
+                 cube_track: "CubeTrack | None" = None, robot_track: "RobotTrack | None" = None) -> None:
         self.local = local
         self.cube_track = cube_track
+        self.robot_track = robot_track
         self.readers = tuple(readers)
         self.gains = None if state_filter is None else state_filter.vector(local.sdim)
         self.odometry = odometry
@@ -143,6 +147,9 @@ class StateObserver:
         reading = self.read(obs)
         if self.odometry is not None:
             self.track = self.odometry.track(reading[:, self.pusher])
+        if self.robot_track is not None:
+            self.robot_track.reset()
+            reading = self.robot_track.update(obs, reading)
         if self.cube_track is not None:
             self.cube_track.reset()
             reading = self.cube_track.update(obs, reading)
@@ -156,8 +163,10 @@ class StateObserver:
         if self.track is not None:
             act = torch.as_tensor(np.asarray(action, dtype=np.float64)).reshape(1, -1)
             reading[:, self.pusher] = self.track.update(act, reading[:, self.pusher]).to(reading)
-        uses_model = self.gains is not None or self.cube_track is not None
+        uses_model = self.gains is not None or self.cube_track is not None or self.robot_track is not None
         predicted = self.local.predict(self.x, action) if uses_model else None
+        if self.robot_track is not None:
+            reading = self.robot_track.update(obs, reading, predicted)
         if self.gains is not None:
             reading = fuse(predicted, reading, self.gains)
         if self.cube_track is not None:

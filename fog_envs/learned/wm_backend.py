@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from fog_envs.learned.state_local import StateLocalModel, StateObserver
     from fog_envs.learned.state_filter import StateFilterConfig
     from fog_envs.wm.cube_finder import CubeTrack
+    from fog_envs.wm.robot_finder import RobotTrack
     from fog_envs.wm.pusher_odometry import PusherOdometry
     from fog_envs.wm.readers import Reader
 
@@ -281,27 +282,30 @@ class WorldModelBackend:
 
     def make_observer(self, readers: "Sequence[Reader]" = (), state_filter: "StateFilterConfig | None" = None,
                       odometry: "PusherOdometry | None" = None,
-                      cube_track: "CubeTrack | None" = None) -> "LatentObserver | StateObserver":
+                      cube_track: "CubeTrack | None" = None,
+                      robot_track: "RobotTrack | None" = None) -> "LatentObserver | StateObserver":
         """The deployment filter of real frames; ``readers`` (Push-T with ``local_model="state"`` only) refine
         the probe's readings in turn (:mod:`fog_envs.wm.readers`); ``state_filter`` (``local_model="state"``
         only) fuses them with the state model's prediction (:mod:`fog_envs.learned.state_filter`); ``odometry``
         (Push-T with ``local_model="state"``) dead-reckons the pusher (:mod:`fog_envs.wm.pusher_odometry`);
         ``cube_track`` (the cube task with ``local_model="state"``) finds the cube in the frame and remembers it
-        while out of view (:mod:`fog_envs.wm.cube_finder`)."""
+        while out of view (:mod:`fog_envs.wm.cube_finder`), and ``robot_track`` (the same) finds the robot's pose
+        in what the frame shows of the arena (:mod:`fog_envs.wm.robot_finder`)."""
         if state_filter is not None and self.state_local is None:
             raise ValueError("state_filter needs local_model='state' (the RSSM filters the frames itself)")
         if (readers or odometry is not None) and (self.state_local is None or self.model.config.task != "pusht"):
             raise ValueError(f"readers and odometry need the Push-T task with local_model='state'; this env is "
                              f"{self.model.config.task!r} with local_model="
                              f"{'state' if self.state_local is not None else 'rssm'!r}")
-        if cube_track is not None and (self.state_local is None or self.model.config.task != "cube"):
-            raise ValueError(f"cube_track needs the cube task with local_model='state'; this env is "
+        if (cube_track is not None or robot_track is not None) and (
+                self.state_local is None or self.model.config.task != "cube"):
+            raise ValueError(f"cube_track and robot_track need the cube task with local_model='state'; this env is "
                              f"{self.model.config.task!r} with local_model="
                              f"{'state' if self.state_local is not None else 'rssm'!r}")
         if self.state_local is not None:
             from fog_envs.learned.state_local import StateObserver
 
-            return StateObserver(self.state_local, readers, state_filter, odometry, cube_track)
+            return StateObserver(self.state_local, readers, state_filter, odometry, cube_track, robot_track)
         return LatentObserver(self.model)
 
 
