@@ -1,7 +1,7 @@
 """How well the robot finder places the ``RealPushCube-v0`` robot, next to the shipped probe, by the robot's
 distance from the nearest wall.
 
-    MUJOCO_GL=egl python benchmarks/bench_robot_finder.py [--frames 600] [--seed 800000]
+    MUJOCO_GL=egl python benchmarks/bench_robot_finder.py [--frames 300] [--seed 800000]
 
 Renders ``--frames`` seeded states (the robot anywhere its box fits, 0.27 m from the walls at the least, at any yaw;
 a third of them with the robot facing its nearest wall square on, closer than 0.35 m; the cube anywhere clear of it)
@@ -77,7 +77,7 @@ def pose_errors(poses: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.n
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--seed", type=int, default=800_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/robot_finder.json")

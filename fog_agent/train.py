@@ -100,12 +100,19 @@ class AgentTrainConfig:
     eval_every: int = 100
     """iterations between zero-shot evaluations"""
     eval_episodes: int = 10
+    """episodes of each periodic zero-shot evaluation (0: none)"""
     final_eval_episodes: int = 50
+    """episodes of the zero-shot evaluation after the last iteration (0: none, no eval.json)"""
     video_episodes: int = 3
     checkpoint_every: int = 10
     threads: int = 0
     stop_after: int | None = None
     """stop (as if killed) after this many iterations in this call; for tests"""
+
+    def __post_init__(self) -> None:
+        for name in ("eval_every", "eval_episodes", "final_eval_episodes", "video_episodes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AgentTrainConfig: {name} must be >= 0, got {getattr(self, name)}")
 
 
 #: AgentTrainConfig fields that override the SAPOConfig field of the same name when set
@@ -244,7 +251,7 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
             bar.update(1)
             bar.set_postfix(reward=f"{metrics['train/reward']:.3f}",
                             steps_s=f"{metrics['time/imagined_steps_per_s']:.0f}", refresh=False)
-        if eval_env_id and cfg.eval_every and agent.iteration_count % cfg.eval_every == 0 \
+        if eval_env_id and cfg.eval_every and cfg.eval_episodes and agent.iteration_count % cfg.eval_every == 0 \
                 and agent.iteration_count < sapo.iterations:
             zero_shot(cfg.eval_episodes, None)
         if agent.iteration_count % cfg.checkpoint_every == 0 or agent.iteration_count == sapo.iterations \
@@ -261,7 +268,7 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
     writer.flush()
     final: dict[str, Any] = {"iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps}
     if agent.iteration_count >= sapo.iterations:
-        if eval_env_id:
+        if eval_env_id and cfg.final_eval_episodes:
             final = zero_shot(cfg.final_eval_episodes, run / "videos")
             atomic_write_json(run / "eval.json", final)
         plot_learning_curve(run / "metrics.jsonl", run / "evals.jsonl", run / "learning_curve.png",

@@ -278,6 +278,20 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     assert (tmp_path / "b" / "learning_curve.png").exists()
 
 
+def test_zero_evaluation_episodes_skip_the_evaluations(tmp_path):
+    """``final_eval_episodes=0`` (and ``eval_episodes=0``) evaluate nothing: no eval.json of NaNs, no evals.jsonl
+    rows, though the learned env has a reference system; negative counts are refused by name."""
+    run = tmp_path / "cube"
+    final = train_agent(AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", run_dir=str(run), local_model="state",
+                                         forward_model="state", iterations=2, eval_every=1, eval_episodes=0,
+                                         final_eval_episodes=0), progress=False)
+    assert final == {"iteration": 2, "imagined_steps": final["imagined_steps"]} and final["imagined_steps"] > 0
+    assert not (run / "eval.json").exists() and not (run / "evals.jsonl").exists()
+    assert (run / "learning_curve.png").exists()
+    with pytest.raises(ValueError, match="final_eval_episodes must be >= 0, got -1"):
+        AgentTrainConfig(final_eval_episodes=-1)
+
+
 def test_cli_overrides_reach_the_resolved_config():
     from fog_agent.train import resolve_sapo_config
 
