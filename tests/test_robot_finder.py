@@ -235,6 +235,32 @@ def test_the_bench_reads_the_robot_closer_than_the_probe(tmp_path):
     assert rows["all"]["tracked_mm_median"] < rows["all"]["probe_mm_median"]
 
 
+def test_the_deployment_reading_bench_pairs_the_deployment_with_the_true_state(tmp_path):
+    """``benchmarks/bench_cube_deploy_reading.py`` on a two-iteration debug cube agent, one episode: every step's
+    reading is recorded (the robot read by the finder to centimetres, without it by the probe), and the episode is
+    paired with the same actor's on the true state."""
+    import json
+
+    from benchmarks.bench_cube_deploy_reading import main
+    from fog_agent.train import AgentTrainConfig, train_agent
+
+    run = tmp_path / "cube"
+    train_agent(AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", run_dir=str(run), local_model="state",
+                                 forward_model="state", eval_env_id=None), progress=False)
+    saved = {}
+    for flags in ([], ["--no-robot-finder"]):
+        out = tmp_path / f"reading{len(flags)}.json"
+        assert main(["--run-dir", str(run), "--episodes", "1", "--out", str(out), *flags]) == 0
+        saved[len(flags)] = json.loads(out.read_text())
+    finder, probe = saved[0], saved[1]
+    assert finder["robot_finder"] and not probe["robot_finder"]
+    assert len(finder["deployed_successes"]) == 1 and len(finder["true_state_successes"]) == 1
+    rows = {r["steps_of"]: r for r in finder["rows"]}
+    assert rows["all"]["steps"] == 200  # RealPushCube-v0's episode, every step
+    assert rows["all"]["robot_mm_median"] < 30.0
+    assert rows["all"]["robot_mm_median"] < {r["steps_of"]: r for r in probe["rows"]}["all"]["robot_mm_median"]
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"frames must be \(N, 64, 64, 3\)"):
         pixel_labels(np.zeros((64, 64, 3), np.uint8))
