@@ -107,6 +107,31 @@ def test_the_projected_silhouette_of_the_true_pose_is_what_the_renderer_draws():
     assert shown.sum() >= 10 and np.median(iou) > 0.97 and iou.min() > 0.8
 
 
+def test_the_silhouette_of_the_faces_toward_the_camera_is_the_union_of_all_five():
+    """``cube_silhouettes`` draws the top and the two sides that face the camera most; a convex body's other faces
+    project inside those, so the union of all five faces, each tested by hand, covers the same pixels."""
+    from fog_envs.wm.cube_finder import _FACES, project_cubes
+
+    rng = np.random.default_rng(5)
+    poses = np.column_stack([rng.uniform(0.3, 2.0, 300), rng.uniform(-0.8, 0.8, 300), rng.uniform(-np.pi, np.pi, 300)])
+    vv, uu = np.mgrid[0:64, 0:64] + 0.5
+    u, v = uu.ravel(), vv.ravel()
+    pixels, depth = project_cubes(poses)
+    union = np.zeros((len(poses), len(u)), dtype=bool)
+    for corners in _FACES:
+        quad = pixels[:, corners]  # (K, 4, 2)
+        signs = []
+        for i in range(4):
+            (x0, y0), (x1, y1) = quad[:, i].T, quad[:, (i + 1) % 4].T
+            signs.append((x1 - x0)[:, None] * (v - y0[:, None]) - (y1 - y0)[:, None] * (u - x0[:, None]))
+        signs = np.stack(signs)
+        union |= (signs >= 0).all(axis=0) | (signs <= 0).all(axis=0)
+    union &= (depth.min(axis=1) > 0)[:, None]
+    drawn = cube_silhouettes(poses, u, v)
+    assert drawn.sum() > 1000  # the cubes do cover pixels
+    np.testing.assert_array_equal(drawn, union)
+
+
 def test_a_silhouette_fit_recovers_the_pose_that_drew_it_near_far_and_cut_by_the_frame():
     v, u = (g.ravel() + 0.5 for g in np.mgrid[0:64, 0:64])
     poses = np.array([[0.31, 0.0, 0.2], [0.45, 0.25, 0.5], [1.6, -0.4, 1.0], [0.9, 0.55, 0.0]])
