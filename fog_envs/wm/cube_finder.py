@@ -62,7 +62,8 @@ class CubeFinderConfig:
     where it was (the model's resting cube drifts a few mm per step)"""
     silhouette: bool = True
     """refine the centroid's position by fitting the cube's silhouette to its pixels (3 mm median error against the
-    centroid's 47 mm, 112 mm at contact; ~25 ms per frame that shows the cube, 52 ms before its faces were culled); False: the centroid's alone"""
+    centroid's 47 mm, 112 mm at contact; ~25 ms per frame that shows the cube, 52 ms before its faces were culled);
+    False: the centroid's alone"""
 
     def __post_init__(self) -> None:
         if self.image_size < 1:
