@@ -274,3 +274,5 @@ def test_bad_input_is_named():
         RobotFinderConfig(min_score=1.5)
     with pytest.raises(ValueError, match="radius"):
         RobotFinderConfig(radius=0.0)
+    with pytest.raises(ValueError, match="checker must be"):
+        RobotFinderConfig(checker=(140, 100))

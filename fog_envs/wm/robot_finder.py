@@ -96,6 +96,9 @@ class RobotFinderConfig:
         if not 0 <= lo < hi:
             raise ValueError(f"RobotFinderConfig: floor_brightness must be (low, high) with 0 <= low < high, got "
                              f"{self.floor_brightness}")
+        if not self.checker[0] < self.checker[1] or not self.checker_size > 0 or not self.near_clip >= 0:
+            raise ValueError(f"RobotFinderConfig: checker must be (dark, light) with dark < light, checker_size > 0 "
+                             f"and near_clip >= 0, got {self.checker}, {self.checker_size}, {self.near_clip}")
         if not self.max_chroma_distance > 0:
             raise ValueError(f"RobotFinderConfig: max_chroma_distance must be > 0, got {self.max_chroma_distance}")
         if min(self.prior_cost) < 0:
