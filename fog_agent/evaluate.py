@@ -85,8 +85,8 @@ class EvalConfig:
     policy's sequences are candidates); the first agent still acts wherever the planner does not"""
     deployment: str | None = None
     """a named deployment (fog_agent.deployments; 'pusht': the best zero-shot Push-T deployment here, README
-    item 29; 'cube': the cube finder, the robot finder and a search turn, items 31 and 34): its settings fill every field, planner's
-    included, still at its default"""
+    item 29; 'cube': the cube finder, the robot finder and a search turn, items 31 and 34): its settings fill every
+    field, planner's included, still at its default"""
     cube_finder: bool = False
     """find the cube in each real frame by its colour and silhouette and the camera's geometry; out of view, hold it
     where it was placed, moved by the state model's prediction while the robot is beside it
@@ -203,7 +203,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
            "deployment": cfg.deployment, "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"),
            "readers": list(cfg.readers), "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains),
-           "cube_finder": cfg.cube_finder, "robot_finder": cfg.robot_finder, "search_action": list(cfg.search_action),
+           "cube_finder": cfg.cube_finder, "robot_finder": cfg.robot_finder,
+           "search_action": list(cfg.search_action),
            **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model,

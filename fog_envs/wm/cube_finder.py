@@ -159,7 +159,8 @@ def cube_silhouettes(poses: np.ndarray, u: np.ndarray, v: np.ndarray,
     faces = np.concatenate([np.zeros((len(poses), 1), dtype=int), facing], axis=1)  # the top and two sides
     face = np.take_along_axis(pixels[:, None], _FACES[faces][..., None], axis=2)  # (K, 3, 4, 2)
     ex, ey = (np.roll(face, -1, axis=2) - face).transpose(3, 0, 1, 2)
-    offset = ey * face[..., 0] - ex * face[..., 1]  # cross = ex·(v − fy) − ey·(u − fx) = ex·v − ey·u + offset
+    # each edge's cross product with a pixel: ex·(v − fy) − ey·(u − fx) = ex·v − ey·u + offset
+    offset = ey * face[..., 0] - ex * face[..., 1]
     cross = ex[..., None] * v - ey[..., None] * u + offset[..., None]
     inside = (cross.min(axis=2) >= 0) | (cross.max(axis=2) <= 0)
     return inside.any(axis=1) & (depth.min(axis=1) > 0)[:, None]
