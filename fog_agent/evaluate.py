@@ -35,7 +35,7 @@ from fog_agent.sapo import DMOSAPO
 from fog_agent.train import local_model_kwargs
 from fog_envs.evaluation import evaluate
 from fog_envs.learned.state_filter import StateFilterConfig
-from fog_envs.wm.cube_finder import CubeTrack
+from fog_envs.wm.cube_finder import CubeFinderConfig, CubeTrack
 from fog_envs.wm.robot_finder import RobotTrack
 from fog_envs.wm.pusher_odometry import PusherOdometry
 from fog_envs.wm.readers import load_reader
@@ -91,6 +91,10 @@ class EvalConfig:
     """find the cube in each real frame by its colour and silhouette and the camera's geometry; out of view, hold it
     where it was placed, moved by the state model's prediction while the robot is beside it
     (fog_envs.wm.cube_finder; cube agents with local_model='state')"""
+    cube_unseen_pixels: int = 0
+    """with --cube-finder: out of view, forget a cube placed where the camera would see at least this many of its
+    pixels (the frame contradicts it), and search again (fog_envs.wm.cube_finder.CubeFinderConfig.unseen_pixels);
+    0: never"""
     robot_finder: bool = False
     """find the robot's pose in each real frame from what it shows of the arena (the walls' colours, the floor's
     checker) and the camera's geometry, searched around the state model's prediction of the pose found before
@@ -110,7 +114,11 @@ class EvalConfig:
             raise ValueError("EvalConfig: --plan-state-model needs --plan")
         if self.companions and not self.plan:
             raise ValueError("EvalConfig: --companions needs --plan (they join the planner)")
-        if self.search_action and not self.cube_finder:
+        finder = self.cube_finder or (self.deployment is not None
+                                      and deployment_settings(self.deployment).get("cube_finder", False))
+        if self.cube_unseen_pixels and not finder:
+            raise ValueError("EvalConfig: --cube-unseen-pixels needs --cube-finder (it forgets the cube it tracks)")
+        if self.search_action and not finder:
             raise ValueError("EvalConfig: --search-action needs --cube-finder (it acts until the cube is first seen)")
         if self.deployment is not None:
             deployment_settings(self.deployment)  # an unknown name fails here, before any work
@@ -172,7 +180,7 @@ def observer_kwargs(cfg: EvalConfig, envs: Any, env_id: str) -> dict[str, Any]:
     if cfg.filter_gains:
         observe["state_filter"] = StateFilterConfig(tuple(cfg.filter_gains))
     if cfg.cube_finder:
-        observe["cube_track"] = CubeTrack()
+        observe["cube_track"] = CubeTrack(CubeFinderConfig(unseen_pixels=cfg.cube_unseen_pixels))
     if cfg.robot_finder:
         observe["robot_track"] = RobotTrack()
     if cfg.search_action and len(cfg.search_action) != envs.single_action_space.shape[0]:
@@ -203,7 +211,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
            "deployment": cfg.deployment, "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"),
            "readers": list(cfg.readers), "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains),
-           "cube_finder": cfg.cube_finder, "robot_finder": cfg.robot_finder,
+           "cube_finder": cfg.cube_finder, "cube_unseen_pixels": cfg.cube_unseen_pixels,
+           "robot_finder": cfg.robot_finder,
            "search_action": list(cfg.search_action),
            **asdict(result)}
     if cfg.plan:

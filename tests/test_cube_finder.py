@@ -279,6 +279,51 @@ def test_eval_config_refuses_a_search_without_the_finder():
 
     with pytest.raises(ValueError, match="--search-action needs --cube-finder"):
         EvalConfig(search_action=(0.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="--cube-unseen-pixels needs --cube-finder"):
+        EvalConfig(cube_unseen_pixels=20)
+    with pytest.raises(ValueError, match="--cube-unseen-pixels needs --cube-finder"):
+        EvalConfig(cube_unseen_pixels=20, deployment="pusht")
+    assert EvalConfig(cube_unseen_pixels=20, deployment="cube").cube_unseen_pixels == 20  # the deployment finds it
+
+
+def test_world_to_body_inverts_body_to_world_and_the_expected_pixels_follow_the_view():
+    from fog_envs.wm.cube_finder import expected_pixels, world_to_body
+
+    rng = np.random.default_rng(3)
+    yaw = rng.uniform(-np.pi, np.pi, 20)
+    robot = np.column_stack([rng.uniform(-1, 1, (20, 2)), np.cos(yaw), np.sin(yaw)])
+    body = rng.uniform(-1, 1, (20, 2))
+    np.testing.assert_allclose(world_to_body(robot, body_to_world(robot, body)), body, atol=1e-12)
+    facing_x = np.array([[0.0, 0.0, 1.0, 0.0]])
+    assert expected_pixels(facing_x, np.array([0.6, 0.0])) > 100  # ahead: in full view
+    assert expected_pixels(facing_x, np.array([-0.6, 0.0])) == 0  # behind
+    assert expected_pixels(facing_x, np.array([0.0, 0.6])) == 0  # beside, out of the 75° view
+    assert expected_pixels(np.array([[0.0, 0.0, 0.0, 1.0]]), np.array([0.0, 0.6])) > 100  # turned towards it
+
+
+def test_a_track_forgets_a_cube_the_frame_should_show_and_does_not():
+    """With ``unseen_pixels``, a cube carried on to where the camera would see it, in a frame without it, is lost
+    again; one beside the robot, out of view, is kept; without ``unseen_pixels`` nothing is forgotten."""
+    seen = _blank()[0]
+    seen[31:33, 31:33] = ORANGE
+    robot = torch.tensor([[0.0, 0.0, 1.0, 0.0, 9.0, 9.0, 1.0, 0.0]], dtype=torch.float64)
+    for pixels, forgets in ((20, True), (0, False)):
+        track = CubeTrack(CubeFinderConfig(unseen_pixels=pixels))
+        track.update(seen, robot)
+        assert not track.lost
+        ahead = track.last.copy()
+        track.update(_blank()[0], robot)  # the cube is ahead where it was placed, and the frame shows none
+        assert track.lost == forgets
+        if not forgets:
+            np.testing.assert_allclose(track.last, ahead)
+    track = CubeTrack(CubeFinderConfig(unseen_pixels=20))
+    track.update(seen, robot)
+    turned = robot.clone()
+    turned[0, 2:4] = torch.tensor([0.0, 1.0])  # the robot has turned 90° left: the cube is beside it, out of view
+    track.update(_blank()[0], turned)
+    assert not track.lost
+    with pytest.raises(ValueError, match="unseen_pixels must be >= 0"):
+        CubeFinderConfig(unseen_pixels=-1)
 
 
 def test_fog_eval_deploys_a_cube_agent_with_the_cube_deployment(tmp_path):

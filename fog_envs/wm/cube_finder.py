@@ -60,6 +60,10 @@ class CubeFinderConfig:
     """out of view, the cube follows the state model's prediction only while the robot is within this distance (m)
     of it (it touches the cube within 0.39 m: half the robot's diagonal and half the cube's); farther away it rests
     where it was (the model's resting cube drifts a few mm per step)"""
+    unseen_pixels: int = 0
+    """out of view, a cube placed where the camera would see at least this many of its pixels is forgotten: the frame
+    contradicts it (it was carried on wrongly), and the track is lost again until the camera sees the cube, where a
+    deployment turns to look for it; 0: never (README item 34)"""
     silhouette: bool = True
     """refine the centroid's position by fitting the cube's silhouette to its pixels (3 mm median error against the
     centroid's 47 mm, 112 mm at contact; ~25 ms per frame that shows the cube, 52 ms before its faces were culled);
@@ -79,6 +83,8 @@ class CubeFinderConfig:
                              f"{self.green_ratio}")
         if self.min_pixels < 1:
             raise ValueError(f"CubeFinderConfig: min_pixels must be >= 1, got {self.min_pixels}")
+        if self.unseen_pixels < 0:
+            raise ValueError(f"CubeFinderConfig: unseen_pixels must be >= 0, got {self.unseen_pixels}")
         if not self.push_radius >= 0:
             raise ValueError(f"CubeFinderConfig: push_radius must be >= 0, got {self.push_radius}")
 
@@ -227,6 +233,25 @@ def body_to_world(robot: np.ndarray, body: np.ndarray) -> np.ndarray:
     return np.stack([robot[:, 0] + c * bx - s * by, robot[:, 1] + s * bx + c * by], axis=1)
 
 
+def world_to_body(robot: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """Body-frame (x, y) of world points ``world`` (N, 2) seen from robots at ``robot`` (N, 4) = (x, y, cos yaw,
+    sin yaw): the inverse of :func:`body_to_world`."""
+    robot = np.asarray(robot, dtype=np.float64)
+    norm = np.linalg.norm(robot[:, 2:4], axis=1, keepdims=True)
+    c, s = (robot[:, 2:4] / np.maximum(norm, 1e-9)).T
+    dx, dy = (np.asarray(world, dtype=np.float64) - robot[:, 0:2]).T
+    return np.stack([c * dx + s * dy, -s * dx + c * dy], axis=1)
+
+
+def expected_pixels(robot: np.ndarray, cube: np.ndarray, config: CubeFinderConfig = CubeFinderConfig()) -> int:
+    """How many pixels of the ego frame of a robot at ``robot`` (1, 4) (the probe layout's first columns) a cube
+    resting at world (x, y) ``cube`` (2,) would cover (squarely facing the robot: its smallest silhouette but for a
+    corner's few pixels)."""
+    body = world_to_body(robot, np.asarray(cube, dtype=np.float64)[None])[0]
+    vv, uu = np.mgrid[0:config.image_size, 0:config.image_size] + 0.5
+    return int(cube_silhouettes(np.array([[body[0], body[1], 0.0]]), uu.ravel(), vv.ravel(), config).sum())
+
+
 class CubeTrack:
     """One episode's cube (one robot): the frame's cube where the camera sees it, placed with the robot's pose as
     read; out of view, where it was last placed, moved by the state model's prediction while the robot is beside
@@ -243,7 +268,8 @@ class CubeTrack:
 
     @property
     def lost(self) -> bool:
-        """The camera has not seen the cube since :meth:`reset`."""
+        """The camera has not seen the cube since :meth:`reset` (or since the frame contradicted where it was
+        placed, with ``config.unseen_pixels``)."""
         return self.last is None
 
     def reset(self) -> None:
@@ -254,8 +280,8 @@ class CubeTrack:
                prediction: torch.Tensor | None = None) -> torch.Tensor:
         """``reading`` (1, 8) of ``frame`` (S, S, 3) with the cube's position found; out of view, where it was last
         placed, or the cube of ``prediction`` (1, >= 6; the state model's one-step prediction) where given and the
-        robot is within ``push_radius`` of it (a cube the robot pushes out of its view moves on); while lost, as
-        read."""
+        robot is within ``push_radius`` of it (a cube the robot pushes out of its view moves on), unless the camera
+        should see ``unseen_pixels`` of it there (then lost again); while lost, as read."""
         if reading.ndim != 2 or reading.shape[0] != 1 or reading.shape[1] < self.CUBE.stop:
             raise ValueError(f"CubeTrack: reading must be (1, >= {self.CUBE.stop}) in the cube task's probe "
                              f"layout, got shape {tuple(reading.shape)}")
@@ -267,6 +293,10 @@ class CubeTrack:
             robot = reading[0, 0:2].detach().cpu().double().numpy()
             if np.linalg.norm(robot - self.last) <= self.config.push_radius:
                 self.last = prediction[0, self.CUBE].detach().cpu().double().numpy()
+        if not seen[0] and self.last is not None and self.config.unseen_pixels:
+            robot = reading[:, self.ROBOT].detach().cpu().double().numpy()
+            if expected_pixels(robot, self.last, self.config) >= self.config.unseen_pixels:
+                self.last = None
         if self.last is None:
             return reading
         out = reading.clone()
