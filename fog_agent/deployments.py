@@ -33,9 +33,11 @@ def deployment_settings(name: str) -> dict[str, Any]:
         # the cube found in the ego frame by its colour and silhouette, carried on by the state model while the
         # robot pushes it out of view and held where it rests; until it is first seen, the robot turns on the spot
         # (README item 31); the robot's pose found in what the frame shows of the arena, tracked with the state
-        # model's prediction (item 34); the actor acts (planning adds nothing on the cube, item 20)
+        # model's prediction, and a cube carried on to where the frame should show 20 of its pixels, and does not,
+        # forgotten and searched for again (item 34); the actor acts (planning adds nothing on the cube, item 20)
         "cube": {
             "cube_finder": True,
+            "cube_unseen_pixels": 20,
             "robot_finder": True,
             "search_action": (0.0, 0.0, 1.0),
         },

@@ -92,10 +92,9 @@ def test_a_deployment_that_plans_or_does_not_exist_is_refused_by_name():
 
 def test_a_cube_agent_collects_through_the_cube_deployments_perception(tmp_path, one_thread):
     """With ``deployment="cube"`` row t's action is what the cube deployment's controller (the cube and robot finders,
-    the search turn) does
-    on frame t, and the provenance names the deployment."""
+    the search turn) does on frame t, and the provenance names the deployment."""
     from fog_agent.train import AgentTrainConfig, train_agent
-    from fog_envs.wm.cube_finder import CubeTrack
+    from fog_envs.wm.cube_finder import CubeFinderConfig, CubeTrack
     from fog_envs.wm.robot_finder import RobotTrack
 
     run = tmp_path / "cube"
@@ -105,9 +104,9 @@ def test_a_cube_agent_collects_through_the_cube_deployments_perception(tmp_path,
     data, attrs = load_arrays(path), dataset_info(path).attrs
     assert attrs["env_id"] == "RealPushCube-v0" and "deployment='cube'" in attrs["collector_policy"]
     agent, ckpt = load_agent(run / "checkpoints" / "latest.pt")
-    controller = FogController(agent, learned_env_for(ckpt).make_observer(cube_track=CubeTrack(),
-                                                                           robot_track=RobotTrack()),
-                               search_action=(0.0, 0.0, 1.0))
+    observer = learned_env_for(ckpt).make_observer(cube_track=CubeTrack(CubeFinderConfig(unseen_pixels=20)),
+                                                   robot_track=RobotTrack())
+    controller = FogController(agent, observer, search_action=(0.0, 0.0, 1.0))
     controller.reset(data["frames"][0], {})
     replay = np.stack([controller.act(data["frames"][t], {}) for t in range(len(data["actions"]))])
     np.testing.assert_allclose(replay, data["actions"], atol=1e-6)

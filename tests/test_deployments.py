@@ -20,6 +20,7 @@ def test_pusht_deployment_fills_the_defaults_and_the_planners():
 def test_cube_deployment_finds_the_cube_and_the_robot_and_searches_without_planning():
     cfg = fill_defaults(EvalConfig(run_dir="runs/c"), deployment_settings("cube"))
     assert cfg.cube_finder and cfg.robot_finder and cfg.search_action == (0.0, 0.0, 1.0)
+    assert cfg.cube_unseen_pixels == 20
     assert not cfg.plan and cfg.readers == () and cfg.odometry is None and cfg.run_dir == "runs/c"
 
 
