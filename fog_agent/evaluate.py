@@ -10,6 +10,7 @@ another state model with ``--plan-state-model`` (Push-T: the shipped block-frame
 :mod:`fog_envs.wm.pusher_odometry`; ``--filter-gains`` fuses the readings with the state model's prediction,
 :mod:`fog_envs.learned.state_filter`; ``--cube-finder`` finds the cube in the robot's ego frame and remembers it out of
 view, ``--search-action 0 0 1`` turns the robot until it first sees it, :mod:`fog_envs.wm.cube_finder`;
+``--cube-unseen-pixels 20`` forgets a cube carried on to where the frame should show it and does not;
 ``--robot-finder`` finds the robot's pose in what the frame shows of the arena, :mod:`fog_envs.wm.robot_finder`);
 ``--deployment pusht`` (or ``cube``) sets these as the best deployment of the task here does,
 :mod:`fog_agent.deployments`).
