@@ -2,7 +2,7 @@
 the same actor's on the true state.
 
     MUJOCO_GL=egl python benchmarks/bench_cube_deploy_reading.py --run-dir runs/cube_agent2_s1 \\
-        [--no-robot-finder] [--episodes 50] [--seed 100000]
+        [--no-robot-finder] [--cube-unseen-pixels N] [--episodes 50] [--seed 100000]
 
 Plays ``fog-eval --deployment cube`` (with ``--no-robot-finder``: without the robot finder, as before README item
 34) on ``RealPushCube-v0``'s seeded episodes and records, at every step, the error of the state the actor acts on
@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--no-robot-finder", action="store_true", help="deploy without the robot finder")
+    parser.add_argument("--cube-unseen-pixels", type=int, default=None,
+                        help="the cube track's recheck (default: the deployment's; 0: none, as before README item 34's "
+                             "recheck)")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=1)
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = fill_defaults(EvalConfig(run_dir=args.run_dir, deployment="cube"), deployment_settings("cube"))
     if args.no_robot_finder:
         cfg = replace(cfg, robot_finder=False)
+    if args.cube_unseen_pixels is not None:
+        cfg = replace(cfg, cube_unseen_pixels=args.cube_unseen_pixels)
     agent, ckpt = load_agent(checkpoint_path(args.run_dir))
     if ckpt.get("local_model") != "state" or ckpt["env_id"] != "WMPushCube-v0":
         raise ValueError(f"{args.run_dir}: a cube agent with local_model='state' is needed, got {ckpt['env_id']} "
@@ -124,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['robot_deg_median']:>6.1f} {row['robot_deg_p90']:>6.1f} {row['cube_mm_median']:>8.0f} "
               f"{row['cube_mm_p90']:>6.0f}")
     out = args.out or f"benchmarks/results/cube_deploy_reading_{name}.json"
-    write_results(out, {"run_dir": args.run_dir, "robot_finder": cfg.robot_finder, "episodes": args.episodes,
+    write_results(out, {"run_dir": args.run_dir, "robot_finder": cfg.robot_finder,
+                        "cube_unseen_pixels": cfg.cube_unseen_pixels, "episodes": args.episodes,
                         "seed": args.seed, "deployed_successes": d.tolist(), "true_state_successes": t.tolist(),
                         "deployed_success_rate": float(d.mean()), "true_state_success_rate": float(t.mean()),
                         "rows": rows})
