@@ -199,6 +199,7 @@ def _scores(labels: np.ndarray, poses: np.ndarray, rays: np.ndarray, prior: np.n
 
 
 def _grid_rays(config: RobotFinderConfig, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``((rows, cols), rays (P, 3))``: every ``stride``-th pixel's indices and its body-frame ray."""
     size = config.camera.image_size
     vv, uu = np.mgrid[0:size:stride, 0:size:stride] + 0.5
     return (vv.astype(int), uu.astype(int)), pixel_rays(uu.ravel(), vv.ravel(), config.camera)
@@ -223,6 +224,8 @@ _FINE = ((0.015, 3, np.radians(2.0), 3, 2), (0.005, 2, np.radians(0.75), 2, 2))
 
 def _search(labels: np.ndarray, start: np.ndarray, prior: np.ndarray, rounds: tuple, config: RobotFinderConfig,
             ) -> tuple[np.ndarray, float]:
+    """Grid rounds (see :data:`_FINE`) from ``start``, each centred on the best pose of the round before; the yaw
+    found wrapped to [−π, π)."""
     best, agreement = np.asarray(start, dtype=np.float64), 0.0
     for step, n, yaw_step, n_yaw, stride in rounds:
         (rows, cols), rays = _grid_rays(config, stride)
