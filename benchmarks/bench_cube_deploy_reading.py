@@ -27,11 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.agent_runs_cli import write_results  # noqa: E402
-from benchmarks.bench_cube_true_state import true_state_episodes  # noqa: E402
+from benchmarks.bench_cube_true_state import load_cube_agent, true_state_episodes  # noqa: E402
 from fog_agent.controller import FogController  # noqa: E402
 from fog_agent.deployments import deployment_settings, fill_defaults  # noqa: E402
-from fog_agent.evaluate import EvalConfig, learned_env_for, load_agent, observer_kwargs  # noqa: E402
-from fog_agent.run_io import checkpoint_path  # noqa: E402
+from fog_agent.evaluate import EvalConfig, learned_env_for, observer_kwargs  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.real.cube_scene import ARENA_HALF_SIZE  # noqa: E402
 from fog_envs.wm.tasks import get_task  # noqa: E402
@@ -95,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, robot_finder=False)
     if args.cube_unseen_pixels is not None:
         cfg = replace(cfg, cube_unseen_pixels=args.cube_unseen_pixels)
-    agent, ckpt = load_agent(checkpoint_path(args.run_dir))
-    if ckpt.get("local_model") != "state" or ckpt["env_id"] != "WMPushCube-v0":
-        raise ValueError(f"{args.run_dir}: a cube agent with local_model='state' is needed, got {ckpt['env_id']} "
-                         f"with local_model={ckpt.get('local_model')!r}")
+    agent, ckpt = load_cube_agent(args.run_dir)
     envs = learned_env_for(ckpt)
     recorder = ReadingRecorder(agent, envs.make_observer(**observer_kwargs(cfg, envs, ckpt["env_id"])),
                                search_action=cfg.search_action or None)

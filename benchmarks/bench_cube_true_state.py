@@ -73,14 +73,20 @@ class TrueStateController:
         return action
 
 
-def true_state_episodes(run_dir: str, episodes: int, seed: int) -> dict[str, list]:
-    """Per episode (i: seed + i) of ``run_dir``'s actor on the true state: ``successes``, the cube's
-    ``start_goal_distance`` (m), the ``steps_near_wall`` (the robot within 0.3 m of a wall), and the ``states``
-    (T, 6) it saw and ``actions`` (T, 3) it took."""
+def load_cube_agent(run_dir: str) -> tuple[Any, dict[str, Any]]:
+    """``(agent, checkpoint)`` of ``run_dir``, which must hold a cube agent with ``local_model='state'``."""
     agent, ckpt = load_agent(checkpoint_path(run_dir))
     if ckpt.get("local_model") != "state" or ckpt["env_id"] != "WMPushCube-v0":
         raise ValueError(f"{run_dir}: a cube agent with local_model='state' is needed, got {ckpt['env_id']} with "
                          f"local_model={ckpt.get('local_model')!r}")
+    return agent, ckpt
+
+
+def true_state_episodes(run_dir: str, episodes: int, seed: int) -> dict[str, list]:
+    """Per episode (i: seed + i) of ``run_dir``'s actor on the true state: ``successes``, the cube's
+    ``start_goal_distance`` (m), the ``steps_near_wall`` (the robot within 0.3 m of a wall), and the ``states``
+    (T, 6) it saw and ``actions`` (T, 3) it took."""
+    agent, ckpt = load_cube_agent(run_dir)
     controller = TrueStateController(agent, learned_env_for(ckpt).backend.state_local)
     result = evaluate(lambda: controller, "RealPushCube-v0", episodes=episodes, seed=seed, video_dir=None,
                       video_episodes=0)
