@@ -22,9 +22,10 @@ def run_dirs_parser(doc: str | None, out: Path, episodes_flag: str = "--episodes
     return parser
 
 
-def parse_run_dirs(parser: argparse.ArgumentParser, episodes_flag: str = "--episodes") -> argparse.Namespace:
-    """Parse, refuse a count below 1 by name, and set torch's threads."""
-    args = parser.parse_args()
+def parse_run_dirs(parser: argparse.ArgumentParser, episodes_flag: str = "--episodes",
+                   argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` (default: the command line), refuse a count below 1 by name, and set torch's threads."""
+    args = parser.parse_args(argv)
     name = episodes_flag.lstrip("-").replace("-", "_")
     if getattr(args, name) < 1:
         parser.error(f"{episodes_flag} must be >= 1, got {getattr(args, name)}")

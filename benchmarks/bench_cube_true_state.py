@@ -56,6 +56,8 @@ class TrueStateController:
 
     def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
         self.x, self._fresh = self.local.start(self._reading(info)), True
+        if hasattr(self.agent, "reset"):  # an ensemble that follows the episode (fog_agent.ensemble.StallHandover)
+            self.agent.reset()
         self.start_goal_distance.append(float(info["cube_goal_distance"]))
         self.steps_near_wall.append(0)
         self.states.append([])

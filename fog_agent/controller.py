@@ -57,6 +57,8 @@ class FogController:
         self._last_action = None
         if self.planner is not None:
             self.planner.reset()
+        if hasattr(self.agent, "reset"):  # an ensemble that follows the episode (fog_agent.ensemble.StallHandover)
+            self.agent.reset()
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         if self._last_action is not None:

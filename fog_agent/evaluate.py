@@ -30,6 +30,7 @@ import fog_envs  # noqa: F401
 from fog_agent.config import SAPOConfig
 from fog_agent.controller import FogController
 from fog_agent.deployments import deployment_settings, fill_defaults
+from fog_agent.ensemble import HandoverConfig, MeanPolicy, StallHandover
 from fog_agent.planner import PlannerConfig, PolicyCEM
 from fog_agent.run_io import atomic_write_json, checkpoint_path, plot_learning_curve
 from fog_agent.sapo import DMOSAPO
@@ -81,9 +82,15 @@ class EvalConfig:
     pusht_odometry, fog-fit-odometry), its start pooled from the readers' readings of every frame
     (fog_envs.wm.pusher_odometry; Push-T agents with local_model='state')"""
     companions: tuple[str, ...] = ()
-    """with --plan: run directories (or checkpoint files) of other agents trained in the same learned env whose
+    """run directories (or checkpoint files) of other agents trained in the same learned env. With --plan their
     critics and policies join the planner's (fog_agent.planner.PolicyCEM: the value is the agents' mean, each
-    policy's sequences are candidates); the first agent still acts wherever the planner does not"""
+    policy's sequences are candidates; the first agent still acts wherever the planner does not); without it the
+    agents act together: with the mean of their tanh(μ) (fog_agent.ensemble.MeanPolicy), or one at a time with
+    --handover-patience (README item 35)"""
+    handover_patience: int = 0
+    """with --companions and without --plan: one agent acts at a time, the next taking over after this many steps
+    in which the local reward of the filtered state has not risen by 0.01 above its best
+    (fog_agent.ensemble.StallHandover); 0: the agents act with their mean tanh(μ)"""
     deployment: str | None = None
     """a named deployment (fog_agent.deployments; 'pusht': the best zero-shot Push-T deployment here, README
     item 29; 'cube': the cube finder, the robot finder and a search turn, items 31 and 34): its settings fill every
@@ -113,8 +120,14 @@ class EvalConfig:
             raise ValueError("EvalConfig: --plan and --stochastic exclude each other (the planner chooses the actions)")
         if self.plan_state_model is not None and not self.plan:
             raise ValueError("EvalConfig: --plan-state-model needs --plan")
-        if self.companions and not self.plan:
-            raise ValueError("EvalConfig: --companions needs --plan (they join the planner)")
+        if self.companions and self.stochastic:
+            raise ValueError("EvalConfig: --companions and --stochastic exclude each other (the agents act with "
+                             "their mean tanh(μ), or join the planner)")
+        if self.handover_patience < 0:
+            raise ValueError(f"EvalConfig: --handover-patience must be >= 0 steps, got {self.handover_patience}")
+        if self.handover_patience and (self.plan or not self.companions):
+            raise ValueError("EvalConfig: --handover-patience needs --companions and no --plan (the agents take "
+                             "turns acting)")
         finder = self.cube_finder or (self.deployment is not None
                                       and deployment_settings(self.deployment).get("cube_finder", False))
         if self.cube_unseen_pixels and not finder:
@@ -172,6 +185,17 @@ def make_planner(agent: DMOSAPO, ckpt: dict[str, Any], envs: Any, cfg: EvalConfi
     return PolicyCEM(agent, envs.diff.local_step, envs.diff.local_reward, cfg.planner, companions)
 
 
+def ensemble_actor(agent: DMOSAPO, companions: Sequence[DMOSAPO], envs: Any, cfg: EvalConfig) -> Any:
+    """What acts without a planner: the agent alone, or with ``companions`` their mean or, with
+    ``cfg.handover_patience``, one at a time, handed over on the learned env's local reward
+    (:mod:`fog_agent.ensemble`)."""
+    if not companions or cfg.plan:
+        return agent
+    if cfg.handover_patience:
+        return StallHandover([agent, *companions], envs.diff.local_reward, HandoverConfig(cfg.handover_patience))
+    return MeanPolicy([agent, *companions])
+
+
 def observer_kwargs(cfg: EvalConfig, envs: Any, env_id: str) -> dict[str, Any]:
     """The keyword arguments of ``envs.make_observer`` that ``cfg``'s perception flags ask for (readers, odometry,
     filter gains, the cube finder); ``cfg.search_action`` is checked against the action space here."""
@@ -205,7 +229,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     suffix = ("_stochastic" if cfg.stochastic else "_plan" if cfg.plan else "") + (f"_{cfg.tag}" if cfg.tag else "")
     planner = make_planner(agent, ckpt, envs, cfg, companions) if cfg.plan else None
     observe = observer_kwargs(cfg, envs, ckpt["env_id"])
-    result = evaluate(lambda: FogController(agent, envs.make_observer(**observe), deterministic=not cfg.stochastic,
+    actor = ensemble_actor(agent, companions, envs, cfg)
+    result = evaluate(lambda: FogController(actor, envs.make_observer(**observe), deterministic=not cfg.stochastic,
                                             planner=planner, search_action=cfg.search_action or None), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
                       video_episodes=cfg.video_episodes)
@@ -215,6 +240,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
            "cube_finder": cfg.cube_finder, "cube_unseen_pixels": cfg.cube_unseen_pixels,
            "robot_finder": cfg.robot_finder,
            "search_action": list(cfg.search_action),
+           "companions": list(cfg.companions), "handover_patience": cfg.handover_patience,
            **asdict(result)}
     if cfg.plan:
         out["planner"] = {**asdict(cfg.planner), "state_model": cfg.plan_state_model,

@@ -64,6 +64,12 @@ class AgentTrainConfig:
     """λ of the ensemble penalty, in reward per unit of disagreement (the probe targets' units: metres on the cube)"""
     disagreement_dims: tuple[int, ...] = ()
     """the state columns the ensemble's disagreement is measured over (empty: all; the cube's positions: 0 1 4 5)"""
+    wall_penalty: float = 0.0
+    """forward_model='state' only: w, each imagined step's reward loses up to w for the task's object within
+    --wall-margin of a wall (the cube: from where a pushing robot cannot bring it back; fog_envs.learned.wall_penalty,
+    README item 35); 0: none"""
+    wall_margin: float = 0.2
+    """with --wall-penalty: the distance from a wall (m) inside which the penalty grows from 0 to w"""
     denoising_steps: int | None = None
     start_sigma: float | None = None
     """override the world model's sampler start (0: from pure noise; > 0: from the last latent noised to
@@ -141,6 +147,8 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
     if cfg.state_ensemble or cfg.disagreement_weight or cfg.disagreement_dims:
         kwargs.update(state_ensemble=tuple(cfg.state_ensemble), disagreement_weight=cfg.disagreement_weight,
                       disagreement_dims=tuple(cfg.disagreement_dims))
+    if cfg.wall_penalty:
+        kwargs.update(wall_penalty=cfg.wall_penalty, wall_margin=cfg.wall_margin)
     kwargs.update(local_model_kwargs(cfg.local_model, cfg.state_model))
     return gym.make_vec(cfg.env_id, num_envs=sapo.num_envs, vectorization_mode="vector_entry_point",
                         max_episode_steps=sapo.episode_steps, **kwargs).unwrapped

@@ -697,8 +697,12 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     assert ens["planner"]["companions"] == [latest] and ens["episodes"] == 1
     with pytest.raises(ValueError, match="trained with another state_model"):
         load_companions({**ckpt, "state_model": "pusht_state_block"}, (str(run),))
-    with pytest.raises(ValueError, match="--companions needs --plan"):
-        EvalConfig(companions=(latest,))
+    # without --plan the agents act with their mean tanh(μ): the agent and itself again act as the agent alone
+    mean = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, companions=(latest,),
+                                     tag="mean"))
+    assert mean["companions"] == [latest] and mean["returns"] == result["returns"]
+    with pytest.raises(ValueError, match="--companions and --stochastic"):
+        EvalConfig(companions=(latest,), stochastic=True)
     # --world-model: deploy with another bundle of the task (here the same one); --tag names the output
     other = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, world_model=str(debug_bundle),
                                       tag="other_probe"))

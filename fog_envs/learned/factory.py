@@ -24,7 +24,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
                  denoising_steps: int | None = None, device: str = "cpu", bf16: bool | str = "auto",
                  start_sigma: float | None = None, local_model: str = "rssm",
                  state_model: str | None = None, goal_starts: float = 0.0, state_ensemble: tuple[str, ...] = (),
-                 disagreement_weight: float = 0.0, disagreement_dims: tuple[int, ...] = ()) -> Backend:
+                 disagreement_weight: float = 0.0, disagreement_dims: tuple[int, ...] = (),
+                 wall_penalty: float = 0.0, wall_margin: float = 0.2) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
@@ -36,7 +37,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     world's episode starts moved near the goal (:class:`~fog_envs.learned.wm_backend.WorldModelBackend`).
     ``state_ensemble`` (state-model bundles, names or paths) and ``disagreement_weight`` λ > 0: a state-model
     world's reward loses λ times the ensemble's disagreement over the state columns ``disagreement_dims``
-    (all if empty; :mod:`fog_envs.learned.disagreement`).
+    (all if empty; :mod:`fog_envs.learned.disagreement`). ``wall_penalty`` w > 0: a state-model world's reward
+    loses up to w per step for the task's object within ``wall_margin`` (m) of a wall
+    (:mod:`fog_envs.learned.wall_penalty`; the cube).
     """
     if local_model not in LOCAL_MODELS:
         raise ValueError(f"unknown local_model {local_model!r}; choose one of {LOCAL_MODELS}")
@@ -56,6 +59,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if state_ensemble and forward_model != "state":
         raise ValueError(f"state_ensemble penalises a state-model world's reward; it needs forward_model='state', "
                          f"got {forward_model!r}")
+    if wall_penalty and forward_model != "state":
+        raise ValueError(f"wall_penalty penalises a state-model world's reward; it needs forward_model='state', got "
+                         f"{forward_model!r}")
     if task == "toy":
         from fog_envs.learned.toy import ToyBackend
 
@@ -98,6 +104,14 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
 
         members = [StateModel.load(m, task=task, map_location=dev)[0] for m in state_ensemble]
         penalty = EnsemblePenalty(state_local, members, disagreement_weight, disagreement_dims)
+    if wall_penalty:
+        from fog_envs.learned.wall_penalty import PenaltySum, WallPenalty
+
+        if model.task.walled_object is None:
+            raise ValueError(f"task {task!r} has no walled object to keep off the walls; use wall_penalty=0")
+        columns, reach = model.task.walled_object
+        walls = WallPenalty(state_local, wall_penalty, columns, reach, wall_margin)
+        penalty = walls if penalty is None else PenaltySum(state_local, [penalty, walls])
     if forward_model == "reference":
         from fog_envs.learned.reference_backend import ReferenceBackend
 

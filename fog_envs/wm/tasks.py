@@ -127,12 +127,20 @@ class TaskSpec:
     goal_start: Callable[[Any, Any], Any] | None = None
     """``(states (N, probe_dim), torch.Generator) -> states`` with the object moved near its goal: the near-goal
     starts of a state-model world (``goal_starts=``; None: not available)"""
+    walled_object: tuple[tuple[int, int], float] | None = None
+    """``((x column, y column), reach)``: the probe-target position of the object a state-model world's wall
+    penalty keeps off the walls (``wall_penalty=``, :mod:`fog_envs.learned.wall_penalty`) and how far from the
+    centre it reaches when it touches a wall (m); None: the task has no walls to keep off"""
 
     @property
     def probe_dim(self) -> int:
         """Length of the state probe's target vector."""
         return int(self.probe_targets(np.zeros((1, self.state_dim))).shape[1])
 
+
+#: the cube centre's distance from the arena's centre along x or y when it touches a wall (m):
+#: ``fog_envs.real.cube_scene.ARENA_HALF_SIZE − CUBE_HALF_SIZE`` (kept numeric here: this module imports no scene)
+_CUBE_REACH = 1.41
 
 TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
@@ -141,7 +149,8 @@ TASKS: dict[str, TaskSpec] = {
                       goal_start=_pusht_goal_start),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
-                     _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7)),
+                     _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7),
+                     walled_object=((4, 5), _CUBE_REACH)),
 }
 
 

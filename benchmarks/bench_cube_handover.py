@@ -1,0 +1,91 @@
+"""Cube agents taking turns: where one policy stalls, the next takes over.
+
+    MUJOCO_GL=egl python benchmarks/bench_cube_handover.py --run-dir runs/cube_ens10_s0 --run-dir runs/cube_ens10_s1 \\
+        ... [--patience 20 40 80] [--min-gain 0.01] [--episodes 50] [--seed 100000]
+
+Plays ``RealPushCube-v0``'s seeded episodes on the true state (``bench_cube_true_state.TrueStateController``: no
+frame read, so what the policies do, apart from perception) with each agent alone, then with all of them in the
+order given as one :class:`fog_agent.ensemble.StallHandover` for each ``--patience``: the first acts, and after that
+many steps in which the local reward of its state has not risen by ``--min-gain`` above its best, the next takes over.
+Per setting: success, handovers per episode, and how the failed episodes end: the cube *pinned* (its centre within
+5 cm of touching a wall), the robot *stuck* away from the cube (its centre ≥ 0.45 m from the cube's and within 0.3 m
+of a wall), or *other*. Prints a table and writes JSON (default ``benchmarks/results/cube_handover.json``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
+from benchmarks.bench_cube_true_state import TrueStateController, load_cube_agent  # noqa: E402
+from fog_agent.ensemble import HandoverConfig, StallHandover  # noqa: E402
+from fog_agent.evaluate import learned_env_for  # noqa: E402
+from fog_envs.evaluation import evaluate  # noqa: E402
+from fog_envs.real.cube_reward import robot_cube_distance  # noqa: E402
+from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE  # noqa: E402
+
+PINNED_MARGIN = 0.05  #: metres between the cube's face and a wall that count as pinned
+STUCK_DISTANCE = 0.45  #: metres between robot and cube centres beyond which the robot is not at the cube
+WALL_MARGIN = 0.3  #: metres from a wall within which the robot is at it
+
+
+def ending(state: np.ndarray) -> str:
+    """How an episode that failed ends, from its last true state (6,): 'pinned', 'stuck' or 'other'."""
+    if np.abs(state[3:5]).max() > ARENA_HALF_SIZE - CUBE_HALF_SIZE - PINNED_MARGIN:
+        return "pinned"
+    if robot_cube_distance(state) >= STUCK_DISTANCE and np.abs(state[:2]).max() > ARENA_HALF_SIZE - WALL_MARGIN:
+        return "stuck"
+    return "other"
+
+
+def play(agent: Any, local: Any, episodes: int, seed: int) -> dict[str, Any]:
+    """Episodes of ``agent`` (one agent or an ensemble) on the true state: successes, handovers, endings."""
+    controller = TrueStateController(agent, local)
+    handovers: list[int] = []
+    result = evaluate(lambda: controller, "RealPushCube-v0", episodes=episodes, seed=seed, video_dir=None,
+                      video_episodes=0, progress=lambda i, n: handovers.append(getattr(agent, "handovers", 0)))
+    ok = [bool(s) for s in result.successes]
+    ends = [None if s else ending(states[-1]) for s, states in zip(ok, controller.states)]
+    return {"success_rate": float(np.mean(ok)), "successes": ok, "handovers": handovers, "endings": ends,
+            **{k: sum(e == k for e in ends) for k in ("pinned", "stuck", "other")}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = run_dirs_parser(__doc__, Path("benchmarks/results/cube_handover.json"))
+    parser.add_argument("--patience", type=int, nargs="+", default=[20, 40, 80])
+    parser.add_argument("--min-gain", type=float, default=HandoverConfig().min_gain)
+    args = parse_run_dirs(parser, argv=argv)
+    agents = [load_cube_agent(r) for r in args.run_dir]
+    states = {ckpt["state_model"] for _, ckpt in agents}
+    if len(states) != 1:
+        parser.error(f"--run-dir: the agents must share their state model to take turns, got {sorted(states)}")
+    envs = learned_env_for(agents[0][1])
+    local = envs.backend.state_local
+    rows: list[dict[str, Any]] = []
+    for run, (agent, _) in zip(args.run_dir, agents):
+        rows.append({"setting": Path(run).name, **play(agent, local, args.episodes, args.seed)})
+    alone = np.array([r["successes"] for r in rows])
+    for p in args.patience:
+        ensemble = StallHandover([a for a, _ in agents], envs.diff.local_reward, HandoverConfig(p, args.min_gain))
+        rows.append({"setting": f"handover, patience {p}", "patience": p,
+                     **play(ensemble, local, args.episodes, args.seed)})
+    print(f"{'true state, ' + str(args.episodes) + ' episodes':<32} {'success':>8} {'handovers':>10} "
+          f"{'pinned':>7} {'stuck':>6} {'other':>6}")
+    for r in rows:
+        print(f"{r['setting']:<32} {r['success_rate']:>8.0%} {np.mean(r['handovers']):>10.1f} {r['pinned']:>7} "
+              f"{r['stuck']:>6} {r['other']:>6}")
+    print(f"some agent alone finishes {alone.any(0).mean():.0%} of the episodes; all of them {alone.all(0).mean():.0%}")
+    write_results(args.out, {"run_dirs": args.run_dir, "episodes": args.episodes, "seed": args.seed,
+                             "min_gain": args.min_gain, "any_agent_alone": float(alone.any(0).mean()),
+                             "every_agent_alone": float(alone.all(0).mean()), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
