@@ -1,10 +1,11 @@
 """Cube agents taking turns: where one policy stalls, the next takes over.
 
     MUJOCO_GL=egl python benchmarks/bench_cube_handover.py --run-dir runs/cube_ens10_s0 --run-dir runs/cube_ens10_s1 \\
-        ... [--patience 20 40 80] [--min-gain 0.01] [--episodes 50] [--seed 100000]
+        ... [--patience 20 40 80] [--min-gain 0.01] [--deployed] [--episodes 50] [--seed 100000]
 
 Plays ``RealPushCube-v0``'s seeded episodes on the true state (``bench_cube_true_state.TrueStateController``: no
-frame read, so what the policies do, apart from perception) with each agent alone, then with all of them in the
+frame read, so what the policies do, apart from perception; with ``--deployed``, from the frames as ``fog-eval
+--deployment cube`` deploys them) with each agent alone, then with all of them in the
 order given as one :class:`fog_agent.ensemble.StallHandover` for each ``--patience``: the first acts, and after that
 many steps in which the local reward of its state has not risen by ``--min-gain`` above its best, the next takes over.
 Per setting: success, handovers per episode, and how the failed episodes end: the cube *pinned* (its centre within
@@ -24,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from benchmarks.bench_cube_true_state import TrueStateController, load_cube_agent  # noqa: E402
+from fog_agent.controller import FogController  # noqa: E402
+from fog_agent.deployments import deployment_settings, fill_defaults  # noqa: E402
 from fog_agent.ensemble import HandoverConfig, StallHandover  # noqa: E402
-from fog_agent.evaluate import learned_env_for  # noqa: E402
+from fog_agent.evaluate import EvalConfig, learned_env_for, observer_kwargs  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.real.cube_reward import robot_cube_distance  # noqa: E402
 from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE  # noqa: E402
@@ -44,9 +47,31 @@ def ending(state: np.ndarray) -> str:
     return "other"
 
 
-def play(agent: Any, local: Any, episodes: int, seed: int) -> dict[str, Any]:
-    """Episodes of ``agent`` (one agent or an ensemble) on the true state: successes, handovers, endings."""
-    controller = TrueStateController(agent, local)
+class DeployedRecorder(FogController):
+    """``fog-eval --deployment cube``'s controller, keeping the true state (6,) of every step for the endings."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.states: list[list[np.ndarray]] = []
+
+    def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
+        super().reset(obs, info)
+        self.states.append([])
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        self.states[-1].append(np.asarray(info["state"], dtype=np.float64).copy())
+        return super().act(obs, info)
+
+
+def play(agent: Any, envs: Any, episodes: int, seed: int, deployed: bool) -> dict[str, Any]:
+    """Episodes of ``agent`` (one agent or an ensemble) on the true state, or deployed from the frames as
+    ``fog-eval --deployment cube`` deploys it: successes, handovers, endings."""
+    if deployed:
+        cfg = fill_defaults(EvalConfig(deployment="cube"), deployment_settings("cube"))
+        controller: Any = DeployedRecorder(agent, envs.make_observer(**observer_kwargs(cfg, envs, "WMPushCube-v0")),
+                                           search_action=cfg.search_action)
+    else:
+        controller = TrueStateController(agent, envs.backend.state_local)
     handovers: list[int] = []
     result = evaluate(lambda: controller, "RealPushCube-v0", episodes=episodes, seed=seed, video_dir=None,
                       video_episodes=0, progress=lambda i, n: handovers.append(getattr(agent, "handovers", 0)))
@@ -58,30 +83,34 @@ def play(agent: Any, local: Any, episodes: int, seed: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = run_dirs_parser(__doc__, Path("benchmarks/results/cube_handover.json"))
-    parser.add_argument("--patience", type=int, nargs="+", default=[20, 40, 80])
+    parser.add_argument("--patience", type=int, nargs="*", default=[20, 40, 80],
+                        help="handover patiences to play (none: the agents alone only)")
     parser.add_argument("--min-gain", type=float, default=HandoverConfig().min_gain)
+    parser.add_argument("--deployed", action="store_true",
+                        help="deploy from the frames as fog-eval --deployment cube does, not on the true state")
     args = parse_run_dirs(parser, argv=argv)
     agents = [load_cube_agent(r) for r in args.run_dir]
     states = {ckpt["state_model"] for _, ckpt in agents}
     if len(states) != 1:
         parser.error(f"--run-dir: the agents must share their state model to take turns, got {sorted(states)}")
     envs = learned_env_for(agents[0][1])
-    local = envs.backend.state_local
     rows: list[dict[str, Any]] = []
     for run, (agent, _) in zip(args.run_dir, agents):
-        rows.append({"setting": Path(run).name, **play(agent, local, args.episodes, args.seed)})
+        rows.append({"setting": Path(run).name, **play(agent, envs, args.episodes, args.seed, args.deployed)})
     alone = np.array([r["successes"] for r in rows])
     for p in args.patience:
         ensemble = StallHandover([a for a, _ in agents], envs.diff.local_reward, HandoverConfig(p, args.min_gain))
         rows.append({"setting": f"handover, patience {p}", "patience": p,
-                     **play(ensemble, local, args.episodes, args.seed)})
-    print(f"{'true state, ' + str(args.episodes) + ' episodes':<32} {'success':>8} {'handovers':>10} "
+                     **play(ensemble, envs, args.episodes, args.seed, args.deployed)})
+    where = "deployed" if args.deployed else "true state"
+    print(f"{where + ', ' + str(args.episodes) + ' episodes':<32} {'success':>8} {'handovers':>10} "
           f"{'pinned':>7} {'stuck':>6} {'other':>6}")
     for r in rows:
         print(f"{r['setting']:<32} {r['success_rate']:>8.0%} {np.mean(r['handovers']):>10.1f} {r['pinned']:>7} "
               f"{r['stuck']:>6} {r['other']:>6}")
     print(f"some agent alone finishes {alone.any(0).mean():.0%} of the episodes; all of them {alone.all(0).mean():.0%}")
-    write_results(args.out, {"run_dirs": args.run_dir, "episodes": args.episodes, "seed": args.seed,
+    write_results(args.out, {"run_dirs": args.run_dir, "deployed": args.deployed, "episodes": args.episodes,
+                             "seed": args.seed,
                              "min_gain": args.min_gain, "any_agent_alone": float(alone.any(0).mean()),
                              "every_agent_alone": float(alone.all(0).mean()), "rows": rows})
     return 0

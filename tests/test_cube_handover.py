@@ -40,3 +40,9 @@ def test_the_bench_runs_two_debug_agents_alone_and_taking_turns(tmp_path):
         assert row["pinned"] + row["stuck"] + row["other"] == 1 - sum(row["successes"])
     # patience 1: every step without progress hands over, and a debug agent seldom progresses
     assert saved["rows"][0]["handovers"] == [0] and saved["rows"][2]["handovers"][0] > 10
+    # --deployed: from the frames, as fog-eval --deployment cube deploys it; no patience: the agents alone only
+    deployed = tmp_path / "deployed.json"
+    assert main([*runs[:2], "--deployed", "--patience", "--episodes", "1", "--out", str(deployed)]) == 0
+    saved = json.loads(deployed.read_text())
+    assert saved["deployed"] and [r["setting"] for r in saved["rows"]] == ["cube0"]
+    assert len(saved["rows"][0]["endings"]) == 1
