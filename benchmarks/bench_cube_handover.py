@@ -48,19 +48,29 @@ def ending(state: np.ndarray) -> str:
 
 
 class DeployedRecorder(FogController):
-    """``fog-eval --deployment cube``'s controller, keeping the true state (6,) of every step for the endings."""
+    """``fog-eval --deployment cube``'s controller, keeping the true state (6,) of every step for the endings and,
+    per episode, the last step's reading errors (m) of the robot's and the cube's positions and whether the observer
+    had lost the cube (searching for it)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.states: list[list[np.ndarray]] = []
+        self.last: list[dict[str, float]] = []
 
     def reset(self, obs: np.ndarray, info: dict[str, Any]) -> None:
         super().reset(obs, info)
         self.states.append([])
+        self.last.append({})
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        self.states[-1].append(np.asarray(info["state"], dtype=np.float64).copy())
-        return super().act(obs, info)
+        state = np.asarray(info["state"], dtype=np.float64).copy()
+        self.states[-1].append(state)
+        action = super().act(obs, info)
+        read = self.observer.x[0].double().numpy()  # type: ignore[attr-defined]
+        self.last[-1] = {"robot_error_m": float(np.linalg.norm(read[0:2] - state[0:2])),
+                         "cube_error_m": float(np.linalg.norm(read[4:6] - state[3:5])),
+                         "lost": float(self.observer.lost)}  # type: ignore[attr-defined]
+        return action
 
 
 def play(agent: Any, envs: Any, episodes: int, seed: int, deployed: bool) -> dict[str, Any]:
@@ -77,7 +87,9 @@ def play(agent: Any, envs: Any, episodes: int, seed: int, deployed: bool) -> dic
                       video_episodes=0, progress=lambda i, n: handovers.append(getattr(agent, "handovers", 0)))
     ok = [bool(s) for s in result.successes]
     ends = [None if s else ending(states[-1]) for s, states in zip(ok, controller.states)]
+    last = getattr(controller, "last", None)
     return {"success_rate": float(np.mean(ok)), "successes": ok, "handovers": handovers, "endings": ends,
+            **({"last_step": last} if last is not None else {}),
             **{k: sum(e == k for e in ends) for k in ("pinned", "stuck", "other")}}
 
 

@@ -3,7 +3,9 @@
 Cube agents trained with different seeds fail on different episodes (README item 35: over 50 episodes each of nine
 deployed agents fails 5–17, and every episode is solved by at least one of them), so the failures are the policies'
 own, not the task's. :class:`MeanPolicy` averages their actions; :class:`StallHandover` lets one act at a time and
-hands over to the next when the reward of the filtered state stops rising.
+hands over to the next when the reward of the filtered state stops rising. Measured on the cube (item 35): the mean
+acts worse than its agents (40 % for three agents at 74–82 %), the handover within the seeds' spread of its first
+agent (78–82 % against 78 %).
 """
 
 from __future__ import annotations

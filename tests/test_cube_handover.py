@@ -46,3 +46,5 @@ def test_the_bench_runs_two_debug_agents_alone_and_taking_turns(tmp_path):
     saved = json.loads(deployed.read_text())
     assert saved["deployed"] and [r["setting"] for r in saved["rows"]] == ["cube0"]
     assert len(saved["rows"][0]["endings"]) == 1
+    last = saved["rows"][0]["last_step"][0]  # the deployment's last reading, against the truth
+    assert set(last) == {"robot_error_m", "cube_error_m", "lost"} and last["robot_error_m"] >= 0
