@@ -1,5 +1,5 @@
-"""Test-session setup: headless rendering, two threads, quiet pygame; the ``one_thread`` and ``stand_in_local``
-fixtures and a tiny Push-T play dataset with a debug world model trained on it (shared by the world-model and
+"""Test-session setup: headless rendering, two threads, quiet pygame; the ``one_thread``, ``stand_in_local`` and
+``penalised_step`` fixtures and a tiny Push-T play dataset with a debug world model trained on it (shared by the world-model and
 local-model tests)."""
 
 import os
@@ -41,6 +41,36 @@ class StandInLocal:
 def stand_in_local():
     """The :class:`StandInLocal` class (a factory: ``stand_in_local(reading)``)."""
     return StandInLocal
+
+
+def check_penalised_step(plain, penalised, seed: int = 3, atol: float | None = None):
+    """Step two state-model worlds of four envs, ``plain`` and ``penalised`` (the same but for a reward penalty),
+    from the same seeded starts under the same actions, and check that the penalised one moves alike and loses its
+    backend's penalty in the reward's value and its action gradient (a nonzero one). Returns ``(x0, action, x_next,
+    penalty)``, the penalty (4,) as the backend computes it, detached."""
+    x0 = plain.diff.reset(seed=seed)
+    torch.testing.assert_close(penalised.diff.reset(seed=seed), x0)  # the same starts: only the reward differs
+    action = torch.tensor([[1.0, 0.0, 0.5], [-1.0, 0.3, -1.0], [0.2, 0.2, 0.0], [0.5, -0.5, 1.0]],
+                          requires_grad=True)
+    x_plain, r_plain, *_ = plain.diff.step(action)
+    x_pen, r_pen, *_ = penalised.diff.step(action)
+    torch.testing.assert_close(x_pen, x_plain)
+    penalty = penalised.backend.penalty(x0, action)
+    tol = {} if atol is None else {"atol": atol, "rtol": atol}
+    torch.testing.assert_close(r_pen, r_plain - penalty, **tol)
+    # the gradient of the reward in the action: the plain one less the penalty's
+    g_pen, = torch.autograd.grad(r_pen.sum(), action, retain_graph=True)
+    g_plain, = torch.autograd.grad(r_plain.sum(), action, retain_graph=True)
+    g_penalty, = torch.autograd.grad(penalty.sum(), action)
+    torch.testing.assert_close(g_pen, g_plain - g_penalty)
+    assert g_penalty.abs().sum() > 0
+    return x0, action.detach(), x_plain.detach(), penalty.detach()
+
+
+@pytest.fixture
+def penalised_step():
+    """:func:`check_penalised_step` (a function of the plain and the penalised world)."""
+    return check_penalised_step
 
 
 @pytest.fixture

@@ -45,26 +45,11 @@ def envs():
     return plain, penalised
 
 
-def test_the_penalised_world_loses_lambda_times_the_disagreement_in_value_and_gradient(envs):
+def test_the_penalised_world_loses_lambda_times_the_disagreement_in_value_and_gradient(envs, penalised_step):
     plain, penalised = envs
-    x0 = plain.diff.reset(seed=3)
-    torch.testing.assert_close(penalised.diff.reset(seed=3), x0)  # the same starts: only the reward differs
-    action = torch.tensor([[1.0, 0.0, 0.5], [-1.0, 0.3, -1.0], [0.2, 0.2, 0.0], [0.5, -0.5, 1.0]],
-                          requires_grad=True)
-    x_plain, r_plain, *_ = plain.diff.step(action)
-    x_pen, r_pen, *_ = penalised.diff.step(action)
-    torch.testing.assert_close(x_pen, x_plain)
-    penalty = penalised.backend.penalty
-    assert isinstance(penalty, EnsemblePenalty) and penalty.weight == 2.0
-    expected = penalty(x0, action)
+    assert isinstance(penalised.backend.penalty, EnsemblePenalty) and penalised.backend.penalty.weight == 2.0
+    *_, expected = penalised_step(plain, penalised)
     assert (expected > 0).all()
-    torch.testing.assert_close(r_pen, r_plain - expected)
-    # the gradient of the reward in the action: the plain one less the penalty's
-    g_pen, = torch.autograd.grad(r_pen.sum(), action, retain_graph=True)
-    g_plain, = torch.autograd.grad(r_plain.sum(), action, retain_graph=True)
-    g_penalty, = torch.autograd.grad(expected.sum(), action)
-    torch.testing.assert_close(g_pen, g_plain - g_penalty)
-    assert g_penalty.abs().sum() > 0
 
 
 def test_the_disagreement_is_the_two_models_half_distance_at_any_state(envs):
