@@ -57,6 +57,10 @@ class AgentTrainConfig:
     """forward_model='state' only: the fraction of imagined episodes that start with the object near its goal
     (the rest from real windows; see fog_envs.learned.wm_backend.WorldModelBackend). Push-T at γ 0.98, 0.25: the
     actors alone finish far more, deployed 96 % for one agent and no change for another (README item 28)"""
+    reset_starts: float = 0.0
+    """forward_model='state' only: the fraction of imagined episodes that start as the reference system's resets
+    do (the cube: the robot anywhere, at least 0.6 m from the cube; play's windows keep it within 0.5 m; README item
+    36), disjoint from --goal-starts"""
     state_ensemble: tuple[str, ...] = ()
     """forward_model='state' only: other state-model bundles (names or paths) whose disagreement with the world's
     own, times --disagreement-weight, each imagined step's reward loses (fog_envs.learned.disagreement)"""
@@ -144,6 +148,8 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
         kwargs["gradient_model"] = cfg.gradient_model
     if cfg.goal_starts:
         kwargs["goal_starts"] = cfg.goal_starts
+    if cfg.reset_starts:
+        kwargs["reset_starts"] = cfg.reset_starts
     if cfg.state_ensemble or cfg.disagreement_weight or cfg.disagreement_dims:
         kwargs.update(state_ensemble=tuple(cfg.state_ensemble), disagreement_weight=cfg.disagreement_weight,
                       disagreement_dims=tuple(cfg.disagreement_dims))

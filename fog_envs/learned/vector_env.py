@@ -51,6 +51,7 @@ class LearnedVectorEnv(VectorEnv):
         disagreement_dims: tuple[int, ...] = (),
         wall_penalty: float = 0.0,
         wall_margin: float = 0.2,
+        reset_starts: float = 0.0,
         backend: Backend | None = None,
     ) -> None:
         if obs_type not in OBS_TYPES:
@@ -64,7 +65,8 @@ class LearnedVectorEnv(VectorEnv):
             denoising_steps=denoising_steps, device=device, bf16=bf16, start_sigma=start_sigma,
             local_model=local_model, state_model=state_model, goal_starts=goal_starts,
             state_ensemble=tuple(state_ensemble), disagreement_weight=disagreement_weight,
-            disagreement_dims=tuple(disagreement_dims), wall_penalty=wall_penalty, wall_margin=wall_margin)
+            disagreement_dims=tuple(disagreement_dims), wall_penalty=wall_penalty, wall_margin=wall_margin,
+            reset_starts=reset_starts)
         if obs_type == "pixels" and getattr(self.backend, "forward_model", None) == "state":
             raise ValueError("forward_model='state' generates no frames: use obs_type='latent'")
         self.num_envs = num_envs

@@ -57,10 +57,12 @@ class WorldModelBackend:
     def __init__(self, model: WorldModel, num_envs: int, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, refresh: RefreshConfig | None = None,
                  bf16: bool = False, state_local: "StateLocalModel | None" = None, goal_starts: float = 0.0,
-                 penalty: "EnsemblePenalty | None" = None) -> None:
+                 penalty: "EnsemblePenalty | None" = None, reset_starts: float = 0.0) -> None:
         """``goal_starts``: the fraction of episode starts (``forward_model="state"`` only) whose object the task
         moves near its goal (:attr:`fog_envs.wm.tasks.TaskSpec.goal_start`), so that imagined episodes also
-        practise the last few pixels; 0: every start is a real window as read by the probe. ``penalty``
+        practise the last few pixels; 0: every start is a real window as read by the probe. ``reset_starts``: the
+        fraction of starts (``forward_model="state"`` only, disjoint from ``goal_starts``) drawn as the reference
+        system draws its resets (:attr:`fog_envs.wm.tasks.TaskSpec.reset_start`). ``penalty``
         (``forward_model="state"`` only): subtracted from every step's reward, value and gradient
         (:mod:`fog_envs.learned.disagreement`)."""
         if len(model.start_latents) == 0:
@@ -83,10 +85,19 @@ class WorldModelBackend:
                              f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
         if goal_starts > 0 and model.task.goal_start is None:
             raise ValueError(f"task {model.task.name!r} has no near-goal start sampler; use goal_starts=0")
+        if not 0.0 <= reset_starts <= 1.0 - goal_starts:
+            raise ValueError(f"reset_starts is a fraction of episode starts in [0, 1 - goal_starts] = "
+                             f"[0, {1.0 - goal_starts:g}], got {reset_starts}")
+        if reset_starts > 0 and forward_model != "state":
+            raise ValueError("reset_starts replaces a state-model world's start state; it needs "
+                             f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
+        if reset_starts > 0 and model.task.reset_start is None:
+            raise ValueError(f"task {model.task.name!r} has no reset-start sampler; use reset_starts=0")
         if penalty is not None and forward_model != "state":
             raise ValueError(f"an ensemble penalty applies to forward_model='state' (the ensemble's members are state "
                              f"models); got forward_model={forward_model!r}")
         self.goal_starts = float(goal_starts)
+        self.reset_starts = float(reset_starts)
         self.penalty = penalty
         self.model = model.eval()
         for p in model.parameters():
@@ -127,16 +138,21 @@ class WorldModelBackend:
         self.ctx_act[idx] = act
         with torch.no_grad():
             self.x[idx] = self.local.start_window(lat, act)
-            if self.goal_starts > 0:
-                self._move_near_goal(ids, generators)
+            if self.goal_starts > 0 or self.reset_starts > 0:
+                self._redraw_starts(ids, generators)
         self._fresh[idx] = True
 
-    def _move_near_goal(self, ids: list[int], generators: list[torch.Generator]) -> None:
-        """With probability ``goal_starts`` per env, restart it at rest with its object near the goal."""
+    def _redraw_starts(self, ids: list[int], generators: list[torch.Generator]) -> None:
+        """Per env, with probability ``goal_starts`` restart it at rest with its object near the goal, else with
+        probability ``reset_starts`` at rest from a reference-reset state; one uniform draw decides."""
         sdim = self.state_local.sdim
+        task = self.model.task
         for i in ids:
-            if float(torch.rand(1, generator=generators[i])) < self.goal_starts:
-                s = self.model.task.goal_start(self.x[i:i + 1, :sdim].cpu(), generators[i]).to(self.x)
+            u = float(torch.rand(1, generator=generators[i]))
+            sampler = (task.goal_start if u < self.goal_starts else
+                       task.reset_start if u < self.goal_starts + self.reset_starts else None)
+            if sampler is not None:
+                s = sampler(self.x[i:i + 1, :sdim].cpu(), generators[i]).to(self.x)
                 self.x[i] = self.state_local.start(s)[0]
 
     def state(self) -> torch.Tensor:

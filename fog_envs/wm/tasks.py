@@ -55,6 +55,13 @@ def _pusht_goal_start(state: Any, generator: Any) -> Any:
     return near_goal(state, generator)
 
 
+def _cube_reset_start(state: Any, generator: Any) -> Any:
+    """Push-cube probe-target states drawn as the reference system's resets (:mod:`fog_envs.real.cube_starts`)."""
+    from fog_envs.real.cube_starts import reset_like
+
+    return reset_like(state, generator)
+
+
 def _cube_aux(state: np.ndarray) -> np.ndarray:
     """Cube auxiliary target: the cube-to-goal distance in metres, shape (N, 1)."""
     from fog_envs.real.cube import GOAL_CENTER
@@ -127,6 +134,10 @@ class TaskSpec:
     goal_start: Callable[[Any, Any], Any] | None = None
     """``(states (N, probe_dim), torch.Generator) -> states`` with the object moved near its goal: the near-goal
     starts of a state-model world (``goal_starts=``; None: not available)"""
+    reset_start: Callable[[Any, Any], Any] | None = None
+    """``(states (N, probe_dim), torch.Generator) -> states`` drawn as the reference system draws its resets (the
+    given states give only shape and type): the reset starts of a state-model world (``reset_starts=``; None: not
+    available)"""
     walled_object: tuple[tuple[int, int], float] | None = None
     """``((x column, y column), reach)``: the probe-target position of the object a state-model world's wall
     penalty keeps off the walls (``wall_penalty=``, :mod:`fog_envs.learned.wall_penalty`) and how far from the
@@ -150,7 +161,7 @@ TASKS: dict[str, TaskSpec] = {
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
                      _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7),
-                     walled_object=((4, 5), _CUBE_REACH)),
+                     reset_start=_cube_reset_start, walled_object=((4, 5), _CUBE_REACH)),
 }
 
 

@@ -1,0 +1,55 @@
+"""Push-cube start states drawn as ``RealPushCube-v0`` draws its resets, in the probe-target layout
+``[robot_x, robot_y, cos yaw, sin yaw, cube_x, cube_y, cos 4·yaw, sin 4·yaw]``.
+
+A start distribution for imagined episodes: the real windows that start a world's episodes come from play,
+which keeps the robot within half a metre of the cube, while every reset of the reference system puts it at
+least ``MIN_RESET_ROBOT_CUBE`` away, anywhere in the arena (README item 36). The robot's and the cube's
+positions are uniform within their reset margins of the walls, redrawn until the cube lies outside the goal's
+margin and clear of the robot, exactly the reference system's conditions; both yaws are uniform. Pure torch:
+every draw comes from the caller's generator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: candidate draws per round of rejection: the conditions hold for ~80 % of draws, so one round nearly always does
+_CANDIDATES = 8
+
+
+def reset_states(n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``n`` probe-target states (n, 8) distributed as the reference system's resets (see the module doc)."""
+    from fog_envs.real.cube import (ARENA_HALF_SIZE, CUBE_RESET_MARGIN, GOAL_CENTER, MIN_RESET_CUBE_GOAL,
+                                    MIN_RESET_ROBOT_CUBE, ROBOT_RESET_MARGIN)
+
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    lim_r, lim_c = ARENA_HALF_SIZE - ROBOT_RESET_MARGIN, ARENA_HALF_SIZE - CUBE_RESET_MARGIN
+    goal = torch.tensor(GOAL_CENTER[:2], dtype=torch.float64)
+    robot = torch.zeros(n, 2, dtype=torch.float64)
+    cube = torch.zeros(n, 2, dtype=torch.float64)
+    todo = torch.ones(n, dtype=torch.bool)
+    while bool(todo.any()):
+        k = int(todo.sum())
+        r = lim_r * (2 * torch.rand(k, _CANDIDATES, 2, generator=generator, dtype=torch.float64) - 1)
+        c = lim_c * (2 * torch.rand(k, _CANDIDATES, 2, generator=generator, dtype=torch.float64) - 1)
+        ok = ((c - goal).norm(dim=-1) > MIN_RESET_CUBE_GOAL) & ((c - r).norm(dim=-1) > MIN_RESET_ROBOT_CUBE)
+        found = ok.any(-1)
+        first = ok.float().argmax(-1)  # the first candidate that meets the conditions
+        rows = todo.nonzero().squeeze(-1)[found]
+        robot[rows] = r[found, first[found]]
+        cube[rows] = c[found, first[found]]
+        todo[rows] = False
+    yaw = math.pi * (2 * torch.rand(n, 2, generator=generator, dtype=torch.float64) - 1)
+    out = torch.cat([robot, yaw[:, :1].cos(), yaw[:, :1].sin(), cube, (4 * yaw[:, 1:]).cos(), (4 * yaw[:, 1:]).sin()], -1)
+    return out.to(dtype)
+
+
+def reset_like(state: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Reference-reset states shaped and typed like the probe-target states ``state`` (N, 8), whose values are
+    not used: the task's ``reset_start`` sampler."""
+    if state.ndim != 2 or state.shape[1] != 8:
+        raise ValueError(f"expected push-cube probe-target states of shape (N, 8), got {tuple(state.shape)}")
+    return reset_states(state.shape[0], generator, state.dtype)

@@ -1,0 +1,111 @@
+"""Reset starts of the push-cube world (fog_envs.real.cube_starts): the reference system's conditions, its
+distribution, determinism, the share of a state-model world's starts they replace, bad input named."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import fog_envs  # noqa: F401  (registers the envs)
+from fog_envs.real.cube import (ARENA_HALF_SIZE, CUBE_RESET_MARGIN, GOAL_CENTER, MIN_RESET_CUBE_GOAL,
+                                MIN_RESET_ROBOT_CUBE, ROBOT_RESET_MARGIN)
+from fog_envs.real.cube_starts import reset_like, reset_states
+from fog_envs.wm.tasks import get_task
+
+
+def _ks(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample Kolmogorov–Smirnov statistic: the largest gap between the empirical CDFs."""
+    grid = np.sort(np.concatenate([a, b]))
+    cdf = lambda x: np.searchsorted(np.sort(x), grid, side="right") / len(x)  # noqa: E731
+    return float(np.abs(cdf(a) - cdf(b)).max())
+
+
+def _features(s: np.ndarray) -> dict[str, np.ndarray]:
+    return {"robot x": s[:, 0], "robot y": s[:, 1], "cube x": s[:, 4], "cube y": s[:, 5],
+            "robot yaw": np.arctan2(s[:, 3], s[:, 2]), "cube 4·yaw": np.arctan2(s[:, 7], s[:, 6]),
+            "robot-cube": np.linalg.norm(s[:, 0:2] - s[:, 4:6], axis=1),
+            "cube-goal": np.linalg.norm(s[:, 4:6] - np.asarray(GOAL_CENTER[:2]), axis=1)}
+
+
+def test_reset_states_meet_the_reference_systems_conditions_and_fill_its_ranges():
+    s = reset_states(2000, torch.Generator().manual_seed(0)).double().numpy()
+    assert s.shape == (2000, 8)
+    lim_r, lim_c = ARENA_HALF_SIZE - ROBOT_RESET_MARGIN, ARENA_HALF_SIZE - CUBE_RESET_MARGIN
+    assert np.abs(s[:, 0:2]).max() <= lim_r and np.abs(s[:, 0:2]).max() > lim_r - 0.01
+    assert np.abs(s[:, 4:6]).max() <= lim_c and np.abs(s[:, 4:6]).max() > lim_c - 0.01
+    f = _features(s)
+    assert f["robot-cube"].min() > MIN_RESET_ROBOT_CUBE and f["robot-cube"].min() < MIN_RESET_ROBOT_CUBE + 0.02
+    assert f["cube-goal"].min() > MIN_RESET_CUBE_GOAL and f["cube-goal"].min() < MIN_RESET_CUBE_GOAL + 0.02
+    np.testing.assert_allclose(np.linalg.norm(s[:, 2:4], axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(s[:, 6:8], axis=1), 1.0, atol=1e-6)
+    assert reset_states(0, torch.Generator()).shape == (0, 8)
+
+
+def test_reset_states_are_distributed_as_the_reference_systems_resets():
+    """Against 400 seeded resets of ``RealPushCube-v0`` in the task's probe-target layout, every marginal and the
+    two distances the reset conditions act on agree: KS statistic below 0.1 (the 0.1 % critical value for these
+    sample sizes is 0.107; a uniform robot-cube distance without the conditions is off by 0.14)."""
+    ours = _features(reset_states(2000, torch.Generator().manual_seed(1)).double().numpy())
+    env = gym.make("RealPushCube-v0")
+    real = np.array([env.reset(seed=10_000 + i)[1]["state"] for i in range(400)])
+    env.close()
+    theirs = _features(get_task("cube").probe_targets(real).astype(np.float64))
+    for name in ours:
+        assert _ks(ours[name], theirs[name]) < 0.1, name
+    rng = np.random.default_rng(2)  # the test can fail: positions drawn without the reset's conditions are told apart
+    lim_r, lim_c = ARENA_HALF_SIZE - ROBOT_RESET_MARGIN, ARENA_HALF_SIZE - CUBE_RESET_MARGIN
+    free = np.linalg.norm(rng.uniform(-lim_r, lim_r, (2000, 2)) - rng.uniform(-lim_c, lim_c, (2000, 2)), axis=1)
+    assert _ks(free, theirs["robot-cube"]) > 0.12
+
+
+def test_draws_come_from_the_generator_alone_and_bad_input_is_named():
+    a = reset_like(torch.zeros(16, 8), torch.Generator().manual_seed(3))
+    b = reset_like(torch.ones(16, 8), torch.Generator().manual_seed(3))  # the given values are not used
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, reset_like(torch.zeros(16, 8), torch.Generator().manual_seed(4)))
+    assert reset_like(torch.zeros(2, 8, dtype=torch.float64), torch.Generator()).dtype == torch.float64
+    with pytest.raises(ValueError, match=r"shape \(N, 8\), got \(3, 6\)"):
+        reset_like(torch.zeros(3, 6), torch.Generator())
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        reset_states(-1, torch.Generator())
+
+
+def test_reset_starts_replace_that_share_of_a_state_worlds_starts_at_rest_and_leave_the_rest(one_thread):
+    """``reset_starts=f``: each start is, with probability f, a reference-reset state at rest; the others are the
+    real windows exactly as without the option."""
+    from fog_envs.learned.factory import make_backend
+
+    kw = {"forward_model": "state", "local_model": "state", "state_model": "cube_state", "bf16": False}
+    n = 64
+    plain, mixed = make_backend("cube", n, **kw), make_backend("cube", n, reset_starts=0.5, **kw)
+    for backend in (plain, mixed):
+        backend.reset(torch.arange(n), [torch.Generator().manual_seed(i) for i in range(n)])
+    x0, x1 = plain.state(), mixed.state()
+    moved = (x0 != x1).any(-1)
+    assert 16 < int(moved.sum()) < 48
+    torch.testing.assert_close(x1[~moved], x0[~moved])
+    s = x1[moved]
+    torch.testing.assert_close(s[:, :8], s[:, 8:])  # at rest: the previous reading is the current one
+    assert (s[:, 0:2] - s[:, 4:6]).norm(dim=-1).min() > MIN_RESET_ROBOT_CUBE
+    # the play windows keep the robot near the cube, the resets do not: what the option is for
+    assert (x0[:, 0:2] - x0[:, 4:6]).norm(dim=-1).median() < 0.6 < (s[:, 0:2] - s[:, 4:6]).norm(dim=-1).median()
+
+
+def test_bad_reset_starts_are_named():
+    from fog_agent.train import AgentTrainConfig, make_envs, resolve_sapo_config
+    from fog_envs.learned.factory import make_backend
+
+    with pytest.raises(ValueError, match=r"reset_starts is a fraction of episode starts in \[0, 1 - goal_starts\] "
+                                         r"= \[0, 0.75\], got 0.8"):
+        make_backend("pusht", 1, forward_model="state", local_model="state", reset_starts=0.8, goal_starts=0.25)
+    with pytest.raises(ValueError, match="task 'pusht' has no reset-start sampler"):
+        make_backend("pusht", 1, forward_model="state", local_model="state", reset_starts=0.5)
+    with pytest.raises(ValueError, match="reset_starts replaces a state-model world's start state"):
+        make_backend("cube", 1, local_model="state", reset_starts=0.5)
+    with pytest.raises(ValueError, match="not the toy env"):
+        make_backend("toy", 1, reset_starts=0.5)
+    cfg = AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", forward_model="state", local_model="state",
+                           reset_starts=0.25)
+    assert make_envs(cfg, resolve_sapo_config(cfg)).backend.reset_starts == 0.25
