@@ -3,6 +3,8 @@ distribution, determinism, the share of a state-model world's starts they replac
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -96,12 +98,15 @@ def test_reset_starts_replace_that_share_of_a_state_worlds_starts_at_rest_and_le
 def test_bad_reset_starts_are_named():
     from fog_agent.train import AgentTrainConfig, make_envs, resolve_sapo_config
     from fog_envs.learned.factory import make_backend
+    from fog_envs.learned.wm_backend import WorldModelBackend
 
     with pytest.raises(ValueError, match=r"reset_starts is a fraction of episode starts in \[0, 1 - goal_starts\] "
                                          r"= \[0, 0.75\], got 0.8"):
         make_backend("pusht", 1, forward_model="state", local_model="state", reset_starts=0.8, goal_starts=0.25)
-    with pytest.raises(ValueError, match="task 'pusht' has no reset-start sampler"):
-        make_backend("pusht", 1, forward_model="state", local_model="state", reset_starts=0.5)
+    world = make_backend("cube", 1, forward_model="state", local_model="state")
+    world.model.task = replace(world.model.task, reset_start=None)  # a task without the sampler
+    with pytest.raises(ValueError, match="task 'cube' has no reset-start sampler"):
+        WorldModelBackend(world.model, 1, forward_model="state", state_local=world.state_local, reset_starts=0.5)
     with pytest.raises(ValueError, match="reset_starts replaces a state-model world's start state"):
         make_backend("cube", 1, local_model="state", reset_starts=0.5)
     with pytest.raises(ValueError, match="not the toy env"):

@@ -1,4 +1,5 @@
-"""Near-goal start states of Push-T (fog_envs.real.pusht_starts): where they lie, determinism, bad input."""
+"""Start states of Push-T (fog_envs.real.pusht_starts): near the goal (where they lie, determinism, bad input) and
+as gym-pusht's resets (their distribution)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,38 @@ def test_goal_frames_are_seeded_near_goal_renders_whose_states_round_trip():
     env.close()
     np.testing.assert_allclose(probe_to_true(get_task("pusht").probe_targets(poses)), poses, atol=1e-4)
     assert goal_frames(0, seed=0)[0].shape == (0, 64, 64, 3)
+
+
+def test_reset_starts_are_distributed_as_gym_pushts_resets():
+    """``pusht_starts.reset_like`` against 1,000 seeded resets of ``RealPushT-v0`` in the probe-target layout:
+    every column's KS statistic below 0.075 (the 0.1 % critical value for these sample sizes); the given states'
+    values are not used; the draws come from the generator; bad shapes named."""
+    import gymnasium as gym
+
+    import fog_envs  # noqa: F401  (registers the envs)
+    from fog_envs.real.pusht_starts import RESET_AGENT_PX, RESET_BLOCK_PX, reset_like
+    from fog_envs.wm.tasks import get_task
+
+    ours = reset_like(torch.zeros(2000, 6), torch.Generator().manual_seed(0)).double().numpy()
+    env = gym.make("RealPushT-v0", obs_type="state")
+    real = np.array([env.reset(seed=20_000 + i)[1]["state"] for i in range(1000)])
+    env.close()
+    theirs = get_task("pusht").probe_targets(real).astype(np.float64)
+
+    def ks(a: np.ndarray, b: np.ndarray) -> float:
+        grid = np.sort(np.concatenate([a, b]))
+        return float(np.abs(np.searchsorted(np.sort(a), grid, side="right") / len(a)
+                            - np.searchsorted(np.sort(b), grid, side="right") / len(b)).max())
+
+    for k in range(6):
+        assert ks(ours[:, k], theirs[:, k]) < 0.075, k
+    px = ours[:, :4] * TABLE
+    np.testing.assert_allclose(px, px.round(), atol=1e-6)  # integer pixels, as gym-pusht draws them
+    assert px[:, :2].min() == RESET_AGENT_PX[0] and px[:, :2].max() == RESET_AGENT_PX[1] - 1
+    assert px[:, 2:].min() == RESET_BLOCK_PX[0] and px[:, 2:].max() == RESET_BLOCK_PX[1] - 1
+    assert ks(ours[:, 0], theirs[:, 2]) > 0.075  # the agent's wider range is told apart from the block's
+    a = reset_like(torch.ones(8, 6), torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, reset_like(torch.zeros(8, 6), torch.Generator().manual_seed(5)))
+    assert not torch.equal(a, reset_like(torch.zeros(8, 6), torch.Generator().manual_seed(6)))
+    with pytest.raises(ValueError, match=r"shape \(N, 6\), got \(2, 8\)"):
+        reset_like(torch.zeros(2, 8), torch.Generator())

@@ -1,5 +1,7 @@
-"""Push-T start states near the goal, in the probe-target layout ``[agent_x, agent_y, block_x, block_y] / 512,
-cos θ, sin θ``: a start distribution for imagined episodes that practises the last few pixels and degrees.
+"""Push-T start states for imagined episodes, in the probe-target layout ``[agent_x, agent_y, block_x, block_y] /
+512, cos θ, sin θ``: near the goal (:func:`near_goal`, to practise the last few pixels and degrees), or drawn as
+the reference system draws its resets (:func:`reset_like`: gym-pusht 0.1.8's distribution, agent and block
+anywhere apart, where play keeps the agent beside the block; README item 36).
 
 The block is drawn uniformly over a disc of ``radius_px`` around the goal position and within ``angle_deg``
 of the goal angle; the agent keeps its place from the given start state unless it would then lie inside (or
@@ -54,4 +56,22 @@ def near_goal(state: torch.Tensor, generator: torch.Generator,
     inside = distance_to_tee(agent, block, cs) <= AGENT_RADIUS
     agent = torch.where(inside[:, None], fallback, agent)
     out = torch.cat([agent / TABLE, block / TABLE, cs], -1)
+    return out.to(state.dtype)
+
+
+#: gym-pusht 0.1.8's reset: agent x, y ``integers(50, 450)``, block x, y ``integers(100, 400)`` (px), angle uniform
+RESET_AGENT_PX = (50, 450)
+RESET_BLOCK_PX = (100, 400)
+
+
+def reset_like(state: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Probe-target states shaped and typed like ``state`` (N, 6), whose values are not used, drawn as gym-pusht
+    draws its resets (see :data:`RESET_AGENT_PX`, :data:`RESET_BLOCK_PX`)."""
+    if state.ndim != 2 or state.shape[1] != 6:
+        raise ValueError(f"expected Push-T probe-target states of shape (N, 6), got {tuple(state.shape)}")
+    n = state.shape[0]
+    agent = torch.randint(*RESET_AGENT_PX, (n, 2), generator=generator).double()
+    block = torch.randint(*RESET_BLOCK_PX, (n, 2), generator=generator).double()
+    angle = math.pi * (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1)
+    out = torch.cat([agent / TABLE, block / TABLE, angle.cos()[:, None], angle.sin()[:, None]], -1)
     return out.to(state.dtype)

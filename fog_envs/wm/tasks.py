@@ -55,6 +55,13 @@ def _pusht_goal_start(state: Any, generator: Any) -> Any:
     return near_goal(state, generator)
 
 
+def _pusht_reset_start(state: Any, generator: Any) -> Any:
+    """Push-T probe-target states drawn as gym-pusht's resets (:func:`fog_envs.real.pusht_starts.reset_like`)."""
+    from fog_envs.real.pusht_starts import reset_like
+
+    return reset_like(state, generator)
+
+
 def _cube_reset_start(state: Any, generator: Any) -> Any:
     """Push-cube probe-target states drawn as the reference system's resets (:mod:`fog_envs.real.cube_starts`)."""
     from fog_envs.real.cube_starts import reset_like
@@ -157,7 +164,7 @@ TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
                       _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5, _pusht_state_reward,
                       _pusht_state_outcome, frame_points=((0, 1), (2, 3)), passive_dims=(2, 3, 4, 5),
-                      goal_start=_pusht_goal_start),
+                      goal_start=_pusht_goal_start, reset_start=_pusht_reset_start),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
                      _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7),
