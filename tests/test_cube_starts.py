@@ -114,3 +114,23 @@ def test_bad_reset_starts_are_named():
     cfg = AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", forward_model="state", local_model="state",
                            reset_starts=0.25)
     assert make_envs(cfg, resolve_sapo_config(cfg)).backend.reset_starts == 0.25
+
+
+def test_the_start_states_benchmark_sets_the_worlds_starts_beside_the_resets(tmp_path, one_thread):
+    """``benchmarks/bench_start_states.py`` on a few resets: the world's starts keep the robot beside the cube, the
+    reference resets and the sampler do not, and the JSON holds every set's percentiles."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.bench_start_states import main
+
+    out = tmp_path / "starts.json"
+    res = main(["--tasks", "cube", "--resets", "30", "--draws", "200", "--out", str(out)])
+    assert json.loads(out.read_text()) == res
+    row = res["tasks"]["cube"]
+    assert row["counts"] == {"world_starts": 512, "reference_resets": 30, "reset_sampler": 200}
+    d = row["measures"]["pusher_object"]
+    assert d["world_starts"][1] < MIN_RESET_ROBOT_CUBE < min(d["reference_resets"][0], d["reset_sampler"][0])
+    assert set(row["measures"]) == {"pusher_object", "object_goal", "object_wall_gap"}
