@@ -73,6 +73,29 @@ def penalised_step():
     return check_penalised_step
 
 
+def check_redrawn_starts(plain, redrawn, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reset ``n`` envs of two state-model backends, ``plain`` and ``redrawn`` (the same but for a share of 0.5 of
+    starts redrawn, ``goal_starts`` or ``reset_starts``), from the same seeded generators, and check that 16–48 of
+    them moved, that the others are the plain starts exactly and that the moved ones are at rest (the previous
+    reading is the current one). Returns ``(plain starts, moved starts)``, the latter's current reading only."""
+    for backend in (plain, redrawn):
+        backend.reset(torch.arange(n), [torch.Generator().manual_seed(i) for i in range(n)])
+    x0, x1 = plain.state(), redrawn.state()
+    moved = (x0 != x1).any(-1)
+    assert 16 < int(moved.sum()) < 48
+    torch.testing.assert_close(x1[~moved], x0[~moved])
+    half = x1.shape[1] // 2
+    s = x1[moved]
+    torch.testing.assert_close(s[:, :half], s[:, half:])  # at rest: the previous reading is the current one
+    return x0, s[:, :half]
+
+
+@pytest.fixture
+def redrawn_starts():
+    """:func:`check_redrawn_starts` (a function of the plain and the redrawn backend)."""
+    return check_redrawn_starts
+
+
 @pytest.fixture
 def one_thread():
     """Tiny networks: one thread is as fast, and immune to a busy machine's oversubscription."""

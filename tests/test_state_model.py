@@ -462,25 +462,15 @@ def test_state_forward_model_dreams_with_the_state_model_and_the_tasks_formulas(
 
 
 def test_goal_starts_move_that_share_of_starts_near_the_goal_at_rest_and_leave_the_rest(debug_bundle, state_bundle,
-                                                                                          one_thread):
+                                                                                          redrawn_starts, one_thread):
     """``goal_starts=f``: each start is, with probability f, the task's near-goal state (at rest); the other
     starts are the real windows exactly as without the option; refused outside the state world."""
     from fog_agent.train import AgentTrainConfig, make_envs, resolve_sapo_config
     from fog_envs.real.pusht_reward import GOAL_POSE
 
-    n = 64
-    plain = make_backend("pusht", n, world_model=str(debug_bundle), forward_model="state", local_model="state",
-                         state_model=str(state_bundle), bf16=False)
-    mixed = make_backend("pusht", n, world_model=str(debug_bundle), forward_model="state", local_model="state",
-                         state_model=str(state_bundle), bf16=False, goal_starts=0.5)
-    for backend in (plain, mixed):
-        backend.reset(torch.arange(n), [torch.Generator().manual_seed(i) for i in range(n)])
-    x0, x1 = plain.state(), mixed.state()
-    moved = (x0 != x1).any(-1)
-    assert 16 < int(moved.sum()) < 48
-    torch.testing.assert_close(x1[~moved], x0[~moved])
-    s = x1[moved]
-    torch.testing.assert_close(s[:, :6], s[:, 6:])  # at rest: the previous reading is the current one
+    kw = {"world_model": str(debug_bundle), "forward_model": "state", "local_model": "state",
+          "state_model": str(state_bundle), "bf16": False}
+    _, s = redrawn_starts(make_backend("pusht", 64, **kw), make_backend("pusht", 64, goal_starts=0.5, **kw))
     d = (s[:, 2:4] * 512 - torch.tensor(GOAL_POSE[:2], dtype=torch.float32)).norm(dim=-1)
     assert d.max() <= 60.0 + 1e-3
     with pytest.raises(ValueError, match="needs forward_model='state'"):
