@@ -126,3 +126,22 @@ def test_the_start_states_benchmark_sets_the_worlds_starts_beside_the_resets(tmp
     d = row["measures"]["pusher_object"]
     assert d["world_starts"][1] < MIN_RESET_ROBOT_CUBE < min(d["reference_resets"][0], d["reset_sampler"][0])
     assert set(row["measures"]) == {"pusher_object", "object_goal", "object_wall_gap"}
+
+
+def test_the_cube_recipe_of_item_36_builds_from_shipped_bundles_alone():
+    """The λ 30 recipe with reset starts names only shipped bundles: the agent-play state model and its two ensemble
+    members load by name as cube models with distinct weights, and the training config builds their penalised world."""
+    from fog_agent.train import AgentTrainConfig, make_envs, resolve_sapo_config
+    from fog_envs.learned.disagreement import EnsemblePenalty
+    from fog_envs.wm.state_model import StateModel
+
+    names = ("cube_state_agent1", "cube_state_agent1_m1", "cube_state_agent1_m2")
+    models = [StateModel.load(name, task="cube")[0] for name in names]
+    first = [p.detach() for p in models[0].parameters()]
+    for other in models[1:]:
+        assert any(not torch.equal(a, b.detach()) for a, b in zip(first, other.parameters()))
+    cfg = AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", forward_model="state", local_model="state",
+                           state_model=names[0], state_ensemble=names[1:], disagreement_weight=30.0,
+                           disagreement_dims=(0, 1, 4, 5), reset_starts=0.5)
+    backend = make_envs(cfg, resolve_sapo_config(cfg)).backend
+    assert isinstance(backend.penalty, EnsemblePenalty) and backend.reset_starts == 0.5
