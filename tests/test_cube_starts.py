@@ -3,7 +3,9 @@ distribution, determinism, the share of a state-model world's starts they replac
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -16,12 +18,15 @@ from fog_envs.real.cube import (ARENA_HALF_SIZE, CUBE_RESET_MARGIN, GOAL_CENTER,
 from fog_envs.real.cube_starts import reset_like, reset_states
 from fog_envs.wm.tasks import get_task
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.bench_start_states import ks  # noqa: E402
 
-def _ks(a: np.ndarray, b: np.ndarray) -> float:
-    """The two-sample Kolmogorov–Smirnov statistic: the largest gap between the empirical CDFs."""
-    grid = np.sort(np.concatenate([a, b]))
-    cdf = lambda x: np.searchsorted(np.sort(x), grid, side="right") / len(x)  # noqa: E731
-    return float(np.abs(cdf(a) - cdf(b)).max())
+
+def test_the_ks_statistic_by_hand():
+    """``bench_start_states.ks``, the measure of the distribution tests here: the largest gap between two CDFs."""
+    assert ks(np.array([0.0, 1.0]), np.array([0.5, 1.5])) == 0.5
+    assert ks(np.array([0.0, 1.0, 2.0, 3.0]), np.array([10.0, 11.0])) == 1.0
+    assert ks(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])) == 0.0
 
 
 def _features(s: np.ndarray) -> dict[str, np.ndarray]:
@@ -55,11 +60,11 @@ def test_reset_states_are_distributed_as_the_reference_systems_resets():
     env.close()
     theirs = _features(get_task("cube").probe_targets(real).astype(np.float64))
     for name in ours:
-        assert _ks(ours[name], theirs[name]) < 0.1, name
+        assert ks(ours[name], theirs[name]) < 0.1, name
     rng = np.random.default_rng(2)  # the test can fail: positions drawn without the reset's conditions are told apart
     lim_r, lim_c = ARENA_HALF_SIZE - ROBOT_RESET_MARGIN, ARENA_HALF_SIZE - CUBE_RESET_MARGIN
     free = np.linalg.norm(rng.uniform(-lim_r, lim_r, (2000, 2)) - rng.uniform(-lim_c, lim_c, (2000, 2)), axis=1)
-    assert _ks(free, theirs["robot-cube"]) > 0.12
+    assert ks(free, theirs["robot-cube"]) > 0.12
 
 
 def test_draws_come_from_the_generator_alone_and_bad_input_is_named():
@@ -112,10 +117,7 @@ def test_the_start_states_benchmark_sets_the_worlds_starts_beside_the_resets(tmp
     """``benchmarks/bench_start_states.py`` on a few resets: the world's starts keep the robot beside the cube, the
     reference resets and the sampler do not, and the JSON holds every set's percentiles."""
     import json
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from benchmarks.bench_start_states import main
 
     out = tmp_path / "starts.json"

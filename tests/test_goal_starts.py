@@ -4,6 +4,8 @@ as gym-pusht's resets (their distribution)."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,16 +104,14 @@ def test_reset_starts_are_distributed_as_gym_pushts_resets():
     from fog_envs.real.pusht_starts import RESET_AGENT_PX, RESET_BLOCK_PX, reset_like
     from fog_envs.wm.tasks import get_task
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.bench_start_states import ks
+
     ours = reset_like(torch.zeros(2000, 6), torch.Generator().manual_seed(0)).double().numpy()
     env = gym.make("RealPushT-v0", obs_type="state")
     real = np.array([env.reset(seed=20_000 + i)[1]["state"] for i in range(1000)])
     env.close()
     theirs = get_task("pusht").probe_targets(real).astype(np.float64)
-
-    def ks(a: np.ndarray, b: np.ndarray) -> float:
-        grid = np.sort(np.concatenate([a, b]))
-        return float(np.abs(np.searchsorted(np.sort(a), grid, side="right") / len(a)
-                            - np.searchsorted(np.sort(b), grid, side="right") / len(b)).max())
 
     for k in range(6):
         assert ks(ours[:, k], theirs[:, k]) < 0.075, k
