@@ -1,0 +1,177 @@
+"""``fog-eval-imagined``: evaluate trained agents inside a learned world instead of on the reference system.
+
+    fog-eval-imagined --run-dirs runs/a runs/b runs/c --episodes 500 --out runs/ranking.json
+
+Each agent acts deterministically (tanh μ, as ``fog-eval`` deploys it) for the reference system's episode length in
+``episodes`` copies of its own learned env (the forward and local model it trained with, read from the run's
+``config.json``), or with ``--state-model`` in another state model's world. With ``--starts reset`` (the default;
+state worlds only) every imagined episode starts as the reference system's resets do (``reset_starts=1``,
+README item 36), otherwise from the world's own start windows. Nothing touches the reference system, so the
+figures can choose between agents trained with one recipe before any is deployed (README item 37 measures how
+well they predict the deployed success). Writes ``<run-dir>/eval_imagined[_<tag>].json`` per agent and, with
+``--out``, the agents ranked by imagined success.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import fog_envs  # noqa: F401
+from fog_agent.run_io import atomic_write_json, checkpoint_path
+from fog_agent.train import local_model_kwargs
+from fog_envs.wm.tasks import TASKS
+
+STARTS = ("reset", "world")
+
+
+@dataclass(frozen=True)
+class ImaginedEvalConfig:
+    """Evaluate agents (run directories or checkpoint files) in a learned world."""
+
+    run_dirs: tuple[str, ...] = ()
+    episodes: int = 500
+    seed: int = 7
+    """the world's start draws: env i is seeded with ``seed + i``"""
+    starts: str = "reset"
+    """'reset': every episode starts as the reference system's resets do (state worlds); 'world': the world's own
+    start windows (the real play windows of the training data)"""
+    state_model: str | None = None
+    """judge in this state model's world (name or path) instead of each agent's own (agents trained with
+    local_model='state'; their observations, probe-unit states, mean the same in any state model)"""
+    episode_steps: int | None = None
+    """default: the reference system's episode length (Push-T 300, the cube 200)"""
+    tag: str | None = None
+    """appended to the per-agent output name: eval_imagined_<tag>.json"""
+    out: str | None = None
+    """also write the agents ranked by imagined success here"""
+    threads: int = 0
+    """torch threads (0: leave torch's default)"""
+
+    def __post_init__(self) -> None:
+        if not self.run_dirs:
+            raise ValueError("ImaginedEvalConfig: give at least one --run-dirs")
+        if self.episodes < 1:
+            raise ValueError(f"ImaginedEvalConfig: episodes must be >= 1, got {self.episodes}")
+        if self.starts not in STARTS:
+            raise ValueError(f"ImaginedEvalConfig: unknown starts {self.starts!r}; choose one of {STARTS}")
+        if self.episode_steps is not None and self.episode_steps < 1:
+            raise ValueError(f"ImaginedEvalConfig: episode_steps must be >= 1, got {self.episode_steps}")
+
+
+def rollout_outcomes(act: Any, envs: Any, steps: int, seed: int) -> dict[str, np.ndarray]:
+    """Run ``act`` (observations (N, D) tensor → actions (N, A) tensor) in the vector env ``envs`` (no autoreset)
+    for ``steps`` steps from ``envs.reset(seed=seed)``; per episode: success at any step, the summed reward and,
+    for every aux value the env reports, its maximum and its minimum over the episode."""
+    obs, _ = envs.reset(seed=seed)
+    n = obs.shape[0]
+    success = np.zeros(n, bool)
+    ret = np.zeros(n)
+    highs: dict[str, np.ndarray] = {}
+    lows: dict[str, np.ndarray] = {}
+    for _ in range(steps):
+        with torch.no_grad():
+            action = act(torch.as_tensor(obs)).cpu().numpy()
+        obs, reward, _, _, info = envs.step(action)
+        ret += reward
+        success |= np.asarray(info["is_success"], bool)
+        for name, value in info.items():
+            if name == "is_success" or name.startswith("_") or name.startswith("final"):
+                continue
+            value = np.asarray(value, float)
+            highs[name] = np.maximum(highs.get(name, value), value)
+            lows[name] = np.minimum(lows.get(name, value), value)
+    out = {"successes": success, "returns": ret}
+    out.update({f"max_{k}": v for k, v in highs.items()})
+    out.update({f"min_{k}": v for k, v in lows.items()})
+    return out
+
+
+def run_config(source: str | Path) -> dict[str, Any]:
+    """The ``train`` section of the ``config.json`` of the run that holds ``source`` (a run directory or its
+    ``checkpoints/latest.pt``)."""
+    path = Path(source)
+    run = path if path.is_dir() else path.parent.parent
+    config = run / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{source}: no config.json at {config} (the run's forward model is read from it)")
+    return json.loads(config.read_text())["train"]
+
+
+def imagined_world(ckpt: dict[str, Any], train: dict[str, Any], cfg: ImaginedEvalConfig):
+    """The learned env (``cfg.episodes`` copies, latent observations, no autoreset) the agent is judged in."""
+    forward = train.get("forward_model", "diffusion")
+    state_world = forward == "state"
+    if cfg.starts == "reset" and not state_world:
+        raise ValueError(f"{train.get('run_dir')}: starts='reset' needs a state world (forward_model='state'); this "
+                         f"agent trained with forward_model={forward!r}: use --starts world")
+    if cfg.state_model is not None and ckpt.get("local_model") != "state":
+        raise ValueError(f"{train.get('run_dir')}: --state-model needs an agent trained with local_model='state'; "
+                         f"this one used {ckpt.get('local_model') or 'rssm'!r}")
+    kwargs: dict[str, Any] = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
+    kwargs.update(local_model_kwargs(ckpt.get("local_model"), cfg.state_model or ckpt.get("state_model")))
+    if cfg.starts == "reset":
+        kwargs["reset_starts"] = 1.0
+    task = next(t for t in TASKS.values() if t.wm_env_id == ckpt["env_id"])
+    steps = cfg.episode_steps or task.max_episode_steps
+    envs = gym.make_vec(ckpt["env_id"], num_envs=cfg.episodes, vectorization_mode="vector_entry_point",
+                        obs_type="latent", forward_model=forward, max_episode_steps=steps, autoreset=False,
+                        **kwargs).unwrapped
+    return envs, steps
+
+
+def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, Any]:
+    """One agent's imagined evaluation (see the module docstring); also written next to its run."""
+    from fog_agent.evaluate import load_agent
+
+    t0 = time.perf_counter()
+    agent, ckpt = load_agent(checkpoint_path(source))
+    train = run_config(source)
+    envs, steps = imagined_world(ckpt, train, cfg)
+    outcomes = rollout_outcomes(lambda x: agent.act(x, deterministic=True), envs, steps, cfg.seed)
+    envs.close()
+    out: dict[str, Any] = {
+        "run": str(source), "checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
+        "env_id": ckpt["env_id"], "forward_model": train.get("forward_model"),
+        "state_model": cfg.state_model or ckpt.get("state_model"), "starts": cfg.starts, "episodes": cfg.episodes,
+        "episode_steps": steps, "seed": cfg.seed, "success_rate": float(outcomes["successes"].mean()),
+        "mean_return": float(outcomes["returns"].mean()),
+        **{f"mean_{k}": float(v.mean()) for k, v in outcomes.items() if k.startswith(("max_", "min_"))},
+        "wall_s": time.perf_counter() - t0,
+        "successes": outcomes["successes"].tolist()}
+    path = Path(source)
+    run = path if path.is_dir() else path.parent.parent
+    atomic_write_json(run / f"eval_imagined{'_' + cfg.tag if cfg.tag else ''}.json", out)
+    return out
+
+
+def rank(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The agents' summaries, best first by imagined success, ties broken by mean return."""
+    keys = ("run", "success_rate", "mean_return", "mean_max_coverage", "mean_min_cube_goal_distance")
+    rows = [{k: r[k] for k in keys if k in r} for r in results]
+    return sorted(rows, key=lambda r: (-r["success_rate"], -r["mean_return"]))
+
+
+def run_imagined(cfg: ImaginedEvalConfig) -> list[dict[str, Any]]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    results = [evaluate_imagined(source, cfg) for source in cfg.run_dirs]
+    ranked = rank(results)
+    if cfg.out is not None:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(cfg.out), {"config": asdict(cfg), "ranking": ranked})
+    return ranked
+
+
+def main() -> None:
+    import tyro
+
+    for i, row in enumerate(run_imagined(tyro.cli(ImaginedEvalConfig)), 1):
+        print(i, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})

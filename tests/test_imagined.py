@@ -1,0 +1,133 @@
+"""fog_agent.imagined (``fog-eval-imagined``): agents evaluated inside a learned world."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fog_agent.imagined import ImaginedEvalConfig, evaluate_imagined, rank, rollout_outcomes, run_imagined
+
+
+class CountingEnvs:
+    """Two envs: the observation is the step count; reward = the action's first value; success from step 3 on
+    for env 0 only; aux 'coverage' = (t mod 3) / 2 for env 0 and t / 10 for env 1."""
+
+    def reset(self, seed=None):
+        self.t, self.seed = 0, seed
+        return np.zeros((2, 1), np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.full((2, 1), self.t, np.float32)
+        info = {"is_success": np.array([self.t >= 3, False]),
+                "coverage": np.array([(self.t % 3) / 2, self.t / 10]),
+                "_coverage": np.array([True, True])}  # Gymnasium's mask keys are not aux values
+        return obs, action[:, 0].astype(np.float64), np.zeros(2, bool), np.zeros(2, bool), info
+
+
+def test_rollout_outcomes_by_hand():
+    seen = []
+
+    def act(obs):
+        seen.append(obs.clone())
+        return torch.tensor([[0.5], [-1.0]]) * (obs + 1)
+
+    out = rollout_outcomes(act, CountingEnvs(), steps=4, seed=11)
+    # actions at observations 0..3: env 0 0.5·(1+2+3+4) = 5, env 1 −10
+    np.testing.assert_allclose(out["returns"], [5.0, -10.0])
+    assert out["successes"].tolist() == [True, False]
+    # env 0's coverage over t = 1..4: 0.5, 1, 0, 0.5; env 1's: 0.1 .. 0.4
+    np.testing.assert_allclose(out["max_coverage"], [1.0, 0.4])
+    np.testing.assert_allclose(out["min_coverage"], [0.0, 0.1])
+    assert set(out) == {"successes", "returns", "max_coverage", "min_coverage"}
+    assert [float(o[0, 0]) for o in seen] == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_rank_orders_by_success_then_return():
+    rows = [{"run": "a", "success_rate": 0.5, "mean_return": 1.0}, {"run": "b", "success_rate": 0.7, "mean_return": 0.0},
+            {"run": "c", "success_rate": 0.5, "mean_return": 2.0, "mean_max_coverage": 0.9, "other": 3}]
+    assert [r["run"] for r in rank(rows)] == ["b", "c", "a"]
+    assert rank(rows)[1] == {"run": "c", "success_rate": 0.5, "mean_return": 2.0, "mean_max_coverage": 0.9}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({}, "at least one --run-dirs"),
+    ({"run_dirs": ("r",), "episodes": 0}, "episodes must be >= 1, got 0"),
+    ({"run_dirs": ("r",), "starts": "goal"}, "unknown starts 'goal'"),
+    ({"run_dirs": ("r",), "episode_steps": 0}, "episode_steps must be >= 1, got 0"),
+])
+def test_config_errors_name_the_problem(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ImaginedEvalConfig(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def cube_runs(tmp_path_factory):
+    """Two debug cube agents trained in the state world (seconds each), and one in the RSSM world's place."""
+    from fog_agent.train import AgentTrainConfig, train_agent
+
+    root = tmp_path_factory.mktemp("imagined")
+    runs = []
+    for seed in (0, 1):
+        run = root / f"cube{seed}"
+        train_agent(AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", run_dir=str(run), seed=seed,
+                                     local_model="state", forward_model="state", eval_env_id=None), progress=False)
+        runs.append(run)
+    return runs
+
+
+def test_an_agent_is_judged_in_its_own_world_deterministically(cube_runs, one_thread):
+    run = cube_runs[0]
+    cfg = ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=3)
+    first = evaluate_imagined(run, cfg)
+    again = evaluate_imagined(run / "checkpoints" / "latest.pt", cfg)  # a checkpoint file reads its run's config
+    assert first["successes"] == again["successes"] and first["mean_return"] == again["mean_return"]
+    assert first["forward_model"] == "state" and first["starts"] == "reset" and first["episode_steps"] == 12
+    assert len(first["successes"]) == 6 and 0.0 <= first["success_rate"] <= 1.0
+    # the cube's aux value, the cube's distance to the goal, is summarised both ways
+    assert 0.0 <= first["mean_min_cube_goal_distance"] <= first["mean_max_cube_goal_distance"]
+    saved = json.loads((run / "eval_imagined.json").read_text())
+    assert saved["mean_return"] == first["mean_return"]
+    # another seed, the world's own starts, another judge: other episodes
+    other = evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=4))
+    assert other["mean_return"] != first["mean_return"]
+    world = evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=3,
+                                                      starts="world", tag="world"))
+    assert world["mean_return"] != first["mean_return"] and (run / "eval_imagined_world.json").is_file()
+    judged = evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=3,
+                                                       state_model="cube_state_walls", tag="walls"))
+    assert judged["state_model"] == "cube_state_walls" and judged["mean_return"] != first["mean_return"]
+
+
+def test_the_cli_ranks_the_agents(cube_runs, tmp_path, one_thread):
+    out = tmp_path / "ranking.json"
+    ranked = run_imagined(ImaginedEvalConfig(run_dirs=tuple(str(r) for r in cube_runs), episodes=4, episode_steps=8,
+                                             out=str(out)))
+    assert sorted(r["run"] for r in ranked) == sorted(str(r) for r in cube_runs)
+    assert ranked == rank(ranked)
+    assert json.loads(out.read_text())["ranking"] == ranked
+
+
+def test_errors_name_the_problem(cube_runs, tmp_path):
+    run = cube_runs[0]
+    config = json.loads((run / "config.json").read_text())
+    diffusion = tmp_path / "diffusion"
+    (diffusion / "checkpoints").mkdir(parents=True)
+    (diffusion / "checkpoints" / "latest.pt").write_bytes((run / "checkpoints" / "latest.pt").read_bytes())
+    (diffusion / "config.json").write_text(json.dumps({**config, "train": {**config["train"],
+                                                                           "forward_model": "diffusion"}}))
+    with pytest.raises(ValueError, match="starts='reset' needs a state world .*forward_model='diffusion'"):
+        evaluate_imagined(diffusion, ImaginedEvalConfig(run_dirs=(str(diffusion),), episodes=2))
+    (diffusion / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        evaluate_imagined(diffusion, ImaginedEvalConfig(run_dirs=(str(diffusion),), episodes=2))
+    # an RSSM agent's observations are RSSM features: another state model cannot judge it
+    (diffusion / "config.json").write_text(json.dumps(config))
+    ckpt = torch.load(diffusion / "checkpoints" / "latest.pt", weights_only=False)
+    torch.save({**ckpt, "local_model": "rssm"}, diffusion / "checkpoints" / "latest.pt")
+    with pytest.raises(ValueError, match="--state-model needs an agent trained with local_model='state'"):
+        evaluate_imagined(diffusion, ImaginedEvalConfig(run_dirs=(str(diffusion),), episodes=2,
+                                                        state_model="cube_state_walls"))
