@@ -105,26 +105,35 @@ def run_config(source: str | Path) -> dict[str, Any]:
     return json.loads(config.read_text())["train"]
 
 
-def imagined_world(ckpt: dict[str, Any], train: dict[str, Any], cfg: ImaginedEvalConfig):
-    """The learned env (``cfg.episodes`` copies, latent observations, no autoreset) the agent is judged in."""
-    forward = train.get("forward_model", "diffusion")
-    state_world = forward == "state"
-    if cfg.starts == "reset" and not state_world:
-        raise ValueError(f"{train.get('run_dir')}: starts='reset' needs a state world (forward_model='state'); this "
-                         f"agent trained with forward_model={forward!r}: use --starts world")
-    if cfg.state_model is not None and ckpt.get("local_model") != "state":
-        raise ValueError(f"{train.get('run_dir')}: --state-model needs an agent trained with local_model='state'; "
-                         f"this one used {ckpt.get('local_model') or 'rssm'!r}")
-    kwargs: dict[str, Any] = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
-    kwargs.update(local_model_kwargs(ckpt.get("local_model"), cfg.state_model or ckpt.get("state_model")))
-    if cfg.starts == "reset":
+def judge_env(env_id: str, forward_model: str, episodes: int, starts: str = "reset", episode_steps: int | None = None,
+              world_model: str | None = None, local_model: str | None = None, state_model: str | None = None):
+    """``episodes`` copies of the learned env ``env_id`` (latent observations, no autoreset, no reward penalties)
+    for judging agents in, and the episode length (default: the reference system's); ``starts='reset'`` starts
+    every episode as the reference system's resets do (state worlds only)."""
+    if starts not in STARTS:
+        raise ValueError(f"unknown starts {starts!r}; choose one of {STARTS}")
+    if starts == "reset" and forward_model != "state":
+        raise ValueError(f"starts='reset' needs a state world (forward_model='state'); this agent trained with "
+                         f"forward_model={forward_model!r}: use --starts world")
+    kwargs: dict[str, Any] = {"world_model": world_model} if world_model else {}
+    kwargs.update(local_model_kwargs(local_model, state_model))
+    if starts == "reset":
         kwargs["reset_starts"] = 1.0
-    task = next(t for t in TASKS.values() if t.wm_env_id == ckpt["env_id"])
-    steps = cfg.episode_steps or task.max_episode_steps
-    envs = gym.make_vec(ckpt["env_id"], num_envs=cfg.episodes, vectorization_mode="vector_entry_point",
-                        obs_type="latent", forward_model=forward, max_episode_steps=steps, autoreset=False,
-                        **kwargs).unwrapped
+    task = next((t for t in TASKS.values() if t.wm_env_id == env_id), None)
+    steps = episode_steps or (task.max_episode_steps if task is not None else None)
+    if steps is None:
+        raise ValueError(f"{env_id} stands for no reference system: give episode_steps")
+    with torch.random.fork_rng():  # building the models draws their initial weights: leave the caller's RNG be
+        envs = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="vector_entry_point", obs_type="latent",
+                            forward_model=forward_model, max_episode_steps=steps, autoreset=False, **kwargs).unwrapped
     return envs, steps
+
+
+def summarise(outcomes: dict[str, np.ndarray]) -> dict[str, float]:
+    """Success rate, mean return and the episodes' mean of every aux maximum and minimum of
+    :func:`rollout_outcomes`."""
+    return {"success_rate": float(outcomes["successes"].mean()), "mean_return": float(outcomes["returns"].mean()),
+            **{f"mean_{k}": float(v.mean()) for k, v in outcomes.items() if k.startswith(("max_", "min_"))}}
 
 
 def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, Any]:
@@ -134,18 +143,23 @@ def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, 
     t0 = time.perf_counter()
     agent, ckpt = load_agent(checkpoint_path(source))
     train = run_config(source)
-    envs, steps = imagined_world(ckpt, train, cfg)
+    if cfg.state_model is not None and ckpt.get("local_model") != "state":
+        raise ValueError(f"{source}: --state-model needs an agent trained with local_model='state'; this one used "
+                         f"{ckpt.get('local_model') or 'rssm'!r}")
+    forward = train.get("forward_model", "diffusion")
+    try:
+        envs, steps = judge_env(ckpt["env_id"], forward, cfg.episodes, cfg.starts, cfg.episode_steps,
+                                ckpt.get("world_model"), ckpt.get("local_model"),
+                                cfg.state_model or ckpt.get("state_model"))
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
     outcomes = rollout_outcomes(lambda x: agent.act(x, deterministic=True), envs, steps, cfg.seed)
     envs.close()
     out: dict[str, Any] = {
         "run": str(source), "checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
-        "env_id": ckpt["env_id"], "forward_model": train.get("forward_model"),
-        "state_model": cfg.state_model or ckpt.get("state_model"), "starts": cfg.starts, "episodes": cfg.episodes,
-        "episode_steps": steps, "seed": cfg.seed, "success_rate": float(outcomes["successes"].mean()),
-        "mean_return": float(outcomes["returns"].mean()),
-        **{f"mean_{k}": float(v.mean()) for k, v in outcomes.items() if k.startswith(("max_", "min_"))},
-        "wall_s": time.perf_counter() - t0,
-        "successes": outcomes["successes"].tolist()}
+        "env_id": ckpt["env_id"], "forward_model": forward, "state_model": cfg.state_model or ckpt.get("state_model"),
+        "starts": cfg.starts, "episodes": cfg.episodes, "episode_steps": steps, "seed": cfg.seed,
+        **summarise(outcomes), "wall_s": time.perf_counter() - t0, "successes": outcomes["successes"].tolist()}
     path = Path(source)
     run = path if path.is_dir() else path.parent.parent
     atomic_write_json(run / f"eval_imagined{'_' + cfg.tag if cfg.tag else ''}.json", out)

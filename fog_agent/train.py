@@ -7,6 +7,8 @@ Run directory layout (``--run-dir``)::
     metrics.jsonl        one row per iteration (reward, imagined steps, wall time, ...)
     evals.jsonl          one row per zero-shot evaluation
     checkpoints/latest.pt  agent + optimisers + RNG + imagined-env state: rerun the command to resume
+    imagined.jsonl, checkpoints/best_imagined.pt   with --imagined-eval-every: the policy judged in the learned
+                         world, and the checkpoint it judged best
     eval.json, videos/, learning_curve.png   the final report
 """
 
@@ -114,15 +116,25 @@ class AgentTrainConfig:
     final_eval_episodes: int = 50
     """episodes of the zero-shot evaluation after the last iteration (0: none, no eval.json)"""
     video_episodes: int = 3
+    imagined_eval_every: int = 0
+    """iterations between evaluations of the deterministic policy inside the learned world (fog_agent.imagined:
+    --imagined-eval-episodes episodes of the reference system's length, the same starts every time, started as
+    the reference system's resets start in a state world, else from the world's own windows; no reward
+    penalties): logged as imagined/* and to imagined.jsonl, and the best checkpoint so far (success rate, then
+    mean return) kept as checkpoints/best_imagined.pt (README item 37); 0: none"""
+    imagined_eval_episodes: int = 100
     checkpoint_every: int = 10
     threads: int = 0
     stop_after: int | None = None
     """stop (as if killed) after this many iterations in this call; for tests"""
 
     def __post_init__(self) -> None:
-        for name in ("eval_every", "eval_episodes", "final_eval_episodes", "video_episodes"):
+        for name in ("eval_every", "eval_episodes", "final_eval_episodes", "video_episodes", "imagined_eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AgentTrainConfig: {name} must be >= 0, got {getattr(self, name)}")
+        if self.imagined_eval_every and self.imagined_eval_episodes < 1:
+            raise ValueError(f"AgentTrainConfig: imagined_eval_episodes must be >= 1 with imagined_eval_every, got "
+                             f"{self.imagined_eval_episodes}")
 
 
 #: AgentTrainConfig fields that override the SAPOConfig field of the same name when set
@@ -199,6 +211,23 @@ def warm_start(agent: DMOSAPO, source: str | Path, env_id: str) -> Path:
     return path
 
 
+def make_judge(cfg: AgentTrainConfig, sapo: SAPOConfig):
+    """The imagined evaluation of ``--imagined-eval-every``: ``agent -> summary`` over a fixed set of episodes."""
+    from fog_agent.imagined import judge_env, rollout_outcomes, summarise
+    from fog_envs.wm.tasks import TASKS
+
+    known = any(t.wm_env_id == cfg.env_id for t in TASKS.values())
+    envs, steps = judge_env(cfg.env_id, cfg.forward_model, cfg.imagined_eval_episodes,
+                            "reset" if cfg.forward_model == "state" else "world",
+                            None if known else sapo.episode_steps, cfg.world_model, cfg.local_model, cfg.state_model)
+    return lambda agent: summarise(rollout_outcomes(lambda x: agent.act(x, deterministic=True), envs, steps, seed=7))
+
+
+def better(row: dict[str, Any], best: dict[str, Any]) -> bool:
+    """Whether an imagined evaluation beats the best so far: more successes, or as many and more return."""
+    return (row["success_rate"], row["mean_return"]) > (best["success_rate"], best["mean_return"])
+
+
 def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the agent; returns the final evaluation (or the last metrics if no evaluation)."""
     if cfg.threads:
@@ -211,13 +240,15 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
     agent = DMOSAPO(diff.state_dim, diff.action_dim, sapo, seed=cfg.seed, device=cfg.device)
     ckpt_path = run / "checkpoints" / "latest.pt"
     wall_offset = 0.0
+    best_imagined: dict[str, Any] | None = None
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
         agent.restore(ckpt["agent"])
         diff.set_state(ckpt["env"])
         wall_offset = ckpt["wall_s"]
-        truncate_jsonl(run / "metrics.jsonl", agent.iteration_count)
-        truncate_jsonl(run / "evals.jsonl", agent.iteration_count)
+        best_imagined = ckpt.get("best_imagined")
+        for log in ("metrics.jsonl", "evals.jsonl", "imagined.jsonl"):
+            truncate_jsonl(run / log, agent.iteration_count)
     else:
         # env i gets seed·N + i (Gymnasium gives env i the seed + i): runs with seeds 0, 1, 2 then share
         # no env stream, where seed + i would give them N − 1 streams in common
@@ -226,6 +257,7 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
             warm_start(agent, cfg.init_from, cfg.env_id)
         atomic_write_json(run / "config.json", {"train": asdict(cfg), "sapo": asdict(sapo)})
     eval_env_id = eval_env_for(cfg, envs)
+    judge = make_judge(cfg, sapo) if cfg.imagined_eval_every else None
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(run / "tb"))
@@ -250,6 +282,12 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
                 writer.add_scalar(f"eval/{k}", row[k], agent.imagined_steps)
         return row
 
+    def state(wall: float) -> dict[str, Any]:
+        return {"agent": agent.checkpoint(), "env": diff.get_state(), "wall_s": wall, "obs_dim": diff.state_dim,
+                "action_dim": diff.action_dim, "sapo": asdict(sapo), "env_id": cfg.env_id,
+                "world_model": cfg.world_model, "start_sigma": cfg.start_sigma, "local_model": cfg.local_model,
+                "state_model": cfg.state_model, "best_imagined": best_imagined}
+
     while agent.iteration_count < sapo.iterations:
         t_it = time.perf_counter()
         metrics = agent.iteration(diff, refresh)
@@ -268,13 +306,18 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
         if eval_env_id and cfg.eval_every and cfg.eval_episodes and agent.iteration_count % cfg.eval_every == 0 \
                 and agent.iteration_count < sapo.iterations:
             zero_shot(cfg.eval_episodes, None)
+        if judge is not None and agent.iteration_count % cfg.imagined_eval_every == 0:
+            row = {"iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps, **judge(agent)}
+            append_jsonl(run / "imagined.jsonl", row)
+            for k, v in row.items():
+                if k.startswith(("success_rate", "mean_")):
+                    writer.add_scalar(f"imagined/{k}", v, agent.imagined_steps)
+            if best_imagined is None or better(row, best_imagined):
+                best_imagined = {k: row[k] for k in ("iteration", "success_rate", "mean_return")}
+                atomic_torch_save(state(wall), run / "checkpoints" / "best_imagined.pt")
         if agent.iteration_count % cfg.checkpoint_every == 0 or agent.iteration_count == sapo.iterations \
                 or (cfg.stop_after is not None and done_here >= cfg.stop_after):
-            atomic_torch_save({"agent": agent.checkpoint(), "env": diff.get_state(), "wall_s": wall,
-                               "obs_dim": diff.state_dim, "action_dim": diff.action_dim, "sapo": asdict(sapo),
-                               "env_id": cfg.env_id, "world_model": cfg.world_model,
-                               "start_sigma": cfg.start_sigma, "local_model": cfg.local_model,
-                               "state_model": cfg.state_model}, ckpt_path)
+            atomic_torch_save(state(wall), ckpt_path)
         if cfg.stop_after is not None and done_here >= cfg.stop_after and agent.iteration_count < sapo.iterations:
             break
     if bar is not None:

@@ -131,3 +131,43 @@ def test_errors_name_the_problem(cube_runs, tmp_path):
     with pytest.raises(ValueError, match="--state-model needs an agent trained with local_model='state'"):
         evaluate_imagined(diffusion, ImaginedEvalConfig(run_dirs=(str(diffusion),), episodes=2,
                                                         state_model="cube_state_walls"))
+
+
+def test_training_judges_the_policy_in_the_world_and_keeps_the_best(tmp_path, one_thread):
+    """--imagined-eval-every: a row per evaluation, the best one's checkpoint kept, and that checkpoint judged again
+    by fog-eval-imagined (the same 5 reset starts, seed 7) gives the row's figures; a resumed run writes the same rows
+    and the same best checkpoint as an uninterrupted one."""
+    from fog_agent.train import AgentTrainConfig, train_agent
+
+    common = dict(env_id="WMPushCube-v0", preset="debug", local_model="state", forward_model="state", iterations=4,
+                  eval_env_id=None, imagined_eval_every=1, imagined_eval_episodes=5, checkpoint_every=100)
+    train_agent(AgentTrainConfig(run_dir=str(tmp_path / "a"), **common), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "a" / "imagined.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+    best = max(rows, key=lambda r: (r["success_rate"], r["mean_return"]))
+    saved = torch.load(tmp_path / "a" / "checkpoints" / "best_imagined.pt", weights_only=False)
+    assert saved["agent"]["iteration"] == best["iteration"]
+    assert saved["best_imagined"] == {k: best[k] for k in ("iteration", "success_rate", "mean_return")}
+    latest = torch.load(tmp_path / "a" / "checkpoints" / "latest.pt", weights_only=False)
+    assert latest["best_imagined"] == saved["best_imagined"]
+    again = evaluate_imagined(tmp_path / "a" / "checkpoints" / "best_imagined.pt",
+                              ImaginedEvalConfig(run_dirs=("x",), episodes=5, seed=7))
+    assert again["success_rate"] == best["success_rate"]
+    assert again["mean_return"] == pytest.approx(best["mean_return"], rel=1e-6)
+    assert set(rows[0]) >= {"success_rate", "mean_return", "mean_min_cube_goal_distance", "imagined_steps"}
+
+    train_agent(AgentTrainConfig(run_dir=str(tmp_path / "b"), stop_after=2, **common), progress=False)
+    train_agent(AgentTrainConfig(run_dir=str(tmp_path / "b"), **common), progress=False)
+    assert (tmp_path / "b" / "imagined.jsonl").read_text() == (tmp_path / "a" / "imagined.jsonl").read_text()
+    resumed = torch.load(tmp_path / "b" / "checkpoints" / "best_imagined.pt", weights_only=False)
+    for k, v in saved["agent"]["model"].items():
+        assert torch.equal(v, resumed["agent"]["model"][k]), k
+
+
+def test_training_config_refuses_no_imagined_episodes():
+    from fog_agent.train import AgentTrainConfig
+
+    with pytest.raises(ValueError, match="imagined_eval_episodes must be >= 1 with imagined_eval_every, got 0"):
+        AgentTrainConfig(imagined_eval_every=10, imagined_eval_episodes=0)
+    with pytest.raises(ValueError, match="imagined_eval_every must be >= 0, got -1"):
+        AgentTrainConfig(imagined_eval_every=-1)
