@@ -9,7 +9,8 @@ pooled episode by episode).
 Each agent is evaluated in its own learned world by :func:`fog_agent.imagined.evaluate_imagined` (``fog-eval-imagined``)
 for every ``--starts``. Agents are grouped by recipe (the run's name without its trailing ``_s<seed>``); per group and
 starts: the rank correlation between imagined and deployed success, and what choosing the agent with the best
-imagined success gives against the group's mean and best deployed success. Prints a table; writes JSON.
+imagined success gives against the group's mean and best deployed success; per learned env, the rank correlation
+over all its agents. Prints a table; writes JSON.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         for starts in args.starts:
             cfg = ImaginedEvalConfig(run_dirs=(run,), episodes=args.episodes, seed=args.seed, starts=starts,
                                      episode_steps=args.episode_steps, tag=f"selection_{starts}")
-            row[starts] = evaluate_imagined(run, cfg)["success_rate"]
+            result = evaluate_imagined(run, cfg)
+            row[starts], row["env_id"] = result["success_rate"], result["env_id"]
         agents.append(row)
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in agents:
@@ -112,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in groups.items():
         summary[name] = {s: {"spearman": spearman([r[s] for r in rows], [r["real"] for r in rows]),
                              **selection([r[s] for r in rows], [r["real"] for r in rows])} for s in args.starts}
-    pooled = {s: spearman([r[s] for r in agents], [r["real"] for r in agents]) for s in args.starts}
+    tasks = sorted({r["env_id"] for r in agents})
+    pooled = {task: {s: spearman([r[s] for r in agents if r["env_id"] == task],
+                                 [r["real"] for r in agents if r["env_id"] == task]) for s in args.starts}
+              for task in tasks}
     multi = [g for g, rows in groups.items() if len(rows) > 1]
     overall = {s: {k: float(np.mean([summary[g][s][k] for g in multi])) for k in ("chosen", "mean", "best", "worst")}
                for s in args.starts} if multi else {}
@@ -126,12 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, by in summary.items():
         for s, v in by.items():
             rho = "–" if v["spearman"] is None else f"{v['spearman']:+.2f}"
-            print(f"| {name}, {s} | {rho} | {v['chosen']:.2f} · {v['mean']:.2f} · {v['best']:.2f} · {v['worst']:.2f} |")
+            figures = " · ".join(f"{v[k]:.2f}" for k in ("chosen", "mean", "best", "worst"))
+            print(f"| {name}, {s} | {rho} | {figures} |")
     for s in args.starts:
-        rho = "–" if pooled[s] is None else f"{pooled[s]:+.2f}"
-        extra = (f"; over the {len(multi)} recipes with several agents, chosen {overall[s]['chosen']:.3f} against "
-                 f"mean {overall[s]['mean']:.3f}") if multi else ""
-        print(f"pooled Spearman ({s} starts, {len(agents)} agents): {rho}{extra}")
+        for task in tasks:
+            rho = "–" if pooled[task][s] is None else f"{pooled[task][s]:+.2f}"
+            count = sum(r["env_id"] == task for r in agents)
+            print(f"{task}: Spearman over its {count} agents ({s} starts): {rho}")
+        if multi:
+            print(f"over the {len(multi)} recipes with several agents ({s} starts): chosen "
+                  f"{overall[s]['chosen']:.3f} against mean {overall[s]['mean']:.3f}")
     write_results(args.out, {"episodes": args.episodes, "seed": args.seed, "starts": args.starts, "agents": agents,
                              "recipes": summary, "pooled_spearman": pooled, "over_recipes": overall})
     return 0

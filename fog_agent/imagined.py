@@ -2,14 +2,14 @@
 
     fog-eval-imagined --run-dirs runs/a runs/b runs/c --episodes 500 --out runs/ranking.json
 
-Each agent acts deterministically (tanh μ, as ``fog-eval`` deploys it) for the reference system's episode length in
-``episodes`` copies of its own learned env (the forward and local model it trained with, read from the run's
-``config.json``), or with ``--state-model`` in another state model's world. With ``--starts reset`` (the default;
-state worlds only) every imagined episode starts as the reference system's resets do (``reset_starts=1``,
-README item 36), otherwise from the world's own start windows. Nothing touches the reference system, so the
-figures can choose between agents trained with one recipe before any is deployed (README item 37 measures how
-well they predict the deployed success). Writes ``<run-dir>/eval_imagined[_<tag>].json`` per agent and, with
-``--out``, the agents ranked by imagined success.
+Each agent acts deterministically (tanh μ, as ``fog-eval`` deploys it; ``--stochastic``: sampled as in training)
+for the reference system's episode length in ``episodes`` copies of its own learned env (the forward and local
+model it trained with, read from the run's ``config.json``), or with ``--state-model`` in another state model's
+world. With ``--starts reset`` (the default; state worlds only) every imagined episode starts as the reference
+system's resets do (``reset_starts=1``, README item 36), otherwise from the world's own start windows. Nothing
+touches the reference system, so the figures can choose between agents trained with one recipe before any is
+deployed (README item 37 measures how well they predict the deployed success). Writes
+``<run-dir>/eval_imagined[_<tag>].json`` per agent and, with ``--out``, the agents ranked by imagined success.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class ImaginedEvalConfig:
     local_model='state'; their observations, probe-unit states, mean the same in any state model)"""
     episode_steps: int | None = None
     """default: the reference system's episode length (Push-T 300, the cube 200)"""
+    stochastic: bool = False
+    """sample the actions as in training (from the agent's generator, seeded with ``seed``) instead of tanh(μ)"""
     tag: str | None = None
     """appended to the per-agent output name: eval_imagined_<tag>.json"""
     out: str | None = None
@@ -153,12 +155,14 @@ def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, 
                                 cfg.state_model or ckpt.get("state_model"))
     except ValueError as e:
         raise ValueError(f"{source}: {e}") from None
-    outcomes = rollout_outcomes(lambda x: agent.act(x, deterministic=True), envs, steps, cfg.seed)
+    agent.generator.manual_seed(cfg.seed)
+    outcomes = rollout_outcomes(lambda x: agent.act(x, deterministic=not cfg.stochastic), envs, steps, cfg.seed)
     envs.close()
     out: dict[str, Any] = {
         "run": str(source), "checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
         "env_id": ckpt["env_id"], "forward_model": forward, "state_model": cfg.state_model or ckpt.get("state_model"),
-        "starts": cfg.starts, "episodes": cfg.episodes, "episode_steps": steps, "seed": cfg.seed,
+        "starts": cfg.starts, "stochastic": cfg.stochastic, "episodes": cfg.episodes, "episode_steps": steps,
+        "seed": cfg.seed,
         **summarise(outcomes), "wall_s": time.perf_counter() - t0, "successes": outcomes["successes"].tolist()}
     path = Path(source)
     run = path if path.is_dir() else path.parent.parent

@@ -47,7 +47,8 @@ def test_rollout_outcomes_by_hand():
 
 
 def test_rank_orders_by_success_then_return():
-    rows = [{"run": "a", "success_rate": 0.5, "mean_return": 1.0}, {"run": "b", "success_rate": 0.7, "mean_return": 0.0},
+    rows = [{"run": "a", "success_rate": 0.5, "mean_return": 1.0},
+            {"run": "b", "success_rate": 0.7, "mean_return": 0.0},
             {"run": "c", "success_rate": 0.5, "mean_return": 2.0, "mean_max_coverage": 0.9, "other": 3}]
     assert [r["run"] for r in rank(rows)] == ["b", "c", "a"]
     assert rank(rows)[1] == {"run": "c", "success_rate": 0.5, "mean_return": 2.0, "mean_max_coverage": 0.9}
@@ -72,7 +73,7 @@ def cube_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("imagined")
     runs = []
     for seed in (0, 1):
-        run = root / f"cube{seed}"
+        run = root / f"cube_s{seed}"
         train_agent(AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", run_dir=str(run), seed=seed,
                                      local_model="state", forward_model="state", eval_env_id=None), progress=False)
         runs.append(run)
@@ -100,6 +101,11 @@ def test_an_agent_is_judged_in_its_own_world_deterministically(cube_runs, one_th
     judged = evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=3,
                                                        state_model="cube_state_walls", tag="walls"))
     assert judged["state_model"] == "cube_state_walls" and judged["mean_return"] != first["mean_return"]
+    # sampled actions: seeded by --seed, so repeatable, and not the deterministic policy's episodes
+    sampled = [evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=3,
+                                                         stochastic=True, tag="sampled")) for _ in range(2)]
+    assert sampled[0]["mean_return"] == sampled[1]["mean_return"] != first["mean_return"]
+    assert sampled[0]["stochastic"] and not first["stochastic"]
 
 
 def test_the_cli_ranks_the_agents(cube_runs, tmp_path, one_thread):
@@ -171,3 +177,49 @@ def test_training_config_refuses_no_imagined_episodes():
         AgentTrainConfig(imagined_eval_every=10, imagined_eval_episodes=0)
     with pytest.raises(ValueError, match="imagined_eval_every must be >= 0, got -1"):
         AgentTrainConfig(imagined_eval_every=-1)
+
+
+def test_selection_bench_statistics_by_hand(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.bench_imagined_selection import ranks, real_success, recipe, selection, spearman
+
+    np.testing.assert_allclose(ranks(np.array([0.3, 0.1, 0.3, 0.9])), [2.5, 1.0, 2.5, 4.0])
+    assert spearman([1, 2, 3], [10, 30, 20]) == pytest.approx(0.5)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 1], [1, 2, 3]) is None
+    # the best imagined agents tie: the chosen figure is their mean
+    assert selection([0.9, 0.5, 0.9], [0.6, 0.7, 1.0]) == {"chosen": 0.8, "mean": pytest.approx(0.7667, abs=1e-4),
+                                                          "best": 1.0, "worst": 0.6}
+    assert recipe("runs/g98goal_s12") == "g98goal" and recipe("runs/cube_reset_s0") == "cube_reset"
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"successes": [True, False, False, False]}))
+    b.write_text(json.dumps({"rows": [{"setting": "other_s0", "successes": [False]},
+                                      {"setting": "cube_s1", "successes": [True, True]}]}))
+    assert real_success(str(a), "runs/x_s0") == 0.25
+    assert real_success(f"{a}+{b}", "runs/cube_s1") == 0.5  # pooled episode by episode: 3 of 6
+    with pytest.raises(ValueError, match="no row named 'x_s0'"):
+        real_success(str(b), "runs/x_s0")
+
+
+def test_selection_bench_runs_on_two_debug_agents(cube_runs, tmp_path, one_thread):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.bench_imagined_selection import main
+
+    agents = []
+    for run, rate in zip(cube_runs, (0.2, 0.8)):
+        real = tmp_path / f"{run.name}.json"
+        real.write_text(json.dumps({"successes": [True] * int(10 * rate) + [False] * int(10 - 10 * rate)}))
+        agents += ["--agent", f"{run}={real}"]
+    out = tmp_path / "selection.json"
+    assert main([*agents, "--episodes", "3", "--episode-steps", "6", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert [r["real"] for r in saved["agents"]] == [0.2, 0.8]
+    assert set(saved["recipes"]) == {"cube"} and set(saved["recipes"]["cube"]) == {"reset", "world"}
+    assert set(saved["pooled_spearman"]) == {"WMPushCube-v0"}
+    assert saved["recipes"]["cube"]["reset"]["mean"] == pytest.approx(0.5)
