@@ -30,6 +30,8 @@ from fog_agent.train import local_model_kwargs
 from fog_envs.wm.tasks import TASKS
 
 STARTS = ("reset", "world")
+#: the seed of the imagined starts by default, and of ``fog-train --imagined-eval-every``'s fixed starts
+JUDGE_SEED = 7
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class ImaginedEvalConfig:
 
     run_dirs: tuple[str, ...] = ()
     episodes: int = 500
-    seed: int = 7
+    seed: int = JUDGE_SEED
     """the world's start draws: env i is seeded with ``seed + i``"""
     starts: str = "reset"
     """'reset': every episode starts as the reference system's resets do (state worlds); 'world': the world's own
