@@ -173,9 +173,9 @@ def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, 
 
 
 def rank(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The agents' summaries, best first by imagined success, ties broken by mean return."""
-    keys = ("run", "success_rate", "mean_return", "mean_max_coverage", "mean_min_cube_goal_distance")
-    rows = [{k: r[k] for k in keys if k in r} for r in results]
+    """The agents' summaries (run, success rate and every mean), best first by imagined success, ties broken by
+    mean return."""
+    rows = [{k: v for k, v in r.items() if k in ("run", "success_rate") or k.startswith("mean_")} for r in results]
     return sorted(rows, key=lambda r: (-r["success_rate"], -r["mean_return"]))
 
 
