@@ -98,22 +98,26 @@ def rollout_outcomes(act: Any, envs: Any, steps: int, seed: int) -> dict[str, np
     return out
 
 
-def run_config(source: str | Path) -> dict[str, Any]:
-    """The ``train`` section of the ``config.json`` of the run that holds ``source`` (a run directory or its
-    ``checkpoints/latest.pt``)."""
+def run_dir_of(source: str | Path) -> Path:
+    """The run directory that holds ``source`` (a run directory, or a checkpoint file in its ``checkpoints/``)."""
     path = Path(source)
-    run = path if path.is_dir() else path.parent.parent
-    config = run / "config.json"
+    return path if path.is_dir() else path.parent.parent
+
+
+def run_config(source: str | Path) -> dict[str, Any]:
+    """The ``train`` section of the ``config.json`` of the run that holds ``source``."""
+    config = run_dir_of(source) / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{source}: no config.json at {config} (the run's forward model is read from it)")
     return json.loads(config.read_text())["train"]
 
 
 def judge_env(env_id: str, forward_model: str, episodes: int, starts: str = "reset", episode_steps: int | None = None,
-              world_model: str | None = None, local_model: str | None = None, state_model: str | None = None):
+              world_model: str | None = None, local_model: str | None = None, state_model: str | None = None,
+              fallback_steps: int | None = None):
     """``episodes`` copies of the learned env ``env_id`` (latent observations, no autoreset, no reward penalties)
-    for judging agents in, and the episode length (default: the reference system's); ``starts='reset'`` starts
-    every episode as the reference system's resets do (state worlds only)."""
+    for judging agents in, and the episode length (default: the reference system's, else ``fallback_steps``);
+    ``starts='reset'`` starts every episode as the reference system's resets do (state worlds only)."""
     if starts not in STARTS:
         raise ValueError(f"unknown starts {starts!r}; choose one of {STARTS}")
     if starts == "reset" and forward_model != "state":
@@ -124,7 +128,7 @@ def judge_env(env_id: str, forward_model: str, episodes: int, starts: str = "res
     if starts == "reset":
         kwargs["reset_starts"] = 1.0
     task = next((t for t in TASKS.values() if t.wm_env_id == env_id), None)
-    steps = episode_steps or (task.max_episode_steps if task is not None else None)
+    steps = episode_steps or (task.max_episode_steps if task is not None else fallback_steps)
     if steps is None:
         raise ValueError(f"{env_id} stands for no reference system: give episode_steps")
     with torch.random.fork_rng():  # building the models draws their initial weights: leave the caller's RNG be
@@ -166,9 +170,7 @@ def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, 
         "starts": cfg.starts, "stochastic": cfg.stochastic, "episodes": cfg.episodes, "episode_steps": steps,
         "seed": cfg.seed,
         **summarise(outcomes), "wall_s": time.perf_counter() - t0, "successes": outcomes["successes"].tolist()}
-    path = Path(source)
-    run = path if path.is_dir() else path.parent.parent
-    atomic_write_json(run / f"eval_imagined{'_' + cfg.tag if cfg.tag else ''}.json", out)
+    atomic_write_json(run_dir_of(source) / f"eval_imagined{'_' + cfg.tag if cfg.tag else ''}.json", out)
     return out
 
 

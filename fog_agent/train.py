@@ -214,12 +214,10 @@ def warm_start(agent: DMOSAPO, source: str | Path, env_id: str) -> Path:
 def make_judge(cfg: AgentTrainConfig, sapo: SAPOConfig):
     """The imagined evaluation of ``--imagined-eval-every``: ``agent -> summary`` over a fixed set of episodes."""
     from fog_agent.imagined import JUDGE_SEED, judge_env, rollout_outcomes, summarise
-    from fog_envs.wm.tasks import TASKS
 
-    known = any(t.wm_env_id == cfg.env_id for t in TASKS.values())
     envs, steps = judge_env(cfg.env_id, cfg.forward_model, cfg.imagined_eval_episodes,
-                            "reset" if cfg.forward_model == "state" else "world",
-                            None if known else sapo.episode_steps, cfg.world_model, cfg.local_model, cfg.state_model)
+                            "reset" if cfg.forward_model == "state" else "world", None, cfg.world_model,
+                            cfg.local_model, cfg.state_model, fallback_steps=sapo.episode_steps)
     return lambda agent: summarise(rollout_outcomes(lambda x: agent.act(x, deterministic=True), envs, steps,
                                                     JUDGE_SEED))
 
