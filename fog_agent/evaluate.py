@@ -168,7 +168,7 @@ def learned_env_for(ckpt: dict[str, Any]):
     """The learned env (one copy, latent observations) a training checkpoint's agent was trained in: the same
     world model and local model, so that its ``make_observer()`` filters real frames as in training."""
     kwargs = {"world_model": ckpt["world_model"]} if ckpt.get("world_model") else {}
-    kwargs.update(local_model_kwargs(ckpt.get("local_model"), ckpt.get("state_model")))
+    kwargs.update(local_model_kwargs(ckpt.get("local_model"), ckpt.get("state_model"), ckpt.get("reward_options")))
     return gym.make_vec(ckpt["env_id"], num_envs=1, vectorization_mode="vector_entry_point", obs_type="latent",
                         **kwargs).unwrapped
 

@@ -114,7 +114,7 @@ def run_config(source: str | Path) -> dict[str, Any]:
 
 def judge_env(env_id: str, forward_model: str, episodes: int, starts: str = "reset", episode_steps: int | None = None,
               world_model: str | None = None, local_model: str | None = None, state_model: str | None = None,
-              fallback_steps: int | None = None):
+              fallback_steps: int | None = None, reward_options: dict[str, Any] | None = None):
     """``episodes`` copies of the learned env ``env_id`` (latent observations, no autoreset, no reward penalties)
     for judging agents in, and the episode length (default: the reference system's, else ``fallback_steps``);
     ``starts='reset'`` starts every episode as the reference system's resets do (state worlds only)."""
@@ -124,7 +124,7 @@ def judge_env(env_id: str, forward_model: str, episodes: int, starts: str = "res
         raise ValueError(f"starts='reset' needs a state world (forward_model='state'); this agent trained with "
                          f"forward_model={forward_model!r}: use --starts world")
     kwargs: dict[str, Any] = {"world_model": world_model} if world_model else {}
-    kwargs.update(local_model_kwargs(local_model, state_model))
+    kwargs.update(local_model_kwargs(local_model, state_model, reward_options))
     if starts == "reset":
         kwargs["reset_starts"] = 1.0
     task = next((t for t in TASKS.values() if t.wm_env_id == env_id), None)
@@ -158,7 +158,8 @@ def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, 
     try:
         envs, steps = judge_env(ckpt["env_id"], forward, cfg.episodes, cfg.starts, cfg.episode_steps,
                                 ckpt.get("world_model"), ckpt.get("local_model"),
-                                cfg.state_model or ckpt.get("state_model"))
+                                cfg.state_model or ckpt.get("state_model"),
+                                reward_options=ckpt.get("reward_options"))
     except ValueError as e:
         raise ValueError(f"{source}: {e}") from None
     agent.generator.manual_seed(cfg.seed)

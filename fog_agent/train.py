@@ -76,6 +76,9 @@ class AgentTrainConfig:
     README item 35); 0: none"""
     wall_margin: float = 0.2
     """with --wall-penalty: the distance from a wall (m) inside which the penalty grows from 0 to w"""
+    coverage_cap: float | None = None
+    """local_model='state', Push-T: the coverage up to which the reward's coverage term grows (None: the success
+    threshold 0.95, as the reference system's reward; 1.0: the agent is paid for the pixels past success too)"""
     denoising_steps: int | None = None
     start_sigma: float | None = None
     """override the world model's sampler start (0: from pure noise; > 0: from the last latent noised to
@@ -167,19 +170,29 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
                       disagreement_dims=tuple(cfg.disagreement_dims))
     if cfg.wall_penalty:
         kwargs.update(wall_penalty=cfg.wall_penalty, wall_margin=cfg.wall_margin)
-    kwargs.update(local_model_kwargs(cfg.local_model, cfg.state_model))
+    kwargs.update(local_model_kwargs(cfg.local_model, cfg.state_model, reward_options_of(cfg)))
     return gym.make_vec(cfg.env_id, num_envs=sapo.num_envs, vectorization_mode="vector_entry_point",
                         max_episode_steps=sapo.episode_steps, **kwargs).unwrapped
 
 
-def local_model_kwargs(local_model: str | None, state_model: str | None) -> dict[str, Any]:
-    """The learned-env keyword arguments that select the local model (none for the default RSSM)."""
+def local_model_kwargs(local_model: str | None, state_model: str | None,
+                       reward_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The learned-env keyword arguments that select the local model (none for the default RSSM) and the options of
+    its reward formula (none when empty)."""
     out: dict[str, Any] = {}
     if local_model not in (None, "rssm"):
         out["local_model"] = local_model
     if state_model is not None:
         out["state_model"] = state_model
+    if reward_options:
+        out["reward_options"] = dict(reward_options)
     return out
+
+
+def reward_options_of(cfg: AgentTrainConfig) -> dict[str, Any]:
+    """The learned env's ``reward_options`` that ``cfg`` asks for (recorded in every checkpoint, so that evaluation
+    builds the same env)."""
+    return {} if cfg.coverage_cap is None else {"coverage_cap": cfg.coverage_cap}
 
 
 def eval_env_for(cfg: AgentTrainConfig, envs) -> str | None:
@@ -217,7 +230,8 @@ def make_judge(cfg: AgentTrainConfig, sapo: SAPOConfig):
 
     envs, steps = judge_env(cfg.env_id, cfg.forward_model, cfg.imagined_eval_episodes,
                             "reset" if cfg.forward_model == "state" else "world", None, cfg.world_model,
-                            cfg.local_model, cfg.state_model, fallback_steps=sapo.episode_steps)
+                            cfg.local_model, cfg.state_model, fallback_steps=sapo.episode_steps,
+                            reward_options=reward_options_of(cfg))
     return lambda agent: summarise(rollout_outcomes(lambda x: agent.act(x, deterministic=True), envs, steps,
                                                     JUDGE_SEED))
 
@@ -285,7 +299,8 @@ def train_agent(cfg: AgentTrainConfig, progress: bool = True) -> dict[str, Any]:
         return {"agent": agent.checkpoint(), "env": diff.get_state(), "wall_s": wall, "obs_dim": diff.state_dim,
                 "action_dim": diff.action_dim, "sapo": asdict(sapo), "env_id": cfg.env_id,
                 "world_model": cfg.world_model, "start_sigma": cfg.start_sigma, "local_model": cfg.local_model,
-                "state_model": cfg.state_model, "best_imagined": best_imagined}
+                "state_model": cfg.state_model, "reward_options": reward_options_of(cfg),
+                "best_imagined": best_imagined}
 
     while agent.iteration_count < sapo.iterations:
         t_it = time.perf_counter()

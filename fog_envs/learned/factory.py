@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fog_envs.learned.backend import Backend
 
 OBS_TYPES = ("pixels", "latent")
@@ -25,7 +27,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
                  start_sigma: float | None = None, local_model: str = "rssm",
                  state_model: str | None = None, goal_starts: float = 0.0, state_ensemble: tuple[str, ...] = (),
                  disagreement_weight: float = 0.0, disagreement_dims: tuple[int, ...] = (),
-                 wall_penalty: float = 0.0, wall_margin: float = 0.2, reset_starts: float = 0.0) -> Backend:
+                 wall_penalty: float = 0.0, wall_margin: float = 0.2, reset_starts: float = 0.0,
+                 reward_options: dict[str, Any] | None = None) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
@@ -40,7 +43,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     world's reward loses λ times the ensemble's disagreement over the state columns ``disagreement_dims``
     (all if empty; :mod:`fog_envs.learned.disagreement`). ``wall_penalty`` w > 0: a state-model world's reward
     loses up to w per step for the task's object within ``wall_margin`` (m) of a wall
-    (:mod:`fog_envs.learned.wall_penalty`; the cube).
+    (:mod:`fog_envs.learned.wall_penalty`; the cube). ``reward_options``: options of the task's reward formula
+    (:attr:`~fog_envs.wm.tasks.TaskSpec.reward_options`; Push-T: ``{"coverage_cap": c}``, the coverage where the
+    coverage term stops growing, 0.95 by default), for ``local_model="state"``, whose rewards that formula gives.
     """
     if local_model not in LOCAL_MODELS:
         raise ValueError(f"unknown local_model {local_model!r}; choose one of {LOCAL_MODELS}")
@@ -63,6 +68,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if wall_penalty and forward_model != "state":
         raise ValueError(f"wall_penalty penalises a state-model world's reward; it needs forward_model='state', got "
                          f"{forward_model!r}")
+    if reward_options and local_model != "state":
+        raise ValueError(f"reward_options set the task's reward formula, which local_model='state' uses; this env "
+                         f"uses local_model={local_model!r} (its rewards are learned)")
     if task == "toy":
         from fog_envs.learned.toy import ToyBackend
 
@@ -87,6 +95,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if model.config.task != task:
         raise BundleError(f"world model {world_model!r} was trained for task {model.config.task!r}, "
                           f"not {task!r}")
+    model.task = model.task.with_reward_options(reward_options or {})
     if start_sigma is not None:
         if forward_model != "diffusion":
             raise ValueError(f"start_sigma sets the diffusion sampler; forward_model={forward_model!r} does not use it")

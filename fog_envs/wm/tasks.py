@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -32,11 +33,12 @@ def _pusht_probe_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndar
     }
 
 
-def _pusht_state_reward(state: Any) -> Any:
-    """The Push-T reward of probe-target states as a differentiable torch function (soft coverage)."""
+def _pusht_state_reward(state: Any, coverage_cap: float | None = None) -> Any:
+    """The Push-T reward of probe-target states as a differentiable torch function (soft coverage); its coverage
+    term grows up to ``coverage_cap`` (None: the success threshold, 0.95, as the reference system's reward)."""
     from fog_envs.real.pusht_reward_torch import reward
 
-    return reward(state)
+    return reward(state) if coverage_cap is None else reward(state, coverage_cap=coverage_cap)
 
 
 def _pusht_state_outcome(state: Any) -> tuple[Any, dict[str, Any]]:
@@ -145,6 +147,9 @@ class TaskSpec:
     """``(states (N, probe_dim), torch.Generator) -> states`` drawn as the reference system draws its resets (the
     given states give only shape and type): the reset starts of a state-model world (``reset_starts=``; None: not
     available)"""
+    reward_options: tuple[str, ...] = ()
+    """keyword options of ``state_reward`` that a learned env may set (``reward_options=``,
+    :meth:`with_reward_options`): Push-T's ``coverage_cap``"""
     walled_object: tuple[tuple[int, int], float] | None = None
     """``((x column, y column), reach)``: the probe-target position of the object a state-model world's wall
     penalty keeps off the walls (``wall_penalty=``, :mod:`fog_envs.learned.wall_penalty`) and how far from the
@@ -155,6 +160,21 @@ class TaskSpec:
         """Length of the state probe's target vector."""
         return int(self.probe_targets(np.zeros((1, self.state_dim))).shape[1])
 
+    def with_reward_options(self, options: Mapping[str, Any]) -> "TaskSpec":
+        """This task with ``options`` bound into its ``state_reward`` (checked by name, and by value on one state);
+        the task itself when ``options`` is empty."""
+        if not options:
+            return self
+        unknown = sorted(set(options) - set(self.reward_options))
+        if unknown:
+            raise ValueError(f"task {self.name!r} has no reward option(s) {unknown}; its options: "
+                             f"{list(self.reward_options) or 'none'}")
+        bound = partial(self.state_reward, **options)
+        import torch
+
+        bound(torch.zeros(1, self.probe_dim))  # a bad value fails here, where it was given
+        return replace(self, state_reward=bound)
+
 
 #: the cube centre's distance from the arena's centre along x or y when it touches a wall (m):
 #: ``fog_envs.real.cube_scene.ARENA_HALF_SIZE − CUBE_HALF_SIZE`` (kept numeric here: this module imports no scene)
@@ -164,7 +184,7 @@ TASKS: dict[str, TaskSpec] = {
     "pusht": TaskSpec("pusht", "RealPushT-v0", "WMPushT-v0", 2, 10, 300, 1,
                       _pusht_aux, _pusht_probe_targets, _pusht_probe_errors, ("coverage",), 5, _pusht_state_reward,
                       _pusht_state_outcome, frame_points=((0, 1), (2, 3)), passive_dims=(2, 3, 4, 5),
-                      goal_start=_pusht_goal_start, reset_start=_pusht_reset_start),
+                      goal_start=_pusht_goal_start, reset_start=_pusht_reset_start, reward_options=("coverage_cap",)),
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
                      _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7),
