@@ -223,3 +223,19 @@ def test_selection_bench_runs_on_two_debug_agents(cube_runs, tmp_path, one_threa
     assert set(saved["recipes"]) == {"cube"} and set(saved["recipes"]["cube"]) == {"reset", "world"}
     assert set(saved["pooled_spearman"]) == {"WMPushCube-v0"}
     assert saved["recipes"]["cube"]["reset"]["mean"] == pytest.approx(0.5)
+
+
+def test_stall_bench_summary_by_hand():
+    """benchmarks/bench_imagined_stalls.py: one finished episode, one held at 0.94 coverage, counted by hand."""
+    from benchmarks.bench_imagined_stalls import stall_summary
+
+    coverage = np.array([[0.2, 0.5], [0.96, 0.85], [0.97, 0.94], [0.97, 0.94]])
+    actions = np.array([[1.0, 0.5], [1.0, 0.1], [1.0, 0.1], [1.0, 0.1]])
+    states = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.5], [3.0, 0.5]])[..., None]
+    s = stall_summary(coverage, actions, states, tail=2)
+    assert s["episodes"] == 2 and s["success_rate"] == 0.5
+    assert s["unfinished_by_best_coverage"] == {"0-0.5": 0, "0.5-0.8": 0, "0.8-0.9": 0, "0.9-0.93": 0, "0.93-0.95": 1}
+    assert s["unfinished_near"] == 1 and s["unfinished_mean_steps_near"] == 3.0
+    assert s["tail_action_norm"] == {"finished": 1.0, "unfinished": pytest.approx(0.1)}
+    assert s["tail_state_motion"] == {"finished": 1.0, "unfinished": 0.25}
+    assert s["unfinished_final_coverage"] == 0.94
