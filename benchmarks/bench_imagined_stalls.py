@@ -56,13 +56,11 @@ def stall_summary(coverage: np.ndarray, actions: np.ndarray, states: np.ndarray,
 def play(run: str, episodes: int, stochastic: bool, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coverage (T, N), action norms (T, N) and observations (T, N, D) of ``run``'s agent in its own world."""
     from fog_agent.evaluate import load_agent
-    from fog_agent.imagined import judge_env, run_config
+    from fog_agent.imagined import own_world
     from fog_agent.run_io import checkpoint_path
 
     agent, ckpt = load_agent(checkpoint_path(run))
-    envs, steps = judge_env(ckpt["env_id"], run_config(run).get("forward_model", "diffusion"), episodes, "reset",
-                            None, ckpt.get("world_model"), ckpt.get("local_model"), ckpt.get("state_model"),
-                            reward_options=ckpt.get("reward_options"))
+    envs, steps, _ = own_world(run, ckpt, episodes)
     obs, _ = envs.reset(seed=seed)
     agent.generator.manual_seed(seed)
     cov, norms, states = [], [], []

@@ -144,24 +144,31 @@ def summarise(outcomes: dict[str, np.ndarray]) -> dict[str, float]:
             **{f"mean_{k}": float(v.mean()) for k, v in outcomes.items() if k.startswith(("max_", "min_"))}}
 
 
+def own_world(source: str | Path, ckpt: dict[str, Any], episodes: int, starts: str = "reset",
+              episode_steps: int | None = None, state_model: str | None = None):
+    """``(envs, steps, forward_model)``: :func:`judge_env` for the agent checkpointed in ``ckpt`` (of the run that
+    holds ``source``): its world, local model and reward options, or another ``state_model``'s world; errors name
+    ``source``."""
+    if state_model is not None and ckpt.get("local_model") != "state":
+        raise ValueError(f"{source}: --state-model needs an agent trained with local_model='state'; this one used "
+                         f"{ckpt.get('local_model') or 'rssm'!r}")
+    forward = run_config(source).get("forward_model", "diffusion")
+    try:
+        envs, steps = judge_env(ckpt["env_id"], forward, episodes, starts, episode_steps, ckpt.get("world_model"),
+                                ckpt.get("local_model"), state_model or ckpt.get("state_model"),
+                                reward_options=ckpt.get("reward_options"))
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
+    return envs, steps, forward
+
+
 def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, Any]:
     """One agent's imagined evaluation (see the module docstring); also written next to its run."""
     from fog_agent.evaluate import load_agent
 
     t0 = time.perf_counter()
     agent, ckpt = load_agent(checkpoint_path(source))
-    train = run_config(source)
-    if cfg.state_model is not None and ckpt.get("local_model") != "state":
-        raise ValueError(f"{source}: --state-model needs an agent trained with local_model='state'; this one used "
-                         f"{ckpt.get('local_model') or 'rssm'!r}")
-    forward = train.get("forward_model", "diffusion")
-    try:
-        envs, steps = judge_env(ckpt["env_id"], forward, cfg.episodes, cfg.starts, cfg.episode_steps,
-                                ckpt.get("world_model"), ckpt.get("local_model"),
-                                cfg.state_model or ckpt.get("state_model"),
-                                reward_options=ckpt.get("reward_options"))
-    except ValueError as e:
-        raise ValueError(f"{source}: {e}") from None
+    envs, steps, forward = own_world(source, ckpt, cfg.episodes, cfg.starts, cfg.episode_steps, cfg.state_model)
     agent.generator.manual_seed(cfg.seed)
     outcomes = rollout_outcomes(lambda x: agent.act(x, deterministic=not cfg.stochastic), envs, steps, cfg.seed)
     envs.close()
