@@ -10,6 +10,9 @@ system's resets do (``reset_starts=1``, README item 36), otherwise from the worl
 touches the reference system, so the figures can choose between agents trained with one recipe before any is
 deployed (README item 37 measures how well they predict the deployed success). Writes
 ``<run-dir>/eval_imagined[_<tag>].json`` per agent and, with ``--out``, the agents ranked by imagined success.
+With ``--pass-rate 0.85`` it is item 37's check before a Push-T deployment: it exits with status 1 when no agent
+reaches 85 % imagined success, e.g. ``fog-eval-imagined --run-dirs RUN --pass-rate 0.85 && fog-eval --run-dir RUN
+--deployment pusht``.
 """
 
 from __future__ import annotations
@@ -58,10 +61,16 @@ class ImaginedEvalConfig:
     """also write the agents ranked by imagined success here"""
     threads: int = 0
     """torch threads (0: leave torch's default)"""
+    pass_rate: float | None = None
+    """the check of README item 37: mark each agent whose imagined success rate is at least this (Push-T: 0.85)
+    as passing, and exit with status 1 when none passes, so that a script deploys a passing agent or trains
+    another seed; None: no check"""
 
     def __post_init__(self) -> None:
         if not self.run_dirs:
             raise ValueError("ImaginedEvalConfig: give at least one --run-dirs")
+        if self.pass_rate is not None and not 0.0 < self.pass_rate <= 1.0:
+            raise ValueError(f"ImaginedEvalConfig: pass_rate must lie in (0, 1], got {self.pass_rate}")
         if self.episodes < 1:
             raise ValueError(f"ImaginedEvalConfig: episodes must be >= 1, got {self.episodes}")
         if self.starts not in STARTS:
@@ -182,10 +191,12 @@ def evaluate_imagined(source: str | Path, cfg: ImaginedEvalConfig) -> dict[str, 
     return out
 
 
-def rank(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rank(results: list[dict[str, Any]], pass_rate: float | None = None) -> list[dict[str, Any]]:
     """The agents' summaries (run, success rate and every mean), best first by imagined success, ties broken by
-    mean return."""
+    mean return; with ``pass_rate``, each also says whether its success rate reaches it (``passes``)."""
     rows = [{k: v for k, v in r.items() if k in ("run", "success_rate") or k.startswith("mean_")} for r in results]
+    if pass_rate is not None:
+        rows = [{**r, "passes": bool(r["success_rate"] >= pass_rate)} for r in rows]
     return sorted(rows, key=lambda r: (-r["success_rate"], -r["mean_return"]))
 
 
@@ -193,7 +204,7 @@ def run_imagined(cfg: ImaginedEvalConfig) -> list[dict[str, Any]]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     results = [evaluate_imagined(source, cfg) for source in cfg.run_dirs]
-    ranked = rank(results)
+    ranked = rank(results, cfg.pass_rate)
     if cfg.out is not None:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(Path(cfg.out), {"config": asdict(cfg), "ranking": ranked})
@@ -203,5 +214,13 @@ def run_imagined(cfg: ImaginedEvalConfig) -> list[dict[str, Any]]:
 def main() -> None:
     import tyro
 
-    for i, row in enumerate(run_imagined(tyro.cli(ImaginedEvalConfig)), 1):
+    cfg = tyro.cli(ImaginedEvalConfig)
+    ranked = run_imagined(cfg)
+    for i, row in enumerate(ranked, 1):
         print(i, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+    if cfg.pass_rate is not None:
+        passing = [r["run"] for r in ranked if r["passes"]]
+        print(f"{len(passing)} of {len(ranked)} agents reach {cfg.pass_rate:.0%} imagined success"
+              + (f": {', '.join(passing)}" if passing else ": train another seed"))
+        if not passing:
+            raise SystemExit(1)

@@ -54,11 +54,41 @@ def test_rank_orders_by_success_then_return():
     assert rank(rows)[1] == {"run": "c", "success_rate": 0.5, "mean_return": 2.0, "mean_max_coverage": 0.9}
 
 
+def test_rank_marks_the_agents_that_pass_the_check():
+    rows = [{"run": "a", "success_rate": 0.85, "mean_return": 1.0},
+            {"run": "b", "success_rate": 0.849, "mean_return": 5.0},
+            {"run": "c", "success_rate": 0.9, "mean_return": 0.0}]
+    ranked = rank(rows, pass_rate=0.85)
+    assert [(r["run"], r["passes"]) for r in ranked] == [("c", True), ("a", True), ("b", False)]
+    assert "passes" not in rank(rows)[0]
+
+
+@pytest.mark.parametrize("rates, code, said", [
+    ((0.9, 0.5), 0, "1 of 2 agents reach 85% imagined success: a"),
+    ((0.84, 0.5), 1, "0 of 2 agents reach 85% imagined success: train another seed"),
+])
+def test_the_check_exits_with_status_1_when_no_agent_passes(monkeypatch, capsys, rates, code, said):
+    import fog_agent.imagined as imagined
+
+    rows = [{"run": run, "success_rate": rate, "mean_return": 0.0} for run, rate in zip("ab", rates)]
+    monkeypatch.setattr(imagined, "run_imagined", lambda cfg: rank(rows, cfg.pass_rate))
+    monkeypatch.setattr("sys.argv", ["fog-eval-imagined", "--run-dirs", "a", "b", "--pass-rate", "0.85"])
+    if code:
+        with pytest.raises(SystemExit) as stop:
+            imagined.main()
+        assert stop.value.code == code
+    else:
+        imagined.main()
+    assert said in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({}, "at least one --run-dirs"),
     ({"run_dirs": ("r",), "episodes": 0}, "episodes must be >= 1, got 0"),
     ({"run_dirs": ("r",), "starts": "goal"}, "unknown starts 'goal'"),
     ({"run_dirs": ("r",), "episode_steps": 0}, "episode_steps must be >= 1, got 0"),
+    ({"run_dirs": ("r",), "pass_rate": 0.0}, r"pass_rate must lie in \(0, 1\], got 0.0"),
+    ({"run_dirs": ("r",), "pass_rate": 85.0}, r"pass_rate must lie in \(0, 1\], got 85.0"),
 ])
 def test_config_errors_name_the_problem(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -115,6 +145,9 @@ def test_the_cli_ranks_the_agents(cube_runs, tmp_path, one_thread):
     assert sorted(r["run"] for r in ranked) == sorted(str(r) for r in cube_runs)
     assert ranked == rank(ranked)
     assert json.loads(out.read_text())["ranking"] == ranked
+    checked = run_imagined(ImaginedEvalConfig(run_dirs=tuple(str(r) for r in cube_runs), episodes=4,
+                                              episode_steps=8, pass_rate=0.5))
+    assert [r["passes"] for r in checked] == [r["success_rate"] >= 0.5 for r in ranked]
 
 
 def test_errors_name_the_problem(cube_runs, tmp_path):
