@@ -28,6 +28,18 @@ from benchmarks.agent_runs_cli import write_results  # noqa: E402
 BINS = (0.0, 0.5, 0.8, 0.9, 0.93)
 
 
+def by_best_coverage(best: np.ndarray, bins: tuple[float, ...] = BINS, success: float = 0.95) -> dict[str, int]:
+    """How many of the episodes' best coverages ``best`` short of ``success`` fall in each bin ``[lo, hi)`` of
+    ``bins`` (ascending lower edges, the last bin ending at ``success``), keyed ``"lo-hi"``."""
+    edges = [*bins, success]
+    if any(not 0.0 <= lo < hi for lo, hi in zip(edges[:-1], edges[1:])):
+        raise ValueError(f"coverage bins must rise strictly from >= 0 to below the success threshold {success}, "
+                         f"got {list(bins)}")
+    best = np.asarray(best, dtype=np.float64)
+    counts = np.histogram(best[best < success], bins=edges)[0]
+    return {f"{lo:g}-{hi:g}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts)}
+
+
 def stall_summary(coverage: np.ndarray, actions: np.ndarray, states: np.ndarray, success: float = 0.95,
                   near: float = 0.8, tail: int = 100, bins: tuple[float, ...] = BINS) -> dict:
     """Summary of episodes from their per-step coverage (T, N), action norms (T, N) and states (T, N, D)."""
@@ -35,8 +47,6 @@ def stall_summary(coverage: np.ndarray, actions: np.ndarray, states: np.ndarray,
     done = best >= success
     motion = np.abs(np.diff(states[-tail - 1:], axis=0)).sum(-1).mean(0)  # (N,) mean |Δstate| per step
     act = actions[-tail:].mean(0)
-    edges = [*bins, success]
-    counts = np.histogram(best[~done], bins=edges)[0] if (~done).any() else np.zeros(len(bins), int)
     came_near = (coverage[:, ~done] >= near).any(0)
     steps_near = (coverage[:, ~done][:, came_near] >= near).sum(0)
 
@@ -45,7 +55,7 @@ def stall_summary(coverage: np.ndarray, actions: np.ndarray, states: np.ndarray,
 
     return {
         "episodes": int(best.size), "success_rate": float(done.mean()),
-        "unfinished_by_best_coverage": {f"{lo:g}-{hi:g}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts)},
+        "unfinished_by_best_coverage": by_best_coverage(best, bins, success),
         "unfinished_near": int(came_near.sum()), "unfinished_mean_steps_near": mean(steps_near),
         "tail_action_norm": {"finished": mean(act[done]), "unfinished": mean(act[~done])},
         "tail_state_motion": {"finished": mean(motion[done]), "unfinished": mean(motion[~done])},
