@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from fog_agent.run_io import atomic_write_json
+from fog_agent.run_io import atomic_write_json, read_jsonl
 from fog_agent.train import AgentTrainConfig, train_agent
 
 #: run settings that do not change what a seed trains (where it is written, its threads, a test's stop)
@@ -141,10 +141,12 @@ def deploy(run: str, deployment: str | None, cfg: CheckedConfig) -> dict[str, An
 
 
 def judged_row(seed: int, result: dict[str, Any], pass_rate: float) -> dict[str, Any]:
-    """What ``checked.json`` keeps of one seed's imagined check."""
+    """What ``checked.json`` keeps of one seed's imagined check, and the training's curve of imagined success
+    (``[iteration, success rate]`` from its ``imagined.jsonl``; empty without ``--imagined-eval-every``)."""
     keep = {k: v for k, v in result.items() if k in ("run", "checkpoint_iteration", "imagined_steps", "success_rate")
             or k.startswith("mean_")}
-    return {"seed": seed, **keep, "passes": bool(result["success_rate"] >= pass_rate)}
+    curve = [[row["iteration"], row["success_rate"]] for row in read_jsonl(Path(result["run"]) / "imagined.jsonl")]
+    return {"seed": seed, **keep, "passes": bool(result["success_rate"] >= pass_rate), "curve": curve}
 
 
 DEPLOYED_KEYS = ("env_id", "episodes", "seed", "success_rate", "mean_return", "mean_max_coverage", "deployment",

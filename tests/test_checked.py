@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,10 @@ class Steps:
     def trainer(self, cfgs, parallel):
         assert len(cfgs) <= parallel
         self.batches.append([c.seed for c in cfgs])
+        for c in cfgs:  # the training's imagined curve: its last row at the seed's rate
+            Path(c.run_dir).mkdir(parents=True, exist_ok=True)
+            rows = [{"iteration": 100, "success_rate": 0.0}, {"iteration": 200, "success_rate": self.rates[c.seed]}]
+            (Path(c.run_dir) / "imagined.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         return [c.run_dir for c in cfgs]
 
     def judger(self, run, cfg):
@@ -49,7 +54,7 @@ def test_the_search_stops_at_the_first_batch_with_a_passing_agent_and_deploys_it
                                   "mean_max_coverage": 0.98, "mean_return": 1.0, "deployment": "pusht"}
     assert record["judged"][2] == {"seed": 5, "run": str(tmp_path / "seed_5"), "checkpoint_iteration": 3000,
                                    "success_rate": 0.9, "mean_return": pytest.approx(0.09),
-                                   "mean_max_coverage": 0.5, "passes": True}
+                                   "mean_max_coverage": 0.5, "passes": True, "curve": [[100, 0.0], [200, 0.9]]}
     assert json.loads((tmp_path / "checked.json").read_text()) == json.loads(json.dumps(record))
     # rerun after a stop: the seeds resume (their trainer is called again), the finished deployment is kept
     again = run(cfg, steps)
@@ -165,6 +170,7 @@ def test_two_debug_seeds_train_in_two_processes_and_are_judged_in_their_world(tm
     for row in record["judged"]:
         assert (tmp_path / f"seed_{row['seed']}" / "checkpoints" / "latest.pt").is_file()
         assert row["checkpoint_iteration"] == 2 and 0.0 <= row["success_rate"] <= 1.0
+        assert row["curve"] == []  # no --imagined-eval-every in this recipe
         direct = evaluate_imagined(row["run"], ImaginedEvalConfig(run_dirs=(row["run"],), episodes=4, tag="direct"))
         assert direct["success_rate"] == row["success_rate"] and direct["mean_return"] == row["mean_return"]
     seeds = [json.loads((tmp_path / f"seed_{s}" / "config.json").read_text())["train"]["seed"] for s in (0, 1)]
