@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from fog_agent.imagined import ImaginedEvalConfig, evaluate_imagined, rank
 from fog_agent.run_io import atomic_write_json, read_jsonl
 from fog_agent.train import AgentTrainConfig, train_agent
 
@@ -126,8 +127,6 @@ def train_seeds(cfgs: Sequence[AgentTrainConfig], parallel: int) -> list[str]:
 
 def judge(run: str, cfg: CheckedConfig) -> dict[str, Any]:
     """The imagined check of one trained agent (``fog-eval-imagined``, written next to the run)."""
-    from fog_agent.imagined import ImaginedEvalConfig, evaluate_imagined
-
     return evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(run,), episodes=cfg.judge_episodes,
                                                      pass_rate=cfg.pass_rate))
 
@@ -180,7 +179,8 @@ def run_checked(cfg: CheckedConfig, train: AgentTrainConfig | None = None, deplo
         atomic_write_json(out_path, record)
         if any(row["passes"] for row in record["judged"]):
             break
-    best = sorted(record["judged"], key=lambda r: (-r["success_rate"], -r["mean_return"]))[0]
+    best_run = rank(record["judged"])[0]["run"]  # imagined success, then return
+    best = next(row for row in record["judged"] if row["run"] == best_run)
     if not best["passes"] and not cfg.deploy_unchecked:
         return record
     record["chosen"] = {"seed": best["seed"], "run": best["run"], "passes": best["passes"]}
