@@ -217,7 +217,7 @@ def test_selection_bench_statistics_by_hand(tmp_path):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks.bench_imagined_selection import ranks, real_success, recipe, selection, spearman
+    from benchmarks.bench_imagined_selection import judge_names, ranks, real_success, recipe, selection, spearman
 
     np.testing.assert_allclose(ranks(np.array([0.3, 0.1, 0.3, 0.9])), [2.5, 1.0, 2.5, 4.0])
     assert spearman([1, 2, 3], [10, 30, 20]) == pytest.approx(0.5)
@@ -227,6 +227,10 @@ def test_selection_bench_statistics_by_hand(tmp_path):
     assert selection([0.9, 0.5, 0.9], [0.6, 0.7, 1.0]) == {"chosen": 0.8, "mean": pytest.approx(0.7667, abs=1e-4),
                                                           "best": 1.0, "worst": 0.6}
     assert recipe("runs/g98goal_s12") == "g98goal" and recipe("runs/cube_reset_s0") == "cube_reset"
+    assert recipe("runs/checked_cube/seed_3") == "checked_cube"  # fog-train-checked's ROOT/seed_S
+    assert judge_names(["reset"], []) == ["reset"]
+    assert judge_names(["reset", "world"], ["a", "b"]) == ["reset", "reset@a", "reset@b", "reset@others",
+                                                          "world", "world@a", "world@b", "world@others"]
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps({"successes": [True, False, False, False]}))
     b.write_text(json.dumps({"rows": [{"setting": "other_s0", "successes": [False]},
@@ -256,6 +260,18 @@ def test_selection_bench_runs_on_two_debug_agents(cube_runs, tmp_path, one_threa
     assert set(saved["recipes"]) == {"cube"} and set(saved["recipes"]["cube"]) == {"reset", "world"}
     assert set(saved["pooled_spearman"]) == {"WMPushCube-v0"}
     assert saved["recipes"]["cube"]["reset"]["mean"] == pytest.approx(0.5)
+    # judged in other worlds too: each world's success is fog-eval-imagined's there, @others their mean
+    out = tmp_path / "worlds.json"
+    assert main([*agents, "--episodes", "3", "--episode-steps", "6", "--starts", "reset",
+                 "--judge-world", "cube_state_walls", "--judge-world", "cube_state", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["judges"] == ["reset", "reset@cube_state_walls", "reset@cube_state", "reset@others"]
+    for run, row in zip(cube_runs, saved["agents"]):
+        walls = json.loads((run / "eval_imagined_selection_reset_cube_state_walls.json").read_text())
+        assert walls["state_model"] == "cube_state_walls"
+        assert row["reset@cube_state_walls"] == walls["success_rate"]
+        assert row["reset@others"] == pytest.approx((row["reset@cube_state_walls"] + row["reset@cube_state"]) / 2)
+    assert set(saved["recipes"]["cube"]) == set(saved["judges"])
 
 
 def test_stall_bench_summary_by_hand():
