@@ -5,8 +5,9 @@
 One seed of a recipe deploys anywhere from 34 to 100 % on Push-T (README item 41); judged in its own world first
 (``fog-eval-imagined --pass-rate 0.85``, no reference system), the agents that pass deploy to 86–100 %. This
 command does that search: seed S trains in ``ROOT/seed_S`` (``fog-train`` with the recipe's flags and ``--seed S``),
-``--parallel`` seeds at once in their own processes; each batch is judged in the agents' own world
-(``--judge-episodes`` episodes from the reference system's resets); the first batch with an agent at ``--pass-rate``
+``--parallel`` seeds at once in their own processes; each batch is judged in the agents' own world, or by their
+mean success in the worlds of ``--judge-worlds`` (the cube recipe's: the two shipped cube worlds its agents never
+trained in, README item 43), ``--judge-episodes`` episodes from the reference system's resets each; the first batch with an agent at ``--pass-rate``
 ends the search, else the next batch trains, up to ``--max-seeds``. The best agent judged (imagined success, then
 return) is deployed zero-shot with the recipe's named deployment (``fog-eval --deployment``). Everything is
 recorded in ``ROOT/checked.json``, rewritten after every batch; rerun the command to resume after a stop (trained
@@ -42,12 +43,17 @@ class Recipe:
 
     train: AgentTrainConfig
     deployment: str | None
+    judge_worlds: tuple[str, ...] = ()
+    """state models (names or paths) whose worlds judge the agents in place of their own (README item 43); empty:
+    their own world"""
 
 
 def recipes() -> dict[str, Recipe]:
     """The recipes of the README's "Where it stands" table: Push-T (items 28, 37) and the cube (items 33–36). The
     training itself evaluates nothing on the reference system; it judges the policy in its world every 100
-    iterations (``imagined.jsonl``, the curve)."""
+    iterations (``imagined.jsonl``, the curve). Push-T's agents are checked in their own world (item 37), the
+    cube's in the two shipped cube worlds they never trained in, where their own world does not tell them apart
+    (item 43)."""
     quiet = dict(preset="cpu", forward_model="state", local_model="state", gamma=0.98, threads=1, eval_every=0,
                  final_eval_episodes=0, video_episodes=0, imagined_eval_every=100, imagined_eval_episodes=100)
     return {
@@ -55,7 +61,8 @@ def recipes() -> dict[str, Recipe]:
         "cube": Recipe(AgentTrainConfig(env_id="WMPushCube-v0", iterations=1500, reset_starts=0.5,
                                         state_model="cube_state_agent1",
                                         state_ensemble=("cube_state_agent1_m1", "cube_state_agent1_m2"),
-                                        disagreement_weight=30.0, disagreement_dims=(0, 1, 4, 5), **quiet), "cube"),
+                                        disagreement_weight=30.0, disagreement_dims=(0, 1, 4, 5), **quiet), "cube",
+                       judge_worlds=("cube_state_walls", "cube_state")),
     }
 
 
@@ -76,6 +83,10 @@ class CheckedConfig:
     """the imagined success rate an agent must reach (README item 37: measured on Push-T)"""
     judge_episodes: int = 500
     """imagined episodes per agent, from the reference system's resets (fog-eval-imagined's default)"""
+    judge_worlds: tuple[str, ...] | None = None
+    """judge each agent in these state models' worlds (names or paths; agents trained with local_model='state'),
+    its imagined success and return their mean over them, instead of in its own world; None: the recipe's (Push-T:
+    its own world; the cube: cube_state_walls and cube_state, README item 43)"""
     deploy: bool = True
     """deploy the chosen agent zero-shot on the reference system (False: train and judge only)"""
     deploy_unchecked: bool = True
@@ -126,9 +137,21 @@ def train_seeds(cfgs: Sequence[AgentTrainConfig], parallel: int) -> list[str]:
 
 
 def judge(run: str, cfg: CheckedConfig) -> dict[str, Any]:
-    """The imagined check of one trained agent (``fog-eval-imagined``, written next to the run)."""
-    return evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(run,), episodes=cfg.judge_episodes,
-                                                     pass_rate=cfg.pass_rate))
+    """The imagined check of one trained agent (``fog-eval-imagined``, written next to the run): in its own world,
+    or with ``cfg.judge_worlds`` in each of those (``eval_imagined_judge_<name>.json``), its success rate and
+    return their mean, each world's success rate under ``worlds`` and its own world's as ``own_success_rate``."""
+    own = evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(run,), episodes=cfg.judge_episodes,
+                                                    pass_rate=cfg.pass_rate))
+    if not cfg.judge_worlds:
+        return own
+    results = {world: evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(run,), episodes=cfg.judge_episodes,
+                                                                state_model=world, tag=f"judge_{Path(world).name}"))
+               for world in cfg.judge_worlds}
+    return {**{k: own[k] for k in ("run", "checkpoint_iteration", "imagined_steps")},
+            "success_rate": sum(r["success_rate"] for r in results.values()) / len(results),
+            "mean_return": sum(r["mean_return"] for r in results.values()) / len(results),
+            "own_success_rate": own["success_rate"],
+            "worlds": {world: r["success_rate"] for world, r in results.items()}}
 
 
 def deploy(run: str, deployment: str | None, cfg: CheckedConfig) -> dict[str, Any]:
@@ -142,8 +165,8 @@ def deploy(run: str, deployment: str | None, cfg: CheckedConfig) -> dict[str, An
 def judged_row(seed: int, result: dict[str, Any], pass_rate: float) -> dict[str, Any]:
     """What ``checked.json`` keeps of one seed's imagined check, and the training's curve of imagined success
     (``[iteration, success rate]`` from its ``imagined.jsonl``; empty without ``--imagined-eval-every``)."""
-    keep = {k: v for k, v in result.items() if k in ("run", "checkpoint_iteration", "imagined_steps", "success_rate")
-            or k.startswith("mean_")}
+    keep = {k: v for k, v in result.items() if k in ("run", "checkpoint_iteration", "imagined_steps", "success_rate",
+                                                      "own_success_rate", "worlds") or k.startswith("mean_")}
     curve = [[row["iteration"], row["success_rate"]] for row in read_jsonl(Path(result["run"]) / "imagined.jsonl")]
     return {"seed": seed, **keep, "passes": bool(result["success_rate"] >= pass_rate), "curve": curve}
 
@@ -162,6 +185,8 @@ def run_checked(cfg: CheckedConfig, train: AgentTrainConfig | None = None, deplo
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     recipe = recipes()[cfg.recipe]
+    if cfg.judge_worlds is None:
+        cfg = replace(cfg, judge_worlds=recipe.judge_worlds)
     train = recipe.train if train is None else train
     deployment = recipe.deployment if deployment == "recipe" else deployment
     root = Path(cfg.root)
@@ -217,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                          prog="fog-train-checked ... --")
     record = run_checked(cfg, train)
     for row in record["judged"]:
-        print(f"seed {row['seed']}: {row['success_rate']:.1%} imagined success"
+        where = "" if "worlds" not in row else \
+            f" in {', '.join(row['worlds'])} ({row['own_success_rate']:.1%} in its own)"
+        print(f"seed {row['seed']}: {row['success_rate']:.1%} imagined success{where}"
               + (" (passes)" if row["passes"] else ""))
     chosen = record["chosen"]
     if chosen is None:

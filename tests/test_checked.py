@@ -96,6 +96,10 @@ def test_the_recipes_are_the_readmes():
         ("WMPushCube-v0", 1500, 0.5, "cube_state_agent1", 30.0, (0, 1, 4, 5), "cube")
     for recipe in (pusht, cube):  # the training touches no reference system: the deployment does
         assert recipe.train.eval_every == 0 and recipe.train.final_eval_episodes == 0
+    # Push-T's agents are judged in their own world, the cube's in the two shipped worlds they never trained in
+    assert pusht.judge_worlds == () and cube.judge_worlds == ("cube_state_walls", "cube_state")
+    assert cube.train.state_model not in cube.judge_worlds
+    assert not set(cube.judge_worlds) & set(cube.train.state_ensemble)
 
 
 def test_a_run_of_another_recipe_is_refused_by_name(tmp_path):
@@ -148,6 +152,16 @@ def test_the_cli_takes_the_recipes_training_flags_after_a_double_dash(monkeypatc
     assert "seed 2: 90.0% imagined success (passes)" in out and "chosen: seed 2 (r/seed_2)" in out
     main(["--root", str(tmp_path)])
     assert seen["train"] is None  # no --: the recipe as it is
+    assert seen["cfg"].judge_worlds is None  # the recipe's judges, resolved by run_checked
+    main(["--root", str(tmp_path), "--judge-worlds"])
+    assert seen["cfg"].judge_worlds == ()  # none: the agents' own world
+    monkeypatch.setattr(checked, "run_checked", lambda cfg, train=None: {
+        "judged": [{"seed": 0, "success_rate": 0.9, "passes": True, "own_success_rate": 0.96,
+                    "worlds": {"cube_state_walls": 0.92, "cube_state": 0.88}}],
+        "chosen": {"seed": 0, "run": "r/seed_0", "passes": True}, "deployed": None})
+    main(["--recipe", "cube", "--root", str(tmp_path)])
+    assert "seed 0: 90.0% imagined success in cube_state_walls, cube_state (96.0% in its own) (passes)" in \
+        capsys.readouterr().out
     monkeypatch.setattr(checked, "run_checked", lambda cfg, train=None: {
         "judged": [{"seed": 0, "success_rate": 0.2, "passes": False}], "chosen": None, "deployed": None})
     with pytest.raises(SystemExit) as stop:
@@ -164,7 +178,8 @@ def test_two_debug_seeds_train_in_two_processes_and_are_judged_in_their_world(tm
 
     train = AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", local_model="state", forward_model="state",
                              eval_env_id=None, threads=1)
-    cfg = CheckedConfig(recipe="cube", root=str(tmp_path), max_seeds=2, parallel=2, judge_episodes=4, deploy=False)
+    cfg = CheckedConfig(recipe="cube", root=str(tmp_path), max_seeds=2, parallel=2, judge_episodes=4, deploy=False,
+                        judge_worlds=())
     record = run_checked(cfg, train)
     assert [r["seed"] for r in record["judged"]] == [0, 1]
     for row in record["judged"]:
@@ -179,3 +194,17 @@ def test_two_debug_seeds_train_in_two_processes_and_are_judged_in_their_world(tm
     again = run_checked(cfg, train)
     assert again["judged"] == record["judged"]
     assert (tmp_path / "seed_0" / "checkpoints" / "latest.pt").stat().st_mtime_ns == mtime
+    # judged in two other worlds: success and return are their means, each as fog-eval-imagined --state-model
+    # judges it; the agent's own world is kept beside them
+    worlds = ("cube_state_walls", "cube_state")
+    other = run_checked(CheckedConfig(recipe="cube", root=str(tmp_path), max_seeds=2, parallel=2, judge_episodes=4,
+                                      deploy=False), train)  # the cube recipe's judges
+    assert tuple(other["config"]["judge_worlds"]) == worlds
+    for row, own in zip(other["judged"], record["judged"]):
+        assert row["own_success_rate"] == own["success_rate"] and list(row["worlds"]) == list(worlds)
+        each = [evaluate_imagined(row["run"], ImaginedEvalConfig(run_dirs=(row["run"],), episodes=4, state_model=w,
+                                                                 tag="direct")) for w in worlds]
+        assert row["worlds"] == {w: r["success_rate"] for w, r in zip(worlds, each)}
+        assert row["success_rate"] == pytest.approx(sum(r["success_rate"] for r in each) / 2)
+        assert row["mean_return"] == pytest.approx(sum(r["mean_return"] for r in each) / 2)
+        assert row["mean_return"] != own["mean_return"]  # other worlds, other episodes
