@@ -10,7 +10,8 @@ mean success in the worlds of ``--judge-worlds`` (the cube recipe's: the two shi
 trained in, README item 43), ``--judge-episodes`` episodes from the reference system's resets each; the first batch with an agent at ``--pass-rate``
 ends the search, else the next batch trains, up to ``--max-seeds``. The best agent judged (imagined success, then
 return) is deployed zero-shot with the recipe's named deployment (``fog-eval --deployment``). Everything is
-recorded in ``ROOT/checked.json``, rewritten after every batch; rerun the command to resume after a stop (trained
+recorded in ``ROOT/checked.json``, rewritten after every batch (a rerun keeps the last run's choice and deployment
+there until it chooses); rerun the command to resume after a stop (trained
 seeds resume from their checkpoints, a finished deployment is kept).
 
 The recipe's training flags can be changed after ``--``, as ``fog-train`` takes them:
@@ -201,7 +202,8 @@ def run_checked(cfg: CheckedConfig, train: AgentTrainConfig | None = None, deplo
         for run in trainer(batch, cfg.parallel):
             seed = next(c.seed for c in batch if c.run_dir == run)
             record["judged"].append(judged_row(seed, judger(run, cfg), cfg.pass_rate))
-        atomic_write_json(out_path, record)
+        # until this run chooses, the file keeps the last run's choice and deployment (a stop loses neither)
+        atomic_write_json(out_path, {**record, "chosen": previous.get("chosen"), "deployed": previous.get("deployed")})
         if any(row["passes"] for row in record["judged"]):
             break
     best_run = rank(record["judged"])[0]["run"]  # imagined success, then return

@@ -60,6 +60,20 @@ def test_the_search_stops_at_the_first_batch_with_a_passing_agent_and_deploys_it
     again = run(cfg, steps)
     assert steps.batches[2:] == [[3, 4], [5, 6]] and len(steps.deployed) == 1
     assert again == record
+    # a rerun stopped after its first batch: the file still holds the last run's choice and deployment
+    calls = []
+
+    def stop_after_first(cfgs, parallel):
+        calls.append([c.seed for c in cfgs])
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return steps.trainer(cfgs, parallel)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_checked(cfg, trainer=stop_after_first, judger=steps.judger, deployer=steps.deployer)
+    stopped = json.loads((tmp_path / "checked.json").read_text())
+    assert calls == [[3, 4], [5, 6]] and [r["seed"] for r in stopped["judged"]] == [3, 4]
+    assert stopped["chosen"] == record["chosen"] and stopped["deployed"] == record["deployed"]
     # more deployment episodes asked for: deployed again
     run(CheckedConfig(root=str(tmp_path), first_seed=3, max_seeds=6, parallel=2, deploy_episodes=100), steps)
     assert len(steps.deployed) == 2
