@@ -9,8 +9,9 @@ pooled episode by episode).
 Each agent is evaluated in its own learned world by :func:`fog_agent.imagined.evaluate_imagined` (``fog-eval-imagined``)
 for every ``--starts``, and with ``--judge-world`` also in each named state model's world (agents trained with
 ``local_model='state'``; judge ``<starts>@<world>``) and by those worlds' mean success (``<starts>@others``): an
-agent that learnt its own world's errors may do worse in a world trained otherwise. Agents are grouped by recipe (the run's name without its trailing ``_s<seed>``); per group and
-judge: the rank correlation between imagined and deployed success, and what choosing the agent with the best
+agent that learnt its own world's errors may do worse in a world trained otherwise. Agents are grouped by recipe
+(the run's name without its trailing ``_s<seed>``; ``fog-train-checked``'s ``ROOT/seed_<seed>`` by ROOT); per group
+and judge: the rank correlation between imagined and deployed success, and what choosing the agent with the best
 imagined success gives against the group's mean and best deployed success; per learned env, the rank correlation
 over all its agents. Prints a table; writes JSON.
 """

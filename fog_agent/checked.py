@@ -7,12 +7,12 @@ One seed of a recipe deploys anywhere from 34 to 100 % on Push-T (README item 41
 command does that search: seed S trains in ``ROOT/seed_S`` (``fog-train`` with the recipe's flags and ``--seed S``),
 ``--parallel`` seeds at once in their own processes; each batch is judged in the agents' own world, or by their
 mean success in the worlds of ``--judge-worlds`` (the cube recipe's: the two shipped cube worlds its agents never
-trained in, README item 43), ``--judge-episodes`` episodes from the reference system's resets each; the first batch with an agent at ``--pass-rate``
-ends the search, else the next batch trains, up to ``--max-seeds``. The best agent judged (imagined success, then
-return) is deployed zero-shot with the recipe's named deployment (``fog-eval --deployment``). Everything is
-recorded in ``ROOT/checked.json``, rewritten after every batch (a rerun keeps the last run's choice and deployment
-there until it chooses); rerun the command to resume after a stop (trained
-seeds resume from their checkpoints, a finished deployment is kept).
+trained in, README item 43), ``--judge-episodes`` episodes from the reference system's resets each; the first
+batch with an agent at ``--pass-rate`` ends the search, else the next batch trains, up to ``--max-seeds``. The best
+agent judged (imagined success, then return) is deployed zero-shot with the recipe's named deployment (``fog-eval
+--deployment``). Everything is recorded in ``ROOT/checked.json``, rewritten after every batch (a rerun keeps the
+last run's choice and deployment there until it chooses); rerun the command to resume after a stop (trained seeds
+resume from their checkpoints, a finished deployment is kept).
 
 The recipe's training flags can be changed after ``--``, as ``fog-train`` takes them:
 ``fog-train-checked --root R -- --iterations 1500``.
