@@ -10,7 +10,8 @@ order given as one :class:`fog_agent.ensemble.StallHandover` for each ``--patien
 many steps in which the local reward of its state has not risen by ``--min-gain`` above its best, the next takes over.
 Per setting: success, handovers per episode, and how the failed episodes end: the cube *pinned* (its centre within
 5 cm of touching a wall), the robot *stuck* away from the cube (its centre ≥ 0.45 m from the cube's and within 0.3 m
-of a wall), or *other*. Prints a table and writes JSON (default ``benchmarks/results/cube_handover.json``).
+of a wall), or *other*; apart from those, how many end with the cube *beyond the goal* (between it and the corner
+behind it: a push that overshot), and every episode's last true state. Prints a table and writes JSON (default ``benchmarks/results/cube_handover.json``).
 """
 
 from __future__ import annotations
@@ -31,16 +32,29 @@ from fog_agent.ensemble import HandoverConfig, StallHandover  # noqa: E402
 from fog_agent.evaluate import EvalConfig, learned_env_for, observer_kwargs  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.real.cube_reward import robot_cube_distance  # noqa: E402
-from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE  # noqa: E402
+from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE, GOAL_CENTER  # noqa: E402
 
 PINNED_MARGIN = 0.05  #: metres between the cube's face and a wall that count as pinned
 STUCK_DISTANCE = 0.45  #: metres between robot and cube centres beyond which the robot is not at the cube
 WALL_MARGIN = 0.3  #: metres from a wall within which the robot is at it
 
 
+def pinned(state: np.ndarray) -> np.ndarray | bool:
+    """Whether the cube of true states (..., 6) is pinned: its face within ``PINNED_MARGIN`` of a wall."""
+    out = np.abs(np.asarray(state)[..., 3:5]).max(-1) > ARENA_HALF_SIZE - CUBE_HALF_SIZE - PINNED_MARGIN
+    return bool(out) if out.ndim == 0 else out
+
+
+def beyond_goal(state: np.ndarray) -> np.ndarray | bool:
+    """Whether the cube of true states (..., 6) lies in the square between the goal's centre and the arena's corner
+    behind it (the goal sits at (0.75, 0.75) m: both coordinates past it), where a push that overshot leaves it."""
+    out = (np.asarray(state)[..., 3:5] > np.asarray(GOAL_CENTER)).all(-1)
+    return bool(out) if out.ndim == 0 else out
+
+
 def ending(state: np.ndarray) -> str:
     """How an episode that failed ends, from its last true state (6,): 'pinned', 'stuck' or 'other'."""
-    if np.abs(state[3:5]).max() > ARENA_HALF_SIZE - CUBE_HALF_SIZE - PINNED_MARGIN:
+    if pinned(state):
         return "pinned"
     if robot_cube_distance(state) >= STUCK_DISTANCE and np.abs(state[:2]).max() > ARENA_HALF_SIZE - WALL_MARGIN:
         return "stuck"
@@ -88,9 +102,12 @@ def play(agent: Any, envs: Any, episodes: int, seed: int, deployed: bool) -> dic
     ok = [bool(s) for s in result.successes]
     ends = [None if s else ending(states[-1]) for s, states in zip(ok, controller.states)]
     last = getattr(controller, "last", None)
+    lasts = [states[-1] for states in controller.states]
     return {"success_rate": float(np.mean(ok)), "successes": ok, "handovers": handovers, "endings": ends,
             **({"last_step": last} if last is not None else {}),
-            **{k: sum(e == k for e in ends) for k in ("pinned", "stuck", "other")}}
+            **{k: sum(e == k for e in ends) for k in ("pinned", "stuck", "other")},
+            "beyond_goal": sum(bool(beyond_goal(x)) for s, x in zip(ok, lasts) if not s),
+            "last_states": [np.round(x, 4).tolist() for x in lasts]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                      **play(ensemble, envs, args.episodes, args.seed, args.deployed)})
     where = "deployed" if args.deployed else "true state"
     print(f"{where + ', ' + str(args.episodes) + ' episodes':<32} {'success':>8} {'handovers':>10} "
-          f"{'pinned':>7} {'stuck':>6} {'other':>6}")
+          f"{'pinned':>7} {'stuck':>6} {'other':>6} {'beyond goal':>12}")
     for r in rows:
         print(f"{r['setting']:<32} {r['success_rate']:>8.0%} {np.mean(r['handovers']):>10.1f} {r['pinned']:>7} "
-              f"{r['stuck']:>6} {r['other']:>6}")
+              f"{r['stuck']:>6} {r['other']:>6} {r['beyond_goal']:>12}")
     print(f"some agent alone finishes {alone.any(0).mean():.0%} of the episodes; all of them {alone.all(0).mean():.0%}")
     write_results(args.out, {"run_dirs": args.run_dir, "deployed": args.deployed, "episodes": args.episodes,
                              "seed": args.seed,

@@ -10,7 +10,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_cube_handover import ending, main  # noqa: E402
+from benchmarks.bench_cube_handover import beyond_goal, ending, main  # noqa: E402
 
 
 def test_endings_by_hand():
@@ -38,6 +38,9 @@ def test_the_bench_runs_two_debug_agents_alone_and_taking_turns(tmp_path):
     for row in saved["rows"]:
         assert len(row["successes"]) == len(row["handovers"]) == len(row["endings"]) == 1
         assert row["pinned"] + row["stuck"] + row["other"] == 1 - sum(row["successes"])
+        assert len(row["last_states"]) == 1 and len(row["last_states"][0]) == 6
+        assert row["beyond_goal"] == sum(bool(beyond_goal(np.array(x)))
+                                         for ok, x in zip(row["successes"], row["last_states"]) if not ok)
     # patience 1: every step without progress hands over, and a debug agent seldom progresses
     assert saved["rows"][0]["handovers"] == [0] and saved["rows"][2]["handovers"][0] > 10
     # --deployed: from the frames, as fog-eval --deployment cube deploys it; no patience: the agents alone only

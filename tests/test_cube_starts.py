@@ -147,3 +147,40 @@ def test_the_cube_recipe_of_item_36_builds_from_shipped_bundles_alone():
                            disagreement_dims=(0, 1, 4, 5), reset_starts=0.5)
     backend = make_envs(cfg, resolve_sapo_config(cfg)).backend
     assert isinstance(backend.penalty, EnsemblePenalty) and backend.reset_starts == 0.5
+
+
+def test_near_goal_starts_put_the_cube_by_the_goal_and_the_robot_beside_it():
+    from fog_envs.real.cube_starts import CubeGoalStartConfig, near_goal
+
+    cfg = CubeGoalStartConfig(radius_m=0.6, robot_ring_m=(0.4, 0.7))
+    s = near_goal(torch.zeros(2000, 8), torch.Generator().manual_seed(0), cfg).double().numpy()
+    f = _features(s)
+    lim_r, lim_c = ARENA_HALF_SIZE - ROBOT_RESET_MARGIN, ARENA_HALF_SIZE - CUBE_RESET_MARGIN
+    assert f["cube-goal"].max() <= 0.6 and np.abs(s[:, 4:6]).max() <= lim_c and np.abs(s[:, 0:2]).max() <= lim_r
+    assert 0.4 <= f["robot-cube"].min() and f["robot-cube"].max() <= 0.7
+    # inside the goal, short of it and past it toward the corner (both coordinates beyond the goal's centre)
+    inside = f["cube-goal"] < 0.25
+    past = (s[:, 4:6] > np.asarray(GOAL_CENTER[:2])).all(1) & ~inside
+    assert 0.1 < inside.mean() < 0.3 and past.mean() > 0.05 and (~inside & ~past).mean() > 0.5
+    # the robot on every side of the cube: the direction cube → robot covers all four quadrants (north-east the
+    # least, 276 of 2000: the corner leaves the least room there); past the goal, mostly on the goal's side
+    side = np.arctan2(s[:, 1] - s[:, 5], s[:, 0] - s[:, 4])
+    assert np.histogram(side, bins=4, range=(-np.pi, np.pi))[0].min() > 200
+    assert (side[past] < -np.pi / 2).mean() > 0.5
+    np.testing.assert_allclose(np.linalg.norm(s[:, 2:4], axis=1), 1.0, atol=1e-6)
+    a = near_goal(torch.ones(8, 8), torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, near_goal(torch.zeros(8, 8), torch.Generator().manual_seed(5)))
+    assert not torch.equal(a, near_goal(torch.zeros(8, 8), torch.Generator().manual_seed(6)))
+    with pytest.raises(ValueError, match=r"shape \(N, 8\), got \(3, 6\)"):
+        near_goal(torch.zeros(3, 6), torch.Generator())
+    with pytest.raises(ValueError, match="robot_ring_m"):
+        CubeGoalStartConfig(robot_ring_m=(0.7, 0.4))
+
+
+def test_goal_starts_replace_that_share_of_a_cube_worlds_starts_at_rest(redrawn_starts, one_thread):
+    from fog_envs.learned.factory import make_backend
+
+    kw = {"forward_model": "state", "local_model": "state", "state_model": "cube_state", "bf16": False}
+    _, s = redrawn_starts(make_backend("cube", 64, **kw), make_backend("cube", 64, goal_starts=0.5, **kw))
+    assert (s[:, 4:6] - torch.tensor(GOAL_CENTER[:2], dtype=s.dtype)).norm(dim=-1).max() <= 0.6 + 1e-5
+    assert (s[:, 0:2] - s[:, 4:6]).norm(dim=-1).min() >= 0.4 - 1e-5

@@ -1,5 +1,6 @@
-"""Push-cube start states drawn as ``RealPushCube-v0`` draws its resets, in the probe-target layout
-``[robot_x, robot_y, cos yaw, sin yaw, cube_x, cube_y, cos 4·yaw, sin 4·yaw]``.
+"""Push-cube start states for imagined episodes, in the probe-target layout
+``[robot_x, robot_y, cos yaw, sin yaw, cube_x, cube_y, cos 4·yaw, sin 4·yaw]``: drawn as ``RealPushCube-v0`` draws
+its resets (:func:`reset_like`), or with the cube near the goal and the robot beside it (:func:`near_goal`).
 
 A start distribution for imagined episodes: the real windows that start a world's episodes come from play,
 which keeps the robot within half a metre of the cube, while every reset of the reference system puts it at
@@ -12,6 +13,7 @@ every draw comes from the caller's generator.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -53,3 +55,53 @@ def reset_like(state: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     if state.ndim != 2 or state.shape[1] != 8:
         raise ValueError(f"expected push-cube probe-target states of shape (N, 8), got {tuple(state.shape)}")
     return reset_states(state.shape[0], generator, state.dtype)
+
+
+@dataclass(frozen=True)
+class CubeGoalStartConfig:
+    """Where a near-goal start puts the cube and the robot."""
+
+    radius_m: float = 0.6  #: the cube's centre uniform over this disc around the goal's (within the reset margins)
+    robot_ring_m: tuple[float, float] = (0.4, 0.7)  #: the robot's centre this far from the cube's (clear of it), any side
+
+    def __post_init__(self) -> None:
+        lo, hi = self.robot_ring_m
+        if self.radius_m < 0 or not 0 < lo <= hi:
+            raise ValueError(f"CubeGoalStartConfig: need radius_m >= 0 and 0 < robot_ring_m[0] <= robot_ring_m[1], "
+                             f"got {self.radius_m}, {self.robot_ring_m}")
+
+
+def near_goal(state: torch.Tensor, generator: torch.Generator,
+              config: CubeGoalStartConfig = CubeGoalStartConfig()) -> torch.Tensor:
+    """States shaped and typed like the probe-target states ``state`` (N, 8), whose values are not used, with the
+    cube near the goal (inside it, short of it, or past it toward the corner) and the robot on a ring around it on
+    any side, within the reset margins of the walls; both yaws uniform. The task's ``goal_start`` sampler: imagined
+    episodes that practise the last push and getting round a cube that went past the goal (README item 44)."""
+    from fog_envs.real.cube import ARENA_HALF_SIZE, CUBE_RESET_MARGIN, GOAL_CENTER, ROBOT_RESET_MARGIN
+
+    if state.ndim != 2 or state.shape[1] != 8:
+        raise ValueError(f"expected push-cube probe-target states of shape (N, 8), got {tuple(state.shape)}")
+    n = state.shape[0]
+    lim_r, lim_c = ARENA_HALF_SIZE - ROBOT_RESET_MARGIN, ARENA_HALF_SIZE - CUBE_RESET_MARGIN
+    goal = torch.tensor(GOAL_CENTER[:2], dtype=torch.float64)
+    lo, hi = config.robot_ring_m
+    robot = torch.zeros(n, 2, dtype=torch.float64)
+    cube = torch.zeros(n, 2, dtype=torch.float64)
+    todo = torch.ones(n, dtype=torch.bool)
+    while bool(todo.any()):
+        k = int(todo.sum())
+        rand = lambda: torch.rand(k, _CANDIDATES, generator=generator, dtype=torch.float64)  # noqa: E731
+        r, phi = config.radius_m * rand().sqrt(), 2 * math.pi * rand()
+        c = goal + torch.stack([r * phi.cos(), r * phi.sin()], -1)
+        d, psi = lo + (hi - lo) * rand(), 2 * math.pi * rand()
+        b = c + torch.stack([d * psi.cos(), d * psi.sin()], -1)
+        ok = (c.abs().amax(-1) <= lim_c) & (b.abs().amax(-1) <= lim_r)
+        found = ok.any(-1)
+        first = ok.float().argmax(-1)
+        rows = todo.nonzero().squeeze(-1)[found]
+        robot[rows] = b[found, first[found]]
+        cube[rows] = c[found, first[found]]
+        todo[rows] = False
+    yaw = math.pi * (2 * torch.rand(n, 2, generator=generator, dtype=torch.float64) - 1)
+    out = torch.cat([robot, yaw[:, :1].cos(), yaw[:, :1].sin(), cube, (4 * yaw[:, 1:]).cos(), (4 * yaw[:, 1:]).sin()], -1)
+    return out.to(state.dtype)

@@ -71,6 +71,14 @@ def _cube_reset_start(state: Any, generator: Any) -> Any:
     return reset_like(state, generator)
 
 
+def _cube_goal_start(state: Any, generator: Any) -> Any:
+    """Push-cube probe-target states with the cube near the goal and the robot beside it
+    (:func:`fog_envs.real.cube_starts.near_goal`)."""
+    from fog_envs.real.cube_starts import near_goal
+
+    return near_goal(state, generator)
+
+
 def _cube_aux(state: np.ndarray) -> np.ndarray:
     """Cube auxiliary target: the cube-to-goal distance in metres, shape (N, 1)."""
     from fog_envs.real.cube import GOAL_CENTER
@@ -188,7 +196,8 @@ TASKS: dict[str, TaskSpec] = {
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
                      _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7),
-                     reset_start=_cube_reset_start, walled_object=((4, 5), _CUBE_REACH)),
+                     goal_start=_cube_goal_start, reset_start=_cube_reset_start,
+                     walled_object=((4, 5), _CUBE_REACH)),
 }
 
 
