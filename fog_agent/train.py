@@ -58,7 +58,8 @@ class AgentTrainConfig:
     goal_starts: float = 0.0
     """forward_model='state' only: the fraction of imagined episodes that start with the object near its goal
     (the rest from real windows; see fog_envs.learned.wm_backend.WorldModelBackend). Push-T at γ 0.98, 0.25: the
-    actors alone finish far more, deployed 96 % for one agent and no change for another (README item 28)"""
+    actors alone finish far more, deployed 96 % for one agent and no change for another (README item 28); the cube:
+    the cube near the goal and the robot beside it on any side (README item 44)"""
     reset_starts: float = 0.0
     """forward_model='state' only: the fraction of imagined episodes that start as the reference system's resets
     do (the cube: the robot anywhere, at least 0.6 m from the cube; play's windows keep it within 0.5 m; README item

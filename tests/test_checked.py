@@ -89,6 +89,18 @@ def test_the_pass_rate_is_inclusive_and_ties_go_to_the_higher_return(tmp_path):
     assert record["chosen"]["seed"] == 1  # both pass, seed 1 returns more
 
 
+def test_the_recipes_pass_rate_applies_unless_one_is_given(tmp_path):
+    """The cube's agents pass at 91 % in their unseen worlds (README item 44), Push-T's at 85 %: an agent at 90 %
+    passes Push-T's check and not the cube's, unless ``--pass-rate`` says otherwise."""
+    steps = Steps({0: 0.9})
+    pusht = run(CheckedConfig(root=str(tmp_path / "p"), max_seeds=1, deploy=False), steps)
+    cube = run(CheckedConfig(recipe="cube", root=str(tmp_path / "c"), max_seeds=1, deploy=False), steps)
+    given = run(CheckedConfig(recipe="cube", root=str(tmp_path / "g"), max_seeds=1, deploy=False, pass_rate=0.85),
+                steps)
+    assert [r["judged"][0]["passes"] for r in (pusht, cube, given)] == [True, False, True]
+    assert [r["config"]["pass_rate"] for r in (pusht, cube, given)] == [0.85, 0.91, 0.85]
+
+
 def test_when_no_seed_passes_the_best_is_deployed_or_nothing(tmp_path):
     steps = Steps({0: 0.3, 1: 0.6, 2: 0.1})
     record = run(CheckedConfig(root=str(tmp_path), max_seeds=3, parallel=2), steps)
@@ -112,6 +124,7 @@ def test_the_recipes_are_the_readmes():
         assert recipe.train.eval_every == 0 and recipe.train.final_eval_episodes == 0
     # Push-T's agents are judged in their own world, the cube's in the two shipped worlds they never trained in
     assert pusht.judge_worlds == () and cube.judge_worlds == ("cube_state_walls", "cube_state")
+    assert (pusht.pass_rate, cube.pass_rate) == (0.85, 0.91)
     assert cube.train.state_model not in cube.judge_worlds
     assert not set(cube.judge_worlds) & set(cube.train.state_ensemble)
 
@@ -183,6 +196,9 @@ def test_the_cli_takes_the_recipes_training_flags_after_a_double_dash(monkeypatc
     assert stop.value.code == 1
     assert "no seed of 1 reaches 85% imagined success: nothing deployed (--first-seed 1 trains more)" in \
         capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the cube's bound, its recipe's
+        main(["--recipe", "cube", "--root", str(tmp_path), "--no-deploy-unchecked", "--max-seeds", "1"])
+    assert "no seed of 1 reaches 91% imagined success" in capsys.readouterr().out
 
 
 def test_two_debug_seeds_train_in_two_processes_and_are_judged_in_their_world(tmp_path, one_thread):
