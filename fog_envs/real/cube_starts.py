@@ -13,12 +13,41 @@ every draw comes from the caller's generator.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 #: candidate draws per round of rejection: the conditions hold for ~80 % of draws, so one round nearly always does
 _CANDIDATES = 8
+
+
+Draw = Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def _first_accepted(n: int, draw: Draw) -> tuple[torch.Tensor, torch.Tensor]:
+    """Robot and cube positions (n, 2) each, by rejection: ``draw(k)`` gives ``k`` rows of ``_CANDIDATES`` candidate
+    robot and cube positions (k, C, 2) and whether each meets the conditions (k, C); every row keeps its first
+    candidate that does, and the rows without one are drawn again."""
+    robot = torch.zeros(n, 2, dtype=torch.float64)
+    cube = torch.zeros(n, 2, dtype=torch.float64)
+    todo = torch.ones(n, dtype=torch.bool)
+    while bool(todo.any()):
+        r, c, ok = draw(int(todo.sum()))
+        found = ok.any(-1)
+        first = ok.float().argmax(-1)  # the first candidate that meets the conditions
+        rows = todo.nonzero().squeeze(-1)[found]
+        robot[rows] = r[found, first[found]]
+        cube[rows] = c[found, first[found]]
+        todo[rows] = False
+    return robot, cube
+
+
+def _with_yaws(robot: torch.Tensor, cube: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Probe-target states (n, 8) of the positions, both yaws uniform."""
+    yaw = math.pi * (2 * torch.rand(robot.shape[0], 2, generator=generator, dtype=torch.float64) - 1)
+    return torch.cat([robot, yaw[:, :1].cos(), yaw[:, :1].sin(), cube, (4 * yaw[:, 1:]).cos(), (4 * yaw[:, 1:]).sin()],
+                     -1)
 
 
 def reset_states(n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -30,23 +59,13 @@ def reset_states(n: int, generator: torch.Generator, dtype: torch.dtype = torch.
         raise ValueError(f"n must be >= 0, got {n}")
     lim_r, lim_c = ARENA_HALF_SIZE - ROBOT_RESET_MARGIN, ARENA_HALF_SIZE - CUBE_RESET_MARGIN
     goal = torch.tensor(GOAL_CENTER[:2], dtype=torch.float64)
-    robot = torch.zeros(n, 2, dtype=torch.float64)
-    cube = torch.zeros(n, 2, dtype=torch.float64)
-    todo = torch.ones(n, dtype=torch.bool)
-    while bool(todo.any()):
-        k = int(todo.sum())
+
+    def draw(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         r = lim_r * (2 * torch.rand(k, _CANDIDATES, 2, generator=generator, dtype=torch.float64) - 1)
         c = lim_c * (2 * torch.rand(k, _CANDIDATES, 2, generator=generator, dtype=torch.float64) - 1)
-        ok = ((c - goal).norm(dim=-1) > MIN_RESET_CUBE_GOAL) & ((c - r).norm(dim=-1) > MIN_RESET_ROBOT_CUBE)
-        found = ok.any(-1)
-        first = ok.float().argmax(-1)  # the first candidate that meets the conditions
-        rows = todo.nonzero().squeeze(-1)[found]
-        robot[rows] = r[found, first[found]]
-        cube[rows] = c[found, first[found]]
-        todo[rows] = False
-    yaw = math.pi * (2 * torch.rand(n, 2, generator=generator, dtype=torch.float64) - 1)
-    out = torch.cat([robot, yaw[:, :1].cos(), yaw[:, :1].sin(), cube, (4 * yaw[:, 1:]).cos(), (4 * yaw[:, 1:]).sin()], -1)
-    return out.to(dtype)
+        return r, c, ((c - goal).norm(dim=-1) > MIN_RESET_CUBE_GOAL) & ((c - r).norm(dim=-1) > MIN_RESET_ROBOT_CUBE)
+
+    return _with_yaws(*_first_accepted(n, draw), generator).to(dtype)
 
 
 def reset_like(state: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -81,27 +100,16 @@ def near_goal(state: torch.Tensor, generator: torch.Generator,
 
     if state.ndim != 2 or state.shape[1] != 8:
         raise ValueError(f"expected push-cube probe-target states of shape (N, 8), got {tuple(state.shape)}")
-    n = state.shape[0]
     lim_r, lim_c = ARENA_HALF_SIZE - ROBOT_RESET_MARGIN, ARENA_HALF_SIZE - CUBE_RESET_MARGIN
     goal = torch.tensor(GOAL_CENTER[:2], dtype=torch.float64)
     lo, hi = config.robot_ring_m
-    robot = torch.zeros(n, 2, dtype=torch.float64)
-    cube = torch.zeros(n, 2, dtype=torch.float64)
-    todo = torch.ones(n, dtype=torch.bool)
-    while bool(todo.any()):
-        k = int(todo.sum())
+
+    def draw(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rand = lambda: torch.rand(k, _CANDIDATES, generator=generator, dtype=torch.float64)  # noqa: E731
         r, phi = config.radius_m * rand().sqrt(), 2 * math.pi * rand()
         c = goal + torch.stack([r * phi.cos(), r * phi.sin()], -1)
         d, psi = lo + (hi - lo) * rand(), 2 * math.pi * rand()
         b = c + torch.stack([d * psi.cos(), d * psi.sin()], -1)
-        ok = (c.abs().amax(-1) <= lim_c) & (b.abs().amax(-1) <= lim_r)
-        found = ok.any(-1)
-        first = ok.float().argmax(-1)
-        rows = todo.nonzero().squeeze(-1)[found]
-        robot[rows] = b[found, first[found]]
-        cube[rows] = c[found, first[found]]
-        todo[rows] = False
-    yaw = math.pi * (2 * torch.rand(n, 2, generator=generator, dtype=torch.float64) - 1)
-    out = torch.cat([robot, yaw[:, :1].cos(), yaw[:, :1].sin(), cube, (4 * yaw[:, 1:]).cos(), (4 * yaw[:, 1:]).sin()], -1)
-    return out.to(state.dtype)
+        return b, c, (c.abs().amax(-1) <= lim_c) & (b.abs().amax(-1) <= lim_r)
+
+    return _with_yaws(*_first_accepted(state.shape[0], draw), generator).to(state.dtype)
