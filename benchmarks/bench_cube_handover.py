@@ -11,7 +11,8 @@ many steps in which the local reward of its state has not risen by ``--min-gain`
 Per setting: success, handovers per episode, and how the failed episodes end: the cube *pinned* (its centre within
 5 cm of touching a wall), the robot *stuck* away from the cube (its centre ≥ 0.45 m from the cube's and within 0.3 m
 of a wall), or *other*; apart from those, how many end with the cube *beyond the goal* (between it and the corner
-behind it: a push that overshot), and every episode's last true state. Prints a table and writes JSON (default ``benchmarks/results/cube_handover.json``).
+behind it: a push that overshot), and every episode's last true state. Prints a table and writes JSON (default
+``benchmarks/results/cube_handover.json``).
 """
 
 from __future__ import annotations

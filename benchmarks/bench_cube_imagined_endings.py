@@ -9,9 +9,10 @@ for its episode length, in its own state model's world and in each ``--world`` (
 imagined state as ``bench_cube_handover`` classifies the true ones: the cube *pinned* at a wall, the robot *stuck* at
 a wall away from the cube, or *other*, and counted apart when the cube ends *beyond the goal* (between it and the
 corner behind it: a push that overshot) or past either line through the goal's centre (x or y above 0.75 m: the
-cube went by the goal toward the wall behind it). Also per world: the share of episodes, finished or not, in which the cube is
-pinned at some step, and the unfinished episodes' median last cube-to-goal and robot-to-cube distances and the
-share of them whose cube stood still (moved under 1 cm) over their last 20 steps. Prints a table; writes JSON.
+cube went by the goal toward the wall behind it). Also per world: the share of episodes, finished or not, in which
+the cube is pinned at some step, and the unfinished episodes' median last cube-to-goal and robot-to-cube distances
+and the share of them whose cube stood still (moved under 1 cm) over their last 20 steps. Prints a table; writes
+JSON.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ class CubeGoalStartConfig:
     """Where a near-goal start puts the cube and the robot."""
 
     radius_m: float = 0.6  #: the cube's centre uniform over this disc around the goal's (within the reset margins)
-    robot_ring_m: tuple[float, float] = (0.4, 0.7)  #: the robot's centre this far from the cube's (clear of it), any side
+    #: the robot's centre this far from the cube's (clear of it), on any side
+    robot_ring_m: tuple[float, float] = (0.4, 0.7)
 
     def __post_init__(self) -> None:
         lo, hi = self.robot_ring_m
