@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.agent_runs_cli import parse_run_dirs, run_dirs_parser, write_results  # noqa: E402
 from benchmarks.bench_cube_handover import beyond_goal, ending, pinned  # noqa: E402
-from fog_agent.evaluate import load_agent  # noqa: E402
-from fog_agent.imagined import checkpoint_path, own_world  # noqa: E402
+from benchmarks.bench_cube_true_state import load_cube_agent  # noqa: E402
+from fog_agent.imagined import own_world  # noqa: E402
 from fog_envs.real.cube_scene import GOAL_CENTER  # noqa: E402
 
 STILL = 0.01  #: metres the cube moves in the last steps of an unfinished episode under which it stands still
@@ -70,11 +70,8 @@ def endings(states: np.ndarray, successes: np.ndarray, tail: int = 20) -> dict[s
             "still_failed": float((moved < STILL).mean()) if failed.size else 0.0}
 
 
-def play(run: str, world: str | None, episodes: int, seed: int) -> dict[str, Any]:
+def play(run: str, agent: Any, ckpt: dict[str, Any], world: str | None, episodes: int, seed: int) -> dict[str, Any]:
     """One agent in one world (None: its own): its states per step and successes, summarised by :func:`endings`."""
-    agent, ckpt = load_agent(checkpoint_path(run))
-    if ckpt.get("local_model") != "state" or not str(ckpt["env_id"]).startswith("WMPushCube"):
-        raise ValueError(f"{run}: needs a cube agent trained with local_model='state'")
     envs, steps, _ = own_world(run, ckpt, episodes, "reset", None, world)
     agent.generator.manual_seed(seed)
     obs, _ = envs.reset(seed=seed)
@@ -96,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world", action="append", default=[],
                         help="a state model's name or path to play in besides the agent's own world (repeatable)")
     args = parse_run_dirs(parser, argv=argv)
-    rows = [play(run, world, args.episodes, args.seed) for run in args.run_dir for world in [None, *args.world]]
+    rows = []
+    for run in args.run_dir:
+        agent, ckpt = load_cube_agent(run)
+        rows += [play(run, agent, ckpt, world, args.episodes, args.seed) for world in [None, *args.world]]
     print(f"{'run':<28} {'world':<22} {'success':>8} {'pinned':>7} {'stuck':>6} {'other':>6} {'ever pinned':>12} "
           f"{'(failed)':>9} {'goal dist':>10} {'reach':>6} {'still':>6} {'beyond goal':>12} {'past a line':>12}")
     for r in rows:
