@@ -9,11 +9,11 @@ command does that search: seed S trains in ``ROOT/seed_S`` (``fog-train`` with t
 mean success in the worlds of ``--judge-worlds`` (the cube recipe's: the two shipped cube worlds its agents never
 trained in, README item 43), ``--judge-episodes`` episodes from the reference system's resets each; the first
 batch with an agent at ``--pass-rate`` (the recipe's: Push-T 85 %, the cube 91 %, README item 44) ends the
-search, else the next batch trains, up to ``--max-seeds``. The best
-agent judged (imagined success, then return) is deployed zero-shot with the recipe's named deployment (``fog-eval
---deployment``). Everything is recorded in ``ROOT/checked.json``, rewritten after every batch (a rerun keeps the
-last run's choice and deployment there until it chooses); rerun the command to resume after a stop (trained seeds
-resume from their checkpoints, a finished deployment is kept).
+search, else the next batch trains, up to ``--max-seeds``. The best agent judged (imagined success, then return) is
+deployed zero-shot with the recipe's named deployment (``fog-eval --deployment``). Everything is recorded in
+``ROOT/checked.json``, rewritten after every batch (a rerun keeps the last run's choice and deployment there until
+it chooses); rerun the command to resume after a stop (trained seeds resume from their checkpoints, a finished
+deployment is kept).
 
 The recipe's training flags can be changed after ``--``, as ``fog-train`` takes them:
 ``fog-train-checked --root R -- --iterations 1500``.
@@ -262,8 +262,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     chosen = record["chosen"]
     if chosen is None:
         print(f"no seed of {len(record['judged'])} reaches {with_recipe_defaults(cfg).pass_rate:.0%} imagined "
-              f"success: nothing deployed "
-              f"(--first-seed {cfg.first_seed + cfg.max_seeds} trains more)")
+              f"success: nothing deployed (--first-seed {cfg.first_seed + cfg.max_seeds} trains more)")
         raise SystemExit(1)
     print(f"chosen: seed {chosen['seed']} ({chosen['run']})" + ("" if chosen["passes"] else ", which did not pass"))
     if record["deployed"] is not None:
