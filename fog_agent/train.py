@@ -71,6 +71,10 @@ class AgentTrainConfig:
     """λ of the ensemble penalty, in reward per unit of disagreement (the probe targets' units: metres on the cube)"""
     disagreement_dims: tuple[int, ...] = ()
     """the state columns the ensemble's disagreement is measured over (empty: all; the cube's positions: 0 1 4 5)"""
+    ensemble_forward: bool = False
+    """forward_model='state' only: each imagined episode is dreamt by one of the world's own state model and
+    --state-ensemble's, drawn at its start (ME-TRPO's model ensembles; the gradient stays the own model's;
+    fog_envs.learned.wm_backend.WorldModelBackend, README item 45)"""
     wall_penalty: float = 0.0
     """forward_model='state' only: w, each imagined step's reward loses up to w for the task's object within
     --wall-margin of a wall (the cube: from where a pushing robot cannot bring it back; fog_envs.learned.wall_penalty,
@@ -169,6 +173,8 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
     if cfg.state_ensemble or cfg.disagreement_weight or cfg.disagreement_dims:
         kwargs.update(state_ensemble=tuple(cfg.state_ensemble), disagreement_weight=cfg.disagreement_weight,
                       disagreement_dims=tuple(cfg.disagreement_dims))
+    if cfg.ensemble_forward:
+        kwargs["ensemble_forward"] = True
     if cfg.wall_penalty:
         kwargs.update(wall_penalty=cfg.wall_penalty, wall_margin=cfg.wall_margin)
     kwargs.update(local_model_kwargs(cfg.local_model, cfg.state_model, reward_options_of(cfg)))

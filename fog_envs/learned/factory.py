@@ -28,7 +28,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
                  state_model: str | None = None, goal_starts: float = 0.0, state_ensemble: tuple[str, ...] = (),
                  disagreement_weight: float = 0.0, disagreement_dims: tuple[int, ...] = (),
                  wall_penalty: float = 0.0, wall_margin: float = 0.2, reset_starts: float = 0.0,
-                 reward_options: dict[str, Any] | None = None) -> Backend:
+                 reward_options: dict[str, Any] | None = None, ensemble_forward: bool = False) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
@@ -41,7 +41,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     resets (:class:`~fog_envs.learned.wm_backend.WorldModelBackend`).
     ``state_ensemble`` (state-model bundles, names or paths) and ``disagreement_weight`` λ > 0: a state-model
     world's reward loses λ times the ensemble's disagreement over the state columns ``disagreement_dims``
-    (all if empty; :mod:`fog_envs.learned.disagreement`). ``wall_penalty`` w > 0: a state-model world's reward
+    (all if empty; :mod:`fog_envs.learned.disagreement`). ``ensemble_forward``: each imagined episode of a
+    state-model world is dreamt by one of the world's own state model and ``state_ensemble``'s, drawn at its start
+    (``WorldModelBackend(forward_members=)``; with or without the penalty). ``wall_penalty`` w > 0: a state-model world's reward
     loses up to w per step for the task's object within ``wall_margin`` (m) of a wall
     (:mod:`fog_envs.learned.wall_penalty`; the cube). ``reward_options``: options of the task's reward formula
     (:attr:`~fog_envs.wm.tasks.TaskSpec.reward_options`; Push-T: ``{"coverage_cap": c}``, the coverage where the
@@ -57,9 +59,15 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if forward_model == "state" and local_model != "state":
         raise ValueError("forward_model='state' steps the state model of local_model='state'; pass "
                          f"local_model='state' (got {local_model!r})")
-    if bool(state_ensemble) != (disagreement_weight != 0):
-        raise ValueError(f"state_ensemble and disagreement_weight go together: got {len(state_ensemble)} "
-                         f"member(s) and disagreement_weight={disagreement_weight}")
+    if ensemble_forward and not state_ensemble:
+        raise ValueError("ensemble_forward dreams each episode with one of state_ensemble's models or the world's own; "
+                         "pass state_ensemble")
+    if disagreement_weight != 0 and not state_ensemble:
+        raise ValueError(f"disagreement_weight={disagreement_weight} penalises an ensemble's disagreement; pass "
+                         "state_ensemble")
+    if state_ensemble and not (disagreement_weight or ensemble_forward):
+        raise ValueError(f"state_ensemble ({len(state_ensemble)} member(s)) is used by a disagreement_weight > 0 (the "
+                         "penalty) or ensemble_forward=True; neither is set")
     if disagreement_dims and not state_ensemble:
         raise ValueError("disagreement_dims choose the columns of an ensemble's disagreement; pass state_ensemble")
     if state_ensemble and forward_model != "state":
@@ -110,10 +118,10 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
                                 map_location=dev)
         state_local = StateLocalModel(model, sm, bf16=bf16_on)
     penalty = None
-    if state_ensemble:
+    members = [StateModel.load(m, task=task, map_location=dev)[0] for m in state_ensemble]
+    if disagreement_weight:
         from fog_envs.learned.disagreement import EnsemblePenalty
 
-        members = [StateModel.load(m, task=task, map_location=dev)[0] for m in state_ensemble]
         penalty = EnsemblePenalty(state_local, members, disagreement_weight, disagreement_dims)
     if wall_penalty:
         from fog_envs.learned.wall_penalty import PenaltySum, WallPenalty
@@ -132,4 +140,4 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
         return ReferenceBackend(model, num_envs, bf16=bf16_on, state_local=state_local)
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
                              bf16=bf16_on, state_local=state_local, goal_starts=goal_starts, penalty=penalty,
-                             reset_starts=reset_starts)
+                             reset_starts=reset_starts, forward_members=members if ensemble_forward else ())

@@ -53,6 +53,7 @@ class LearnedVectorEnv(VectorEnv):
         wall_margin: float = 0.2,
         reset_starts: float = 0.0,
         reward_options: dict[str, Any] | None = None,
+        ensemble_forward: bool = False,
         backend: Backend | None = None,
     ) -> None:
         if obs_type not in OBS_TYPES:
@@ -67,7 +68,7 @@ class LearnedVectorEnv(VectorEnv):
             local_model=local_model, state_model=state_model, goal_starts=goal_starts,
             state_ensemble=tuple(state_ensemble), disagreement_weight=disagreement_weight,
             disagreement_dims=tuple(disagreement_dims), wall_penalty=wall_penalty, wall_margin=wall_margin,
-            reset_starts=reset_starts, reward_options=reward_options)
+            reset_starts=reset_starts, reward_options=reward_options, ensemble_forward=ensemble_forward)
         if obs_type == "pixels" and getattr(self.backend, "forward_model", None) == "state":
             raise ValueError("forward_model='state' generates no frames: use obs_type='latent'")
         self.num_envs = num_envs

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from fog_envs.learned.state_filter import StateFilterConfig
     from fog_envs.wm.cube_finder import CubeTrack
     from fog_envs.wm.robot_finder import RobotTrack
+    from fog_envs.wm.state_model import StateModel
     from fog_envs.wm.pusher_odometry import PusherOdometry
     from fog_envs.wm.readers import Reader
 
@@ -57,14 +58,19 @@ class WorldModelBackend:
     def __init__(self, model: WorldModel, num_envs: int, forward_model: str = "diffusion",
                  denoising_steps: int | None = None, refresh: RefreshConfig | None = None,
                  bf16: bool = False, state_local: "StateLocalModel | None" = None, goal_starts: float = 0.0,
-                 penalty: "EnsemblePenalty | None" = None, reset_starts: float = 0.0) -> None:
+                 penalty: "EnsemblePenalty | None" = None, reset_starts: float = 0.0,
+                 forward_members: "Sequence[StateModel]" = ()) -> None:
         """``goal_starts``: the fraction of episode starts (``forward_model="state"`` only) whose object the task
         moves near its goal (:attr:`fog_envs.wm.tasks.TaskSpec.goal_start`), so that imagined episodes also
         practise the last few pixels; 0: every start is a real window as read by the probe. ``reset_starts``: the
         fraction of starts (``forward_model="state"`` only, disjoint from ``goal_starts``) drawn as the reference
         system draws its resets (:attr:`fog_envs.wm.tasks.TaskSpec.reset_start`). ``penalty``
         (``forward_model="state"`` only): subtracted from every step's reward, value and gradient
-        (:mod:`fog_envs.learned.disagreement`)."""
+        (:mod:`fog_envs.learned.disagreement`). ``forward_members`` (``forward_model="state"`` only): other state
+        models the world also dreams with; each imagined episode draws, at its start and uniformly, which of the
+        K = 1 + len(members) models (the local model's own first) steps it (after ME-TRPO's model ensembles, Kurutach
+        et al. 2018: a policy cannot fit one model's quirks); the local model, and so the gradient, stays the own
+        model's."""
         if len(model.start_latents) == 0:
             raise ValueError("the world model has no real start windows (start_latents is empty)")
         if state_local is not None and forward_model == "rssm":
@@ -96,6 +102,19 @@ class WorldModelBackend:
         if penalty is not None and forward_model != "state":
             raise ValueError(f"an ensemble penalty applies to forward_model='state' (the ensemble's members are state "
                              f"models); got forward_model={forward_model!r}")
+        if forward_members and forward_model != "state":
+            raise ValueError(f"forward_members are state models a state-model world dreams with; they need "
+                             f"forward_model='state', got {forward_model!r}")
+        if forward_members:
+            own = state_local.state_model.config
+            for k, m in enumerate(forward_members):
+                if (m.config.state_dim, m.config.action_dim) != (own.state_dim, own.action_dim):
+                    raise ValueError(f"forward member {k} has {m.config.state_dim} states and {m.config.action_dim} "
+                                     f"actions; the world's state model has {own.state_dim} and {own.action_dim}")
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad_(False)
+        self.forward_members = tuple(forward_members)
         self.goal_starts = float(goal_starts)
         self.reset_starts = float(reset_starts)
         self.penalty = penalty
@@ -119,6 +138,8 @@ class WorldModelBackend:
         self.ctx = torch.zeros(num_envs, L, c, h, w, device=self.device)
         self.ctx_act = torch.zeros(num_envs, L, self.action_dim, device=self.device)
         self.x = torch.zeros(num_envs, self.state_dim, device=self.device)
+        self.member = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        """which model steps each env (0: the own state model, k: ``forward_members[k - 1]``)"""
         self.refresh_config = refresh if refresh is not None else RefreshConfig()
         self._history: deque[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = deque(
             maxlen=self.refresh_config.history)
@@ -140,6 +161,10 @@ class WorldModelBackend:
             self.x[idx] = self.local.start_window(lat, act)
             if self.goal_starts > 0 or self.reset_starts > 0:
                 self._redraw_starts(ids, generators)
+        if self.forward_members:
+            k = len(self.forward_members) + 1
+            self.member[idx] = torch.as_tensor([int(torch.randint(k, (1,), generator=generators[i])) for i in ids],
+                                               device=self.device)
         self._fresh[idx] = True
 
     def _redraw_starts(self, ids: list[int], generators: list[torch.Generator]) -> None:
@@ -176,11 +201,13 @@ class WorldModelBackend:
                 x_next = self.filter(action, z)
         elif self.forward_model == "state":
             x_next = self.state_local.step(self.x, action)
-            s_next = x_next[:, :self.state_local.sdim]
+            own = x_next[:, :self.state_local.sdim]
+            s_next = self._member_step(action, own) if self.forward_members else own
+            x_next = self.state_local.advance(self.x, s_next)
             success, aux = self.model.task.state_outcome(s_next)
             reward = self.model.task.state_reward(s_next)
             if self.penalty is not None:
-                reward = reward - self.penalty(self.x, action, s_next)
+                reward = reward - self.penalty(self.x, action, own)
             step = GlobalStep(x_next.clone(), reward, success, aux)
             return self._advance(self.ctx[:, -1], x_next, action, step)
         else:
@@ -190,6 +217,13 @@ class WorldModelBackend:
         aux = {name: out["aux"][:, k] for k, name in enumerate(self.model.task.aux_names)}
         return self._advance(z, x_next, action, GlobalStep(x_next.clone(), out["reward"],
                                                            torch.sigmoid(out["success_logit"]) > 0.5, aux))
+
+    def _member_step(self, action: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """(N, S) each env's next state from the model it drew (``own``: the own model's, already computed)."""
+        sdim = self.state_local.sdim
+        s, s_prev = self.x[:, :sdim], self.x[:, sdim:]
+        preds = torch.stack([own, *(m.step(s, s_prev, action) for m in self.forward_members)])
+        return preds.gather(0, self.member.view(1, -1, 1).expand(1, -1, sdim))[0]
 
     def _advance(self, z: torch.Tensor, x_next: torch.Tensor, action: torch.Tensor, step: GlobalStep) -> GlobalStep:
         """Record the transition for the online refresh, shift the context to ``z`` and the state to ``x_next``."""
@@ -234,7 +268,7 @@ class WorldModelBackend:
     def snapshot(self) -> dict:
         """Per-env state plus what the online refresh changed (RSSM weights, optimiser, history)."""
         return {"ctx": self.ctx.clone(), "ctx_act": self.ctx_act.clone(), "x": self.x.clone(),
-                "fresh": self._fresh.clone(), "history": list(self._history),
+                "member": self.member.clone(), "fresh": self._fresh.clone(), "history": list(self._history),
                 "rssm": {k: v.clone() for k, v in self.model.rssm.state_dict().items()},
                 "refresh_opt": self._refresh_opt.state_dict() if self._refresh_opt is not None else None,
                 "refresh_rng": self._refresh_rng.get_state()}
@@ -243,6 +277,8 @@ class WorldModelBackend:
         self.ctx = snapshot["ctx"].to(self.device).clone()
         self.ctx_act = snapshot["ctx_act"].to(self.device).clone()
         self.x = snapshot["x"].to(self.device).clone()
+        if "member" in snapshot:
+            self.member = snapshot["member"].to(self.device).clone()
         if "rssm" in snapshot:
             self._fresh = snapshot["fresh"].clone()
             self._history.clear()
