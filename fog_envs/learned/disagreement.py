@@ -73,5 +73,8 @@ class EnsemblePenalty:
         return torch.stack([own, *(m.step(s, s_prev, action) for m in self.members)])
 
     def __call__(self, x: torch.Tensor, action: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
-        preds = self.predictions(x, action, own)
+        return self.of_predictions(self.predictions(x, action, own))
+
+    def of_predictions(self, preds: torch.Tensor) -> torch.Tensor:
+        """The penalty (N,) of :meth:`predictions`' (K, N, S), when the caller has them already."""
         return self.weight * disagreement(preds[..., list(self.dims)] if self.dims else preds)

@@ -202,12 +202,16 @@ class WorldModelBackend:
         elif self.forward_model == "state":
             x_next = self.state_local.step(self.x, action)
             own = x_next[:, :self.state_local.sdim]
-            s_next = self._member_step(action, own) if self.forward_members else own
+            preds = self._member_predictions(action, own) if self.forward_members else None
+            s_next = own
+            if preds is not None:  # each env's from the model it drew
+                s_next = preds.gather(0, self.member.view(1, -1, 1).expand(1, -1, own.shape[1]))[0]
             x_next = self.state_local.advance(self.x, s_next)
             success, aux = self.model.task.state_outcome(s_next)
             reward = self.model.task.state_reward(s_next)
             if self.penalty is not None:
-                reward = reward - self.penalty(self.x, action, own)
+                same = preds is not None and getattr(self.penalty, "members", None) == list(self.forward_members)
+                reward = reward - (self.penalty.of_predictions(preds) if same else self.penalty(self.x, action, own))
             step = GlobalStep(x_next.clone(), reward, success, aux)
             return self._advance(self.ctx[:, -1], x_next, action, step)
         else:
@@ -218,12 +222,12 @@ class WorldModelBackend:
         return self._advance(z, x_next, action, GlobalStep(x_next.clone(), out["reward"],
                                                            torch.sigmoid(out["success_logit"]) > 0.5, aux))
 
-    def _member_step(self, action: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
-        """(N, S) each env's next state from the model it drew (``own``: the own model's, already computed)."""
+    def _member_predictions(self, action: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """(K, N, S) every model's next states, the own model's (``own``, already computed) first; an ensemble
+        penalty over the same members takes them as they are."""
         sdim = self.state_local.sdim
         s, s_prev = self.x[:, :sdim], self.x[:, sdim:]
-        preds = torch.stack([own, *(m.step(s, s_prev, action) for m in self.forward_members)])
-        return preds.gather(0, self.member.view(1, -1, 1).expand(1, -1, sdim))[0]
+        return torch.stack([own, *(m.step(s, s_prev, action) for m in self.forward_members)])
 
     def _advance(self, z: torch.Tensor, x_next: torch.Tensor, action: torch.Tensor, step: GlobalStep) -> GlobalStep:
         """Record the transition for the online refresh, shift the context to ``z`` and the state to ``x_next``."""
