@@ -38,6 +38,18 @@ def disagreement(predictions: torch.Tensor) -> torch.Tensor:
     return (centred.pow(2).sum(-1).mean(0) + _EPS).sqrt()
 
 
+def freeze_members(members: Sequence["StateModel"], own: "StateModel", what: str) -> None:
+    """Check that every member has ``own``'s state and action sizes (a ``ValueError`` names ``what`` and the first
+    that does not) and freeze them all (eval mode, no gradients to their parameters)."""
+    for k, m in enumerate(members):
+        if (m.config.state_dim, m.config.action_dim) != (own.config.state_dim, own.config.action_dim):
+            raise ValueError(f"{what} {k} has {m.config.state_dim} states and {m.config.action_dim} actions; the "
+                             f"world's state model has {own.config.state_dim} and {own.config.action_dim}")
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+
+
 class EnsemblePenalty:
     """``λ·u`` of :func:`disagreement` between ``local``'s state model and ``members`` (frozen), over the columns
     ``dims``, at local states ``x = [ŝ_t, ŝ_{t−1}]`` (N, 2S) under actions (N, A); differentiable in both."""
@@ -49,14 +61,8 @@ class EnsemblePenalty:
             raise ValueError("an ensemble penalty needs at least one member besides the world's own state model")
         if not (math.isfinite(weight) and weight > 0):
             raise ValueError(f"disagreement_weight must be a finite number > 0, got {weight}")
+        freeze_members(members, local.state_model, "ensemble member")
         own = local.state_model.config
-        for k, m in enumerate(members):
-            if (m.config.state_dim, m.config.action_dim) != (own.state_dim, own.action_dim):
-                raise ValueError(f"ensemble member {k} has {m.config.state_dim} states and {m.config.action_dim} "
-                                 f"actions; the world's state model has {own.state_dim} and {own.action_dim}")
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
         bad = [d for d in dims if not 0 <= d < own.state_dim]
         if bad or len(set(dims)) != len(dims):
             raise ValueError(f"disagreement_dims must be distinct state columns in [0, {own.state_dim}), got "

@@ -43,8 +43,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     world's reward loses λ times the ensemble's disagreement over the state columns ``disagreement_dims``
     (all if empty; :mod:`fog_envs.learned.disagreement`). ``ensemble_forward``: each imagined episode of a
     state-model world is dreamt by one of the world's own state model and ``state_ensemble``'s, drawn at its start
-    (``WorldModelBackend(forward_members=)``; with or without the penalty). ``wall_penalty`` w > 0: a state-model world's reward
-    loses up to w per step for the task's object within ``wall_margin`` (m) of a wall
+    (``WorldModelBackend(forward_members=)``; with or without the penalty). ``wall_penalty`` w > 0: a state-model
+    world's reward loses up to w per step for the task's object within ``wall_margin`` (m) of a wall
     (:mod:`fog_envs.learned.wall_penalty`; the cube). ``reward_options``: options of the task's reward formula
     (:attr:`~fog_envs.wm.tasks.TaskSpec.reward_options`; Push-T: ``{"coverage_cap": c}``, the coverage where the
     coverage term stops growing, 0.95 by default), for ``local_model="state"``, whose rewards that formula gives.

@@ -106,14 +106,9 @@ class WorldModelBackend:
             raise ValueError(f"forward_members are state models a state-model world dreams with; they need "
                              f"forward_model='state', got {forward_model!r}")
         if forward_members:
-            own = state_local.state_model.config
-            for k, m in enumerate(forward_members):
-                if (m.config.state_dim, m.config.action_dim) != (own.state_dim, own.action_dim):
-                    raise ValueError(f"forward member {k} has {m.config.state_dim} states and {m.config.action_dim} "
-                                     f"actions; the world's state model has {own.state_dim} and {own.action_dim}")
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad_(False)
+            from fog_envs.learned.disagreement import freeze_members
+
+            freeze_members(forward_members, state_local.state_model, "forward member")
         self.forward_members = tuple(forward_members)
         self.goal_starts = float(goal_starts)
         self.reset_starts = float(reset_starts)
