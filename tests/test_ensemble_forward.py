@@ -79,6 +79,7 @@ def test_with_the_penalty_the_disagreement_is_of_the_own_model():
     """With both the penalty and the ensemble's dreams, the penalty measures the own model's prediction against the
     members' (as without them), whichever model stepped."""
     both = make(state_ensemble=("cube_state_walls",), ensemble_forward=True, disagreement_weight=2.0)
+    assert both.backend._penalty_takes_predictions  # the members step once, for the dream and the penalty
     x = both.diff.reset(seed=3)
     action = torch.full((N, 3), 0.5)
     out = both.backend.global_step(action, both.diff.clock.generators)

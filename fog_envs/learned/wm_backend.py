@@ -110,6 +110,9 @@ class WorldModelBackend:
 
             freeze_members(forward_members, state_local.state_model, "forward member")
         self.forward_members = tuple(forward_members)
+        self._penalty_takes_predictions = bool(forward_members) and \
+            getattr(penalty, "members", None) == list(forward_members)
+        """the penalty is an ensemble's over the forward members: it takes the forward step's predictions"""
         self.goal_starts = float(goal_starts)
         self.reset_starts = float(reset_starts)
         self.penalty = penalty
@@ -205,8 +208,8 @@ class WorldModelBackend:
             success, aux = self.model.task.state_outcome(s_next)
             reward = self.model.task.state_reward(s_next)
             if self.penalty is not None:
-                same = preds is not None and getattr(self.penalty, "members", None) == list(self.forward_members)
-                reward = reward - (self.penalty.of_predictions(preds) if same else self.penalty(self.x, action, own))
+                reward = reward - (self.penalty.of_predictions(preds) if self._penalty_takes_predictions
+                                   else self.penalty(self.x, action, own))
             step = GlobalStep(x_next.clone(), reward, success, aux)
             return self._advance(self.ctx[:, -1], x_next, action, step)
         else:
