@@ -53,17 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/penalty_cost.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    envs = {
-        "plain": gym.make_vec("WMPushCube-v0", num_envs=args.num_envs, vectorization_mode="vector_entry_point",
-                              state_model=args.state_model, **CUBE).unwrapped.diff,
-        "penalised": gym.make_vec("WMPushCube-v0", num_envs=args.num_envs, vectorization_mode="vector_entry_point",
-                                  state_model=args.state_model, state_ensemble=tuple(args.members),
-                                  disagreement_weight=10.0, disagreement_dims=(0, 1, 4, 5), **CUBE).unwrapped.diff,
-        "ensemble": gym.make_vec("WMPushCube-v0", num_envs=args.num_envs, vectorization_mode="vector_entry_point",
-                                 state_model=args.state_model, state_ensemble=tuple(args.members),
-                                 disagreement_weight=10.0, disagreement_dims=(0, 1, 4, 5), ensemble_forward=True,
-                                 **CUBE).unwrapped.diff,
-    }
+    penalty = dict(state_ensemble=tuple(args.members), disagreement_weight=10.0, disagreement_dims=(0, 1, 4, 5))
+    extra = {"plain": {}, "penalised": penalty, "ensemble": {**penalty, "ensemble_forward": True}}
+    envs = {name: gym.make_vec("WMPushCube-v0", num_envs=args.num_envs, vectorization_mode="vector_entry_point",
+                               state_model=args.state_model, **kw, **CUBE).unwrapped.diff for name, kw in extra.items()}
     times: dict[str, list[float]] = {name: [] for name in envs}
     for name, diff in envs.items():
         diff.reset(seed=0)

@@ -50,6 +50,12 @@ def freeze_members(members: Sequence["StateModel"], own: "StateModel", what: str
             p.requires_grad_(False)
 
 
+def next_states(own: torch.Tensor, members: Sequence["StateModel"], s: torch.Tensor, s_prev: torch.Tensor,
+                action: torch.Tensor) -> torch.Tensor:
+    """(K, N, S) the own model's next states ``own`` (first) and each member's from ``(s, s_prev, action)``."""
+    return torch.stack([own, *(m.step(s, s_prev, action) for m in members)])
+
+
 class EnsemblePenalty:
     """``λ·u`` of :func:`disagreement` between ``local``'s state model and ``members`` (frozen), over the columns
     ``dims``, at local states ``x = [ŝ_t, ŝ_{t−1}]`` (N, 2S) under actions (N, A); differentiable in both."""
@@ -76,7 +82,7 @@ class EnsemblePenalty:
         s, s_prev = x[..., :self.local.sdim], x[..., self.local.sdim:]
         if own is None:
             own = self.local.step(x, action)[..., :self.local.sdim]
-        return torch.stack([own, *(m.step(s, s_prev, action) for m in self.members)])
+        return next_states(own, self.members, s, s_prev, action)
 
     def __call__(self, x: torch.Tensor, action: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
         return self.of_predictions(self.predictions(x, action, own))

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from fog_envs.learned.backend import GlobalStep
+from fog_envs.learned.disagreement import freeze_members, next_states
 from fog_envs.runtime import autocast
 from fog_envs.wm.model import LocalModel, RSSMLocal, WorldModel
 
@@ -106,8 +107,6 @@ class WorldModelBackend:
             raise ValueError(f"forward_members are state models a state-model world dreams with; they need "
                              f"forward_model='state', got {forward_model!r}")
         if forward_members:
-            from fog_envs.learned.disagreement import freeze_members
-
             freeze_members(forward_members, state_local.state_model, "forward member")
         self.forward_members = tuple(forward_members)
         self._penalty_takes_predictions = bool(forward_members) and \
@@ -224,8 +223,7 @@ class WorldModelBackend:
         """(K, N, S) every model's next states, the own model's (``own``, already computed) first; an ensemble
         penalty over the same members takes them as they are."""
         sdim = self.state_local.sdim
-        s, s_prev = self.x[:, :sdim], self.x[:, sdim:]
-        return torch.stack([own, *(m.step(s, s_prev, action) for m in self.forward_members)])
+        return next_states(own, self.forward_members, self.x[:, :sdim], self.x[:, sdim:], action)
 
     def _advance(self, z: torch.Tensor, x_next: torch.Tensor, action: torch.Tensor, step: GlobalStep) -> GlobalStep:
         """Record the transition for the online refresh, shift the context to ``z`` and the state to ``x_next``."""
