@@ -64,6 +64,9 @@ class AgentTrainConfig:
     """forward_model='state' only: the fraction of imagined episodes that start as the reference system's resets
     do (the cube: the robot anywhere, at least 0.6 m from the cube; play's windows keep it within 0.5 m; README item
     36), disjoint from --goal-starts"""
+    wall_starts: float = 0.0
+    """forward_model='state' only: the fraction of imagined episodes that start as those resets do with the cube
+    next to a wall, where the robot may not fit behind it (the cube; README item 46), disjoint from the two above"""
     state_ensemble: tuple[str, ...] = ()
     """forward_model='state' only: other state-model bundles (names or paths) whose disagreement with the world's
     own, times --disagreement-weight, each imagined step's reward loses (fog_envs.learned.disagreement)"""
@@ -170,6 +173,8 @@ def make_envs(cfg: AgentTrainConfig, sapo: SAPOConfig):
         kwargs["goal_starts"] = cfg.goal_starts
     if cfg.reset_starts:
         kwargs["reset_starts"] = cfg.reset_starts
+    if cfg.wall_starts:
+        kwargs["wall_starts"] = cfg.wall_starts
     if cfg.state_ensemble or cfg.disagreement_weight or cfg.disagreement_dims:
         kwargs.update(state_ensemble=tuple(cfg.state_ensemble), disagreement_weight=cfg.disagreement_weight,
                       disagreement_dims=tuple(cfg.disagreement_dims))

@@ -28,7 +28,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
                  state_model: str | None = None, goal_starts: float = 0.0, state_ensemble: tuple[str, ...] = (),
                  disagreement_weight: float = 0.0, disagreement_dims: tuple[int, ...] = (),
                  wall_penalty: float = 0.0, wall_margin: float = 0.2, reset_starts: float = 0.0,
-                 reward_options: dict[str, Any] | None = None, ensemble_forward: bool = False) -> Backend:
+                 reward_options: dict[str, Any] | None = None, ensemble_forward: bool = False,
+                 wall_starts: float = 0.0) -> Backend:
     """The backend for ``task`` (``"toy"``, ``"pusht"`` or ``"cube"``) with ``num_envs`` copies.
 
     ``bf16``: run the diffusion sampler's network and the pixel decoder under bf16 autocast (``"auto"``: where
@@ -38,7 +39,8 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     to that σ). ``forward_model``: one of :data:`FORWARD_MODELS`. ``local_model``: ``"rssm"`` or ``"state"`` (the state model ``state_model``, a bundle name or
     path; default: the task's shipped ``<task>_state``). ``goal_starts``: the fraction of a state-model
     world's episode starts moved near the goal, ``reset_starts`` the fraction drawn as the reference system's
-    resets (:class:`~fog_envs.learned.wm_backend.WorldModelBackend`).
+    resets, ``wall_starts`` the fraction drawn as those resets with the object next to a wall
+    (:class:`~fog_envs.learned.wm_backend.WorldModelBackend`).
     ``state_ensemble`` (state-model bundles, names or paths) and ``disagreement_weight`` λ > 0: a state-model
     world's reward loses λ times the ensemble's disagreement over the state columns ``disagreement_dims``
     (all if empty; :mod:`fog_envs.learned.disagreement`). ``ensemble_forward``: each imagined episode of a
@@ -84,8 +86,9 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
 
         if start_sigma is not None:
             raise ValueError("start_sigma applies to world-model envs, not the toy env")
-        if goal_starts or reset_starts:
-            raise ValueError("goal_starts and reset_starts apply to world-model envs with forward_model='state', "
+        if goal_starts or reset_starts or wall_starts:
+            raise ValueError("goal_starts, reset_starts and wall_starts apply to world-model envs with "
+                             "forward_model='state', "
                              "not the toy env")
         if forward_model != "diffusion" or local_model != "rssm":
             raise ValueError(f"forward_model={forward_model!r} / local_model={local_model!r} apply to world-model "
@@ -134,10 +137,12 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
     if forward_model == "reference":
         from fog_envs.learned.reference_backend import ReferenceBackend
 
-        if goal_starts or reset_starts:
-            raise ValueError("goal_starts and reset_starts apply to forward_model='state'; the reference system "
+        if goal_starts or reset_starts or wall_starts:
+            raise ValueError("goal_starts, reset_starts and wall_starts apply to forward_model='state'; the "
+                             "reference system "
                              "starts from its own resets")
         return ReferenceBackend(model, num_envs, bf16=bf16_on, state_local=state_local)
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
                              bf16=bf16_on, state_local=state_local, goal_starts=goal_starts, penalty=penalty,
-                             reset_starts=reset_starts, forward_members=members if ensemble_forward else ())
+                             reset_starts=reset_starts, forward_members=members if ensemble_forward else (),
+                             wall_starts=wall_starts)

@@ -54,6 +54,7 @@ class LearnedVectorEnv(VectorEnv):
         reset_starts: float = 0.0,
         reward_options: dict[str, Any] | None = None,
         ensemble_forward: bool = False,
+        wall_starts: float = 0.0,
         backend: Backend | None = None,
     ) -> None:
         if obs_type not in OBS_TYPES:
@@ -68,7 +69,8 @@ class LearnedVectorEnv(VectorEnv):
             local_model=local_model, state_model=state_model, goal_starts=goal_starts,
             state_ensemble=tuple(state_ensemble), disagreement_weight=disagreement_weight,
             disagreement_dims=tuple(disagreement_dims), wall_penalty=wall_penalty, wall_margin=wall_margin,
-            reset_starts=reset_starts, reward_options=reward_options, ensemble_forward=ensemble_forward)
+            reset_starts=reset_starts, reward_options=reward_options, ensemble_forward=ensemble_forward,
+            wall_starts=wall_starts)
         if obs_type == "pixels" and getattr(self.backend, "forward_model", None) == "state":
             raise ValueError("forward_model='state' generates no frames: use obs_type='latent'")
         self.num_envs = num_envs

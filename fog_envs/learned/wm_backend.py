@@ -60,12 +60,14 @@ class WorldModelBackend:
                  denoising_steps: int | None = None, refresh: RefreshConfig | None = None,
                  bf16: bool = False, state_local: "StateLocalModel | None" = None, goal_starts: float = 0.0,
                  penalty: "EnsemblePenalty | None" = None, reset_starts: float = 0.0,
-                 forward_members: "Sequence[StateModel]" = ()) -> None:
+                 forward_members: "Sequence[StateModel]" = (), wall_starts: float = 0.0) -> None:
         """``goal_starts``: the fraction of episode starts (``forward_model="state"`` only) whose object the task
         moves near its goal (:attr:`fog_envs.wm.tasks.TaskSpec.goal_start`), so that imagined episodes also
         practise the last few pixels; 0: every start is a real window as read by the probe. ``reset_starts``: the
         fraction of starts (``forward_model="state"`` only, disjoint from ``goal_starts``) drawn as the reference
-        system draws its resets (:attr:`fog_envs.wm.tasks.TaskSpec.reset_start`). ``penalty``
+        system draws its resets (:attr:`fog_envs.wm.tasks.TaskSpec.reset_start`). ``wall_starts``: the fraction of
+        starts (``forward_model="state"`` only, disjoint from both) drawn as those resets with the object next to a
+        wall (:attr:`fog_envs.wm.tasks.TaskSpec.wall_start`). ``penalty``
         (``forward_model="state"`` only): subtracted from every step's reward, value and gradient
         (:mod:`fog_envs.learned.disagreement`). ``forward_members`` (``forward_model="state"`` only): other state
         models the world also dreams with; each imagined episode draws, at its start and uniformly, which of the
@@ -100,6 +102,14 @@ class WorldModelBackend:
                              f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
         if reset_starts > 0 and model.task.reset_start is None:
             raise ValueError(f"task {model.task.name!r} has no reset-start sampler; use reset_starts=0")
+        if not 0.0 <= wall_starts <= 1.0 - goal_starts - reset_starts:
+            raise ValueError(f"wall_starts is a fraction of episode starts in [0, 1 - goal_starts - reset_starts] = "
+                             f"[0, {1.0 - goal_starts - reset_starts:g}], got {wall_starts}")
+        if wall_starts > 0 and forward_model != "state":
+            raise ValueError("wall_starts replaces a state-model world's start state; it needs "
+                             f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
+        if wall_starts > 0 and model.task.wall_start is None:
+            raise ValueError(f"task {model.task.name!r} has no near-wall start sampler; use wall_starts=0")
         if penalty is not None and forward_model != "state":
             raise ValueError(f"an ensemble penalty applies to forward_model='state' (the ensemble's members are state "
                              f"models); got forward_model={forward_model!r}")
@@ -114,6 +124,7 @@ class WorldModelBackend:
         """the penalty is an ensemble's over the forward members: it takes the forward step's predictions"""
         self.goal_starts = float(goal_starts)
         self.reset_starts = float(reset_starts)
+        self.wall_starts = float(wall_starts)
         self.penalty = penalty
         self.model = model.eval()
         for p in model.parameters():
@@ -156,7 +167,7 @@ class WorldModelBackend:
         self.ctx_act[idx] = act
         with torch.no_grad():
             self.x[idx] = self.local.start_window(lat, act)
-            if self.goal_starts > 0 or self.reset_starts > 0:
+            if self.goal_starts > 0 or self.reset_starts > 0 or self.wall_starts > 0:
                 self._redraw_starts(ids, generators)
         if self.forward_members:
             k = len(self.forward_members) + 1
@@ -166,13 +177,15 @@ class WorldModelBackend:
 
     def _redraw_starts(self, ids: list[int], generators: list[torch.Generator]) -> None:
         """Per env, with probability ``goal_starts`` restart it at rest with its object near the goal, else with
-        probability ``reset_starts`` at rest from a reference-reset state; one uniform draw decides."""
+        probability ``reset_starts`` at rest from a reference-reset state, else with probability ``wall_starts`` from
+        one with the object next to a wall; one uniform draw decides."""
         sdim = self.state_local.sdim
         task = self.model.task
         for i in ids:
             u = float(torch.rand(1, generator=generators[i]))
             sampler = (task.goal_start if u < self.goal_starts else
-                       task.reset_start if u < self.goal_starts + self.reset_starts else None)
+                       task.reset_start if u < self.goal_starts + self.reset_starts else
+                       task.wall_start if u < self.goal_starts + self.reset_starts + self.wall_starts else None)
             if sampler is not None:
                 s = sampler(self.x[i:i + 1, :sdim].cpu(), generators[i]).to(self.x)
                 self.x[i] = self.state_local.start(s)[0]

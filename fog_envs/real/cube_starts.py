@@ -1,6 +1,7 @@
 """Push-cube start states for imagined episodes, in the probe-target layout
 ``[robot_x, robot_y, cos yaw, sin yaw, cube_x, cube_y, cos 4·yaw, sin 4·yaw]``: drawn as ``RealPushCube-v0`` draws
-its resets (:func:`reset_like`), or with the cube near the goal and the robot beside it (:func:`near_goal`).
+its resets (:func:`reset_like`), with the cube near the goal and the robot beside it (:func:`near_goal`), or as the
+resets with the cube next to a wall (:func:`near_wall`).
 
 A start distribution for imagined episodes: the real windows that start a world's episodes come from play,
 which keeps the robot within half a metre of the cube, while every reset of the reference system puts it at
@@ -50,8 +51,9 @@ def _with_yaws(robot: torch.Tensor, cube: torch.Tensor, generator: torch.Generat
                      -1)
 
 
-def reset_states(n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``n`` probe-target states (n, 8) distributed as the reference system's resets (see the module doc)."""
+def _reset_states(n: int, generator: torch.Generator, dtype: torch.dtype, band_m: float | None) -> torch.Tensor:
+    """``n`` states drawn as the reference system's resets; with ``band_m``, only those whose cube lies within
+    ``band_m`` of its reset limit along x or y (by rejection, so the conditional distribution exactly)."""
     from fog_envs.real.cube import (ARENA_HALF_SIZE, CUBE_RESET_MARGIN, GOAL_CENTER, MIN_RESET_CUBE_GOAL,
                                     MIN_RESET_ROBOT_CUBE, ROBOT_RESET_MARGIN)
 
@@ -63,9 +65,17 @@ def reset_states(n: int, generator: torch.Generator, dtype: torch.dtype = torch.
     def draw(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         r = lim_r * (2 * torch.rand(k, _CANDIDATES, 2, generator=generator, dtype=torch.float64) - 1)
         c = lim_c * (2 * torch.rand(k, _CANDIDATES, 2, generator=generator, dtype=torch.float64) - 1)
-        return r, c, ((c - goal).norm(dim=-1) > MIN_RESET_CUBE_GOAL) & ((c - r).norm(dim=-1) > MIN_RESET_ROBOT_CUBE)
+        ok = ((c - goal).norm(dim=-1) > MIN_RESET_CUBE_GOAL) & ((c - r).norm(dim=-1) > MIN_RESET_ROBOT_CUBE)
+        if band_m is not None:
+            ok &= c.abs().amax(-1) >= lim_c - band_m
+        return r, c, ok
 
     return _with_yaws(*_first_accepted(n, draw), generator).to(dtype)
+
+
+def reset_states(n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``n`` probe-target states (n, 8) distributed as the reference system's resets (see the module doc)."""
+    return _reset_states(n, generator, dtype, None)
 
 
 def reset_like(state: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -114,3 +124,29 @@ def near_goal(state: torch.Tensor, generator: torch.Generator,
         return b, c, (c.abs().amax(-1) <= lim_c) & (b.abs().amax(-1) <= lim_r)
 
     return _with_yaws(*_first_accepted(state.shape[0], draw), generator).to(state.dtype)
+
+
+@dataclass(frozen=True)
+class CubeWallStartConfig:
+    """Which resets a near-wall start keeps."""
+
+    #: the cube's centre within this of its reset limit (``ARENA_HALF_SIZE − CUBE_RESET_MARGIN``) along x or y: at
+    #: 0.15 m the gap between the cube and the wall is at most 0.36 m, about the robot's 0.30 m width, so the robot
+    #: may not fit behind it to push it off the wall
+    band_m: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not self.band_m > 0:
+            raise ValueError(f"CubeWallStartConfig: band_m must be > 0, got {self.band_m}")
+
+
+def near_wall(state: torch.Tensor, generator: torch.Generator,
+              config: CubeWallStartConfig = CubeWallStartConfig()) -> torch.Tensor:
+    """States shaped and typed like the probe-target states ``state`` (N, 8), whose values are not used, drawn as
+    the reference system's resets but kept only where the cube lies within ``config.band_m`` of its reset limit
+    (next to a wall, where the robot may not fit behind it): the task's ``wall_start`` sampler, imagined episodes
+    that practise the starts the agents fail most (README item 46)."""
+    if state.ndim != 2 or state.shape[1] != 8:
+        raise ValueError(f"expected push-cube probe-target states of shape (N, 8), got {tuple(state.shape)}")
+    return _reset_states(state.shape[0], generator, state.dtype, config.band_m)
+

@@ -79,6 +79,14 @@ def _cube_goal_start(state: Any, generator: Any) -> Any:
     return near_goal(state, generator)
 
 
+def _cube_wall_start(state: Any, generator: Any) -> Any:
+    """Push-cube probe-target states drawn as the reference system's resets with the cube next to a wall
+    (:func:`fog_envs.real.cube_starts.near_wall`)."""
+    from fog_envs.real.cube_starts import near_wall
+
+    return near_wall(state, generator)
+
+
 def _cube_aux(state: np.ndarray) -> np.ndarray:
     """Cube auxiliary target: the cube-to-goal distance in metres, shape (N, 1)."""
     from fog_envs.real.cube import GOAL_CENTER
@@ -155,6 +163,9 @@ class TaskSpec:
     """``(states (N, probe_dim), torch.Generator) -> states`` drawn as the reference system draws its resets (the
     given states give only shape and type): the reset starts of a state-model world (``reset_starts=``; None: not
     available)"""
+    wall_start: Callable[[Any, Any], Any] | None = None
+    """``(states (N, probe_dim), torch.Generator) -> states`` drawn as the reference system's resets with the object
+    next to a wall: the near-wall starts of a state-model world (``wall_starts=``; None: not available)"""
     reward_options: tuple[str, ...] = ()
     """keyword options of ``state_reward`` that a learned env may set (``reward_options=``,
     :meth:`with_reward_options`): Push-T's ``coverage_cap``"""
@@ -196,7 +207,7 @@ TASKS: dict[str, TaskSpec] = {
     "cube": TaskSpec("cube", "RealPushCube-v0", "WMPushCube-v0", 3, 5, 200, 1,
                      _cube_aux, _cube_probe_targets, _cube_probe_errors, ("cube_goal_distance",), 6,
                      _cube_state_reward, _cube_state_outcome, passive_dims=(4, 5, 6, 7),
-                     goal_start=_cube_goal_start, reset_start=_cube_reset_start,
+                     goal_start=_cube_goal_start, reset_start=_cube_reset_start, wall_start=_cube_wall_start,
                      walled_object=((4, 5), _CUBE_REACH)),
 }
 
