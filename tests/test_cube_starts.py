@@ -255,3 +255,27 @@ def test_bad_wall_starts_are_named():
     cfg = AgentTrainConfig(env_id="WMPushCube-v0", preset="debug", forward_model="state", local_model="state",
                            wall_starts=0.25)
     assert make_envs(cfg, resolve_sapo_config(cfg)).backend.wall_starts == 0.25
+
+
+def test_the_wall_gap_benchmark_splits_by_the_cubes_gap_to_its_nearest_wall(tmp_path):
+    """``benchmarks/cube_wall_gap.py``: the gap by hand (arena 1.5 m, cube half size 0.09 m), the split's counts and
+    rates, and a fog-eval JSON of another env refused by name."""
+    import json
+
+    from benchmarks.cube_wall_gap import main, split, wall_gap
+
+    states = np.array([[0, 0, 0, 1.2, 0.0, 0], [0, 0, 0, 0.3, -1.35, 0], [0, 0, 0, 0.0, 0.0, 0]])
+    np.testing.assert_allclose(wall_gap(states), [0.21, 0.06, 1.41])
+    r = split(np.array([True, False, True]), wall_gap(states), 0.30)
+    assert r == {"near": 2, "far": 1, "near_success": 0.5, "far_success": 1.0, "success": pytest.approx(2 / 3)}
+    bad = tmp_path / "eval.json"
+    bad.write_text(json.dumps({"env_id": "RealPushT-v0", "seed": 0, "episodes": 1, "successes": [True]}))
+    with pytest.raises(SystemExit):
+        main(["--eval", str(bad), "--out", str(tmp_path / "out.json")])
+    good = tmp_path / "cube.json"
+    good.write_text(json.dumps({"env_id": "RealPushCube-v0", "seed": 100_000, "episodes": 4,
+                                "successes": [True, False, True, True]}))
+    res = main(["--eval", str(good), "--eval", str(good), "--out", str(tmp_path / "out.json")])
+    assert json.loads((tmp_path / "out.json").read_text()) == res
+    assert res["rows"][0]["near"] + res["rows"][0]["far"] == 4 and res["pooled"]["near"] == 2 * res["rows"][0]["near"]
+    assert res["pooled"]["success"] == 0.75

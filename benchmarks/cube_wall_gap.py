@@ -1,0 +1,89 @@
+"""Deployed cube agents' success by how close to a wall each episode's cube starts.
+
+    MUJOCO_GL=egl python benchmarks/cube_wall_gap.py --eval runs/A/eval_RealPushCube-v0.json \\
+        --eval runs/A/eval_RealPushCube-v0_seed200k.json ... [--gap 0.30] [--out benchmarks/results/cube_wall_gap.json]
+
+Reads ``fog-eval`` JSONs (no agent is played): replays each file's seeded resets of ``RealPushCube-v0`` (episode i:
+``seed + i``) to get the start, and splits its episodes by the gap between the cube's face and its nearest wall:
+under ``--gap`` (default 0.30 m, the robot's width, so the robot cannot get between the cube and that wall to push
+it off) or not. Per file and pooled: the episodes of each kind and the share finished. Prints a table and writes
+JSON (default ``benchmarks/results/cube_wall_gap.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.agent_runs_cli import write_results  # noqa: E402
+from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE  # noqa: E402
+
+
+def wall_gap(state: np.ndarray) -> np.ndarray:
+    """Gap (m) between the cube's face and its nearest wall, from true states (..., 6) ``[robot x, y, yaw, cube x, y,
+    yaw]``, the cube taken axis-aligned (its half size along x and y)."""
+    return ARENA_HALF_SIZE - CUBE_HALF_SIZE - np.abs(np.asarray(state)[..., 3:5]).max(-1)
+
+
+def reset_states(seed: int, episodes: int) -> np.ndarray:
+    """The true start states (episodes, 6) of ``RealPushCube-v0``'s resets seeded ``seed + i``."""
+    import gymnasium as gym
+
+    import fog_envs  # noqa: F401  (registers the envs)
+
+    env = gym.make("RealPushCube-v0")
+    try:
+        return np.array([env.reset(seed=seed + i)[1]["state"] for i in range(episodes)])
+    finally:
+        env.close()
+
+
+def split(successes: np.ndarray, gaps: np.ndarray, gap: float) -> dict[str, Any]:
+    """Episodes and success rate of the starts with the cube's gap to a wall under ``gap`` ('near') and the rest."""
+    near = gaps < gap
+    rate = lambda m: float(successes[m].mean()) if m.any() else None  # noqa: E731
+    return {"near": int(near.sum()), "far": int((~near).sum()), "near_success": rate(near),
+            "far_success": rate(~near), "success": float(successes.mean())}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--eval", action="append", required=True, help="a fog-eval JSON of RealPushCube-v0")
+    parser.add_argument("--gap", type=float, default=0.30)
+    parser.add_argument("--out", default="benchmarks/results/cube_wall_gap.json")
+    args = parser.parse_args(argv)
+    if args.gap <= 0:
+        parser.error(f"--gap must be > 0 (m), got {args.gap}")
+    rows, starts = [], {}
+    all_ok, all_gaps = [], []
+    for path in args.eval:
+        d = json.loads(Path(path).read_text())
+        if d.get("env_id") != "RealPushCube-v0":
+            parser.error(f"--eval {path}: not a RealPushCube-v0 evaluation (env_id {d.get('env_id')!r})")
+        key = (int(d["seed"]), int(d["episodes"]))
+        if key not in starts:
+            starts[key] = reset_states(*key)
+        ok, gaps = np.asarray(d["successes"], bool), wall_gap(starts[key])
+        rows.append({"eval": path, "seed": key[0], **split(ok, gaps, args.gap)})
+        all_ok.append(ok)
+        all_gaps.append(gaps)
+    pooled = split(np.concatenate(all_ok), np.concatenate(all_gaps), args.gap)
+    print(f"{'evaluation':70s} {'near':>5s} {'near ok':>8s} {'far':>5s} {'far ok':>7s}")
+    for r in rows + [{"eval": "pooled", **pooled}]:
+        fmt = lambda v: "—" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+        print(f"{r['eval'][-70:]:70s} {r['near']:5d} {fmt(r['near_success']):>8s} {r['far']:5d} "
+              f"{fmt(r['far_success']):>7s}")
+    results = {"gap_m": args.gap, "rows": rows, "pooled": pooled}
+    write_results(args.out, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
