@@ -2,12 +2,14 @@
 
     MUJOCO_GL=egl python benchmarks/cube_wall_gap.py --eval runs/A/eval_RealPushCube-v0.json \\
         --eval runs/A/eval_RealPushCube-v0_seed200k.json ... [--gap 0.30] [--out benchmarks/results/cube_wall_gap.json]
+    MUJOCO_GL=egl python benchmarks/cube_wall_gap.py --list-near 300000 40   # seeds for fog-eval --episode-seeds
 
 Reads ``fog-eval`` JSONs (no agent is played): replays each file's seeded resets of ``RealPushCube-v0`` (episode i:
-``seed + i``) to get the start, and splits its episodes by the gap between the cube's face and its nearest wall:
+``seed + i``, or its ``episode_seeds``) to get the start, and splits its episodes by the gap between the cube's face and its nearest wall:
 under ``--gap`` (default 0.30 m, the robot's width, so the robot cannot get between the cube and that wall to push
 it off) or not. Per file and pooled: the episodes of each kind and the share finished. Prints a table and writes
-JSON (default ``benchmarks/results/cube_wall_gap.json``).
+JSON (default ``benchmarks/results/cube_wall_gap.json``). ``--list-near SEED COUNT`` instead prints the first COUNT
+reset seeds from SEED on whose cube starts under ``--gap`` from a wall, for ``fog-eval --episode-seeds``.
 """
 
 from __future__ import annotations
@@ -32,17 +34,28 @@ def wall_gap(state: np.ndarray) -> np.ndarray:
     return ARENA_HALF_SIZE - CUBE_HALF_SIZE - np.abs(np.asarray(state)[..., 3:5]).max(-1)
 
 
-def reset_states(seed: int, episodes: int) -> np.ndarray:
-    """The true start states (episodes, 6) of ``RealPushCube-v0``'s resets seeded ``seed + i``."""
+def reset_states(seeds: list[int]) -> np.ndarray:
+    """The true start states (len(seeds), 6) of ``RealPushCube-v0``'s resets with these seeds."""
     import gymnasium as gym
 
     import fog_envs  # noqa: F401  (registers the envs)
 
     env = gym.make("RealPushCube-v0")
     try:
-        return np.array([env.reset(seed=seed + i)[1]["state"] for i in range(episodes)])
+        return np.array([env.reset(seed=s)[1]["state"] for s in seeds])
     finally:
         env.close()
+
+
+def near_seeds(seed: int, count: int, gap: float) -> list[int]:
+    """The first ``count`` reset seeds from ``seed`` on whose cube starts less than ``gap`` from a wall."""
+    out: list[int] = []
+    s = seed
+    while len(out) < count:
+        batch = list(range(s, s + 4 * count))
+        out += [b for b, g in zip(batch, wall_gap(reset_states(batch))) if g < gap]
+        s += 4 * count
+    return out[:count]
 
 
 def split(successes: np.ndarray, gaps: np.ndarray, gap: float) -> dict[str, Any]:
@@ -55,23 +68,33 @@ def split(successes: np.ndarray, gaps: np.ndarray, gap: float) -> dict[str, Any]
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--eval", action="append", required=True, help="a fog-eval JSON of RealPushCube-v0")
+    parser.add_argument("--eval", action="append", default=[], help="a fog-eval JSON of RealPushCube-v0")
     parser.add_argument("--gap", type=float, default=0.30)
     parser.add_argument("--out", default="benchmarks/results/cube_wall_gap.json")
+    parser.add_argument("--list-near", type=int, nargs=2, metavar=("SEED", "COUNT"))
     args = parser.parse_args(argv)
     if args.gap <= 0:
         parser.error(f"--gap must be > 0 (m), got {args.gap}")
+    if args.list_near is not None:
+        if args.list_near[1] < 1:
+            parser.error(f"--list-near: COUNT must be >= 1, got {args.list_near[1]}")
+        seeds = near_seeds(*args.list_near, args.gap)
+        print(" ".join(map(str, seeds)))
+        return {"seeds": seeds}
+    if not args.eval:
+        parser.error("give --eval (one or more fog-eval JSONs) or --list-near SEED COUNT")
     rows, starts = [], {}
     all_ok, all_gaps = [], []
     for path in args.eval:
         d = json.loads(Path(path).read_text())
         if d.get("env_id") != "RealPushCube-v0":
             parser.error(f"--eval {path}: not a RealPushCube-v0 evaluation (env_id {d.get('env_id')!r})")
-        key = (int(d["seed"]), int(d["episodes"]))
+        seeds = d.get("episode_seeds") or list(range(int(d["seed"]), int(d["seed"]) + int(d["episodes"])))
+        key = tuple(seeds)
         if key not in starts:
-            starts[key] = reset_states(*key)
+            starts[key] = reset_states(seeds)
         ok, gaps = np.asarray(d["successes"], bool), wall_gap(starts[key])
-        rows.append({"eval": path, "seed": key[0], **split(ok, gaps, args.gap)})
+        rows.append({"eval": path, "seed": seeds[0], **split(ok, gaps, args.gap)})
         all_ok.append(ok)
         all_gaps.append(gaps)
     pooled = split(np.concatenate(all_ok), np.concatenate(all_gaps), args.gap)

@@ -54,6 +54,9 @@ class EvalConfig:
     """reference system (default: the one the learned env stands for)"""
     episodes: int = 50
     seed: int = 100_000
+    episode_seeds: tuple[int, ...] = ()
+    """play exactly these seeded episodes instead of --episodes from --seed (e.g. the starts of one kind, as
+    benchmarks/cube_wall_gap.py --list-near lists them); empty: episode i uses seed + i"""
     video_episodes: int = 3
     stochastic: bool = False
     """sample the actions from the policy as in training instead of tanh(μ) (a diagnostic; writes
@@ -233,7 +236,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     result = evaluate(lambda: FogController(actor, envs.make_observer(**observe), deterministic=not cfg.stochastic,
                                             planner=planner, search_action=cfg.search_action or None), env_id,
                       episodes=cfg.episodes, seed=cfg.seed, video_dir=run / f"videos{suffix}",
-                      video_episodes=cfg.video_episodes)
+                      video_episodes=cfg.video_episodes, episode_seeds=cfg.episode_seeds or None)
     out = {"checkpoint_iteration": agent.iteration_count, "imagined_steps": agent.imagined_steps,
            "deployment": cfg.deployment, "stochastic": cfg.stochastic, "world_model": ckpt.get("world_model"),
            "readers": list(cfg.readers), "odometry": cfg.odometry, "filter_gains": list(cfg.filter_gains),

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -56,6 +56,8 @@ class EvalResult:
     successes: list[bool]
     max_coverages: list[float] | None
     videos: list[str]
+    episode_seeds: list[int] | None = None
+    """each episode's reset seed when they were given one by one; None: episode i used ``seed + i``"""
 
     def to_json(self, path: str | os.PathLike) -> None:
         """Write the result as JSON atomically."""
@@ -93,15 +95,24 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     reset_options: Callable[[int], dict[str, Any]] | None = None,
+    episode_seeds: Sequence[int] | None = None,
 ) -> EvalResult:
     """Run ``episodes`` seeded episodes (episode i uses ``seed + i``) of ``env_id`` with a fresh controller;
-    ``reset_options(i)``, when given, are episode i's reset options (e.g. ``{"reset_to_state": ...}``)."""
+    ``reset_options(i)``, when given, are episode i's reset options (e.g. ``{"reset_to_state": ...}``).
+    ``episode_seeds``: play exactly these seeded episodes instead (``episodes`` and ``seed`` are then ignored:
+    ``episodes`` becomes their count, ``seed`` their first)."""
+    if episode_seeds is not None:
+        episode_seeds = [int(x) for x in episode_seeds]
+        if not episode_seeds:
+            raise ValueError("episode_seeds is empty: give at least one seed, or None for seed + i")
+        episodes, seed = len(episode_seeds), episode_seeds[0]
     env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
     controller = make_controller()
     returns, successes, coverages, lengths, videos = [], [], [], [], []
     t0 = time.perf_counter()
     for ep in range(episodes):
-        obs, info = env.reset(seed=seed + ep, options=reset_options(ep) if reset_options is not None else None)
+        ep_seed = episode_seeds[ep] if episode_seeds is not None else seed + ep
+        obs, info = env.reset(seed=ep_seed, options=reset_options(ep) if reset_options is not None else None)
         controller.reset(obs, info)
         record = video_dir is not None and ep < video_episodes
         frames = [env.render()] if record else []
@@ -136,4 +147,5 @@ def evaluate(
         mean_max_coverage=float(np.mean(coverages)) if coverages else None,
         mean_episode_length=float(np.mean(lengths)), wall_time_s=time.perf_counter() - t0,
         returns=returns, successes=successes, max_coverages=coverages or None, videos=videos,
+        episode_seeds=episode_seeds,
     )

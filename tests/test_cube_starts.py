@@ -279,3 +279,13 @@ def test_the_wall_gap_benchmark_splits_by_the_cubes_gap_to_its_nearest_wall(tmp_
     assert json.loads((tmp_path / "out.json").read_text()) == res
     assert res["rows"][0]["near"] + res["rows"][0]["far"] == 4 and res["pooled"]["near"] == 2 * res["rows"][0]["near"]
     assert res["pooled"]["success"] == 0.75
+    listed = main(["--list-near", "100000", "3", "--out", str(tmp_path / "unused.json")])["seeds"]
+    assert len(listed) == 3 and listed == sorted(listed) and listed[0] >= 100_000
+    from benchmarks.cube_wall_gap import reset_states
+
+    assert (wall_gap(reset_states(listed)) < 0.30).all()
+    seeds_eval = tmp_path / "seeds.json"
+    seeds_eval.write_text(json.dumps({"env_id": "RealPushCube-v0", "seed": listed[0], "episodes": 3,
+                                      "episode_seeds": listed, "successes": [True, False, False]}))
+    res = main(["--eval", str(seeds_eval), "--out", str(tmp_path / "out2.json")])
+    assert res["pooled"]["near"] == 3 and res["pooled"]["near_success"] == pytest.approx(1 / 3)

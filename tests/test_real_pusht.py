@@ -299,3 +299,28 @@ def test_zero_action_controller_keeps_the_scene_still():
     env.close()
     result = evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=2, seed=3)
     assert result.max_coverages[0] == pytest.approx(pusht_reward.reward(start)[1])
+
+
+def test_evaluation_plays_exactly_the_episode_seeds_given():
+    """``episode_seeds``: the episodes are those seeds' resets in order (each starts where ``env.reset(seed=s)``
+    does), recorded in the result; an empty list is refused."""
+    from fog_envs.evaluation import ZeroActionController, evaluate
+
+    env = gym.make("RealPushT-v0")
+    start = {s: env.reset(seed=s)[1]["state"].copy() for s in (3, 11, 4)}
+    env.close()
+    seen: list[np.ndarray] = []
+
+    class Recording(ZeroActionController):
+        def reset(self, obs, info):
+            seen.append(np.asarray(info["state"]).copy())
+            super().reset(obs, info)
+
+    result = evaluate(lambda: Recording(2), "RealPushT-v0", episode_seeds=[11, 3, 4])
+    assert result.episodes == 3 and result.seed == 11 and result.episode_seeds == [11, 3, 4]
+    for got, s in zip(seen, (11, 3, 4)):
+        np.testing.assert_allclose(got, start[s])
+    assert not np.allclose(start[3], start[11])
+    assert evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episodes=1, seed=3).episode_seeds is None
+    with pytest.raises(ValueError, match="episode_seeds is empty"):
+        evaluate(lambda: ZeroActionController(2), "RealPushT-v0", episode_seeds=[])

@@ -672,6 +672,9 @@ def test_agent_trains_with_the_state_local_model_and_fog_eval_rebuilds_it(debug_
     assert isinstance(learned_env_for(ckpt).make_observer(), StateObserver)
     result = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0))
     assert result["env_id"] == "RealPushT-v0" and result["episodes"] == 1
+    # --episode-seeds: exactly those resets (here the default's first), recorded in the JSON
+    seeded = run_evaluation(EvalConfig(run_dir=str(run), episode_seeds=(100_000,), video_episodes=0, tag="seeds"))
+    assert seeded["episode_seeds"] == [100_000] and seeded["returns"] == result["returns"]
     # --plan: the planner chooses the actions in a (here: the same) state model; its own JSON says so
     tiny = PlannerConfig(horizon=2, samples=4, policy_samples=1, iterations=1, elites=2)
     planned = run_evaluation(EvalConfig(run_dir=str(run), episodes=1, video_episodes=0, plan=True, planner=tiny,
