@@ -32,7 +32,7 @@ from fog_agent.run_io import atomic_write_json, checkpoint_path
 from fog_agent.train import local_model_kwargs
 from fog_envs.wm.tasks import TASKS
 
-STARTS = ("reset", "world")
+STARTS = ("reset", "world", "wall")
 #: the seed of the imagined starts by default, and of ``fog-train --imagined-eval-every``'s fixed starts
 JUDGE_SEED = 7
 
@@ -47,7 +47,8 @@ class ImaginedEvalConfig:
     """the world's start draws: env i is seeded with ``seed + i``"""
     starts: str = "reset"
     """'reset': every episode starts as the reference system's resets do (state worlds); 'world': the world's own
-    start windows (the real play windows of the training data)"""
+    start windows (the real play windows of the training data); 'wall': as those resets with the object next to a
+    wall (state worlds of a task with such starts, the cube: README item 46)"""
     state_model: str | None = None
     """judge in this state model's world (name or path) instead of each agent's own (agents trained with
     local_model='state'; their observations, probe-unit states, mean the same in any state model)"""
@@ -126,16 +127,19 @@ def judge_env(env_id: str, forward_model: str, episodes: int, starts: str = "res
               fallback_steps: int | None = None, reward_options: dict[str, Any] | None = None):
     """``episodes`` copies of the learned env ``env_id`` (latent observations, no autoreset, no reward penalties)
     for judging agents in, and the episode length (default: the reference system's, else ``fallback_steps``);
-    ``starts='reset'`` starts every episode as the reference system's resets do (state worlds only)."""
+    ``starts='reset'`` starts every episode as the reference system's resets do, ``'wall'`` as those with the
+    object next to a wall (state worlds only)."""
     if starts not in STARTS:
         raise ValueError(f"unknown starts {starts!r}; choose one of {STARTS}")
-    if starts == "reset" and forward_model != "state":
-        raise ValueError(f"starts='reset' needs a state world (forward_model='state'); this agent trained with "
+    if starts in ("reset", "wall") and forward_model != "state":
+        raise ValueError(f"starts={starts!r} needs a state world (forward_model='state'); this agent trained with "
                          f"forward_model={forward_model!r}: use --starts world")
     kwargs: dict[str, Any] = {"world_model": world_model} if world_model else {}
     kwargs.update(local_model_kwargs(local_model, state_model, reward_options))
     if starts == "reset":
         kwargs["reset_starts"] = 1.0
+    elif starts == "wall":
+        kwargs["wall_starts"] = 1.0
     task = next((t for t in TASKS.values() if t.wm_env_id == env_id), None)
     steps = episode_steps or (task.max_episode_steps if task is not None else fallback_steps)
     if steps is None:

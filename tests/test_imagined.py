@@ -128,6 +128,9 @@ def test_an_agent_is_judged_in_its_own_world_deterministically(cube_runs, one_th
     world = evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=3,
                                                       starts="world", tag="world"))
     assert world["mean_return"] != first["mean_return"] and (run / "eval_imagined_world.json").is_file()
+    wall = evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=3,
+                                                     starts="wall", tag="wall"))
+    assert wall["starts"] == "wall" and wall["mean_return"] != first["mean_return"]
     judged = evaluate_imagined(run, ImaginedEvalConfig(run_dirs=(str(run),), episodes=6, episode_steps=12, seed=3,
                                                        state_model="cube_state_walls", tag="walls"))
     assert judged["state_model"] == "cube_state_walls" and judged["mean_return"] != first["mean_return"]
@@ -150,6 +153,16 @@ def test_the_cli_ranks_the_agents(cube_runs, tmp_path, one_thread):
     assert [r["passes"] for r in checked] == [r["success_rate"] >= 0.5 for r in ranked]
 
 
+def test_wall_starts_put_every_judged_cube_next_to_a_wall(one_thread):
+    """``--starts wall``: every imagined episode starts as a reset with the cube within 0.15 m of its reset limit."""
+    from fog_agent.imagined import judge_env
+
+    envs, steps = judge_env("WMPushCube-v0", "state", 16, "wall", 12, local_model="state", state_model="cube_state")
+    envs.reset(seed=0)
+    edge = envs.backend.state()[:, 4:6].abs().amax(-1)
+    assert steps == 12 and float(edge.min()) >= 1.2 - 0.15 - 1e-5 and float(edge.max()) <= 1.2 + 1e-5
+
+
 def test_errors_name_the_problem(cube_runs, tmp_path):
     run = cube_runs[0]
     config = json.loads((run / "config.json").read_text())
@@ -160,6 +173,8 @@ def test_errors_name_the_problem(cube_runs, tmp_path):
                                                                            "forward_model": "diffusion"}}))
     with pytest.raises(ValueError, match="starts='reset' needs a state world .*forward_model='diffusion'"):
         evaluate_imagined(diffusion, ImaginedEvalConfig(run_dirs=(str(diffusion),), episodes=2))
+    with pytest.raises(ValueError, match="starts='wall' needs a state world .*forward_model='diffusion'"):
+        evaluate_imagined(diffusion, ImaginedEvalConfig(run_dirs=(str(diffusion),), episodes=2, starts="wall"))
     (diffusion / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         evaluate_imagined(diffusion, ImaginedEvalConfig(run_dirs=(str(diffusion),), episodes=2))
