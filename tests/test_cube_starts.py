@@ -245,6 +245,10 @@ def test_bad_wall_starts_are_named():
     with pytest.raises(ValueError, match=r"wall_starts is a fraction of episode starts in \[0, 1 - goal_starts - "
                                          r"reset_starts\] = \[0, 0.25\], got 0.5"):
         make_backend("cube", 1, reset_starts=0.5, goal_starts=0.25, wall_starts=0.5, **kw)
+    with pytest.raises(ValueError, match=r"goal_starts is a fraction of episode starts in \[0, 1\], got 1.5"):
+        make_backend("cube", 1, goal_starts=1.5, **kw)
+    with pytest.raises(ValueError, match="goal_starts moves the object of a state-model world's start state"):
+        make_backend("cube", 1, local_model="state", goal_starts=0.5)
     with pytest.raises(ValueError, match="task 'pusht' has no near-wall start sampler"):
         make_backend("pusht", 1, wall_starts=0.5, **kw)
     world = make_backend("cube", 1, **kw)

@@ -51,6 +51,19 @@ class RefreshConfig:
     lr: float = 1e-4
 
 
+def _check_start_share(name: str, share: float, bounds: str, upper: float, forward_model: str, sampler: object,
+                       task: str, kind: str, verb: str) -> None:
+    """Refuse, by name, a share of episode starts outside ``[0, upper]`` (``bounds`` as the message shows it), one
+    given to a world whose starts are not state-model states, or one of a task without the ``kind`` sampler."""
+    if not 0.0 <= share <= upper:
+        raise ValueError(f"{name} is a fraction of episode starts in {bounds}, got {share}")
+    if share > 0 and forward_model != "state":
+        raise ValueError(f"{name} {verb} a state-model world's start state; it needs forward_model='state' "
+                         f"(got {forward_model!r}: its start frames would disagree)")
+    if share > 0 and sampler is None:
+        raise ValueError(f"task {task!r} has no {kind} sampler; use {name}=0")
+
+
 class WorldModelBackend:
     """``num_envs`` imagined episodes of one :class:`~fog_envs.wm.model.WorldModel` (see the module doc)."""
 
@@ -87,29 +100,15 @@ class WorldModelBackend:
         if model.state_guided and forward_model == "diffusion" and state_local is None:
             raise ValueError("this world model's denoiser is state-guided: it needs local_model='state' (the state "
                              "model supplies the states its frames are drawn from)")
-        if not 0.0 <= goal_starts <= 1.0:
-            raise ValueError(f"goal_starts is a fraction of episode starts in [0, 1], got {goal_starts}")
-        if goal_starts > 0 and forward_model != "state":
-            raise ValueError("goal_starts moves the object of a state-model world's start state; it needs "
-                             f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
-        if goal_starts > 0 and model.task.goal_start is None:
-            raise ValueError(f"task {model.task.name!r} has no near-goal start sampler; use goal_starts=0")
-        if not 0.0 <= reset_starts <= 1.0 - goal_starts:
-            raise ValueError(f"reset_starts is a fraction of episode starts in [0, 1 - goal_starts] = "
-                             f"[0, {1.0 - goal_starts:g}], got {reset_starts}")
-        if reset_starts > 0 and forward_model != "state":
-            raise ValueError("reset_starts replaces a state-model world's start state; it needs "
-                             f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
-        if reset_starts > 0 and model.task.reset_start is None:
-            raise ValueError(f"task {model.task.name!r} has no reset-start sampler; use reset_starts=0")
-        if not 0.0 <= wall_starts <= 1.0 - goal_starts - reset_starts:
-            raise ValueError(f"wall_starts is a fraction of episode starts in [0, 1 - goal_starts - reset_starts] = "
-                             f"[0, {1.0 - goal_starts - reset_starts:g}], got {wall_starts}")
-        if wall_starts > 0 and forward_model != "state":
-            raise ValueError("wall_starts replaces a state-model world's start state; it needs "
-                             f"forward_model='state' (got {forward_model!r}: its start frames would disagree)")
-        if wall_starts > 0 and model.task.wall_start is None:
-            raise ValueError(f"task {model.task.name!r} has no near-wall start sampler; use wall_starts=0")
+        task = model.task
+        _check_start_share("goal_starts", goal_starts, "[0, 1]", 1.0, forward_model, task.goal_start, task.name,
+                           "near-goal start", "moves the object of")
+        room = 1.0 - goal_starts
+        _check_start_share("reset_starts", reset_starts, f"[0, 1 - goal_starts] = [0, {room:g}]", room, forward_model,
+                           task.reset_start, task.name, "reset-start", "replaces")
+        room -= reset_starts
+        _check_start_share("wall_starts", wall_starts, f"[0, 1 - goal_starts - reset_starts] = [0, {room:g}]", room,
+                           forward_model, task.wall_start, task.name, "near-wall start", "replaces")
         if penalty is not None and forward_model != "state":
             raise ValueError(f"an ensemble penalty applies to forward_model='state' (the ensemble's members are state "
                              f"models); got forward_model={forward_model!r}")
