@@ -33,7 +33,7 @@ from fog_agent.ensemble import HandoverConfig, StallHandover  # noqa: E402
 from fog_agent.evaluate import EvalConfig, learned_env_for, observer_kwargs  # noqa: E402
 from fog_envs.evaluation import evaluate  # noqa: E402
 from fog_envs.real.cube_reward import robot_cube_distance  # noqa: E402
-from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE, GOAL_CENTER  # noqa: E402
+from fog_envs.real.cube_scene import ARENA_HALF_SIZE, GOAL_CENTER, cube_wall_gap  # noqa: E402
 
 PINNED_MARGIN = 0.05  #: metres between the cube's face and a wall that count as pinned
 STUCK_DISTANCE = 0.45  #: metres between robot and cube centres beyond which the robot is not at the cube
@@ -42,7 +42,7 @@ WALL_MARGIN = 0.3  #: metres from a wall within which the robot is at it
 
 def pinned(state: np.ndarray) -> np.ndarray | bool:
     """Whether the cube of true states (..., 6) is pinned: its face within ``PINNED_MARGIN`` of a wall."""
-    out = np.abs(np.asarray(state)[..., 3:5]).max(-1) > ARENA_HALF_SIZE - CUBE_HALF_SIZE - PINNED_MARGIN
+    out = cube_wall_gap(np.asarray(state)[..., 3:5]) < PINNED_MARGIN
     return bool(out) if out.ndim == 0 else out
 
 

@@ -39,11 +39,11 @@ def measures(task: str, s: np.ndarray) -> dict[str, np.ndarray]:
         px = s[:, :4] * 512.0
         return {"pusher_object": np.linalg.norm(px[:, 0:2] - px[:, 2:4], axis=1),
                 "object_goal": np.linalg.norm(px[:, 2:4] - np.asarray(GOAL_POSE[:2]), axis=1)}
-    from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE, GOAL_CENTER
+    from fog_envs.real.cube_scene import GOAL_CENTER, cube_wall_gap
 
     return {"pusher_object": np.linalg.norm(s[:, 0:2] - s[:, 4:6], axis=1),
             "object_goal": np.linalg.norm(s[:, 4:6] - np.asarray(GOAL_CENTER[:2]), axis=1),
-            "object_wall_gap": ARENA_HALF_SIZE - CUBE_HALF_SIZE - np.abs(s[:, 4:6]).max(1)}
+            "object_wall_gap": cube_wall_gap(s[:, 4:6])}
 
 
 def ks(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,13 +25,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.agent_runs_cli import write_results  # noqa: E402
-from fog_envs.real.cube_scene import ARENA_HALF_SIZE, CUBE_HALF_SIZE  # noqa: E402
+from fog_envs.real.cube_scene import cube_wall_gap  # noqa: E402
 
 
 def wall_gap(state: np.ndarray) -> np.ndarray:
     """Gap (m) between the cube's face and its nearest wall, from true states (..., 6) ``[robot x, y, yaw, cube x, y,
-    yaw]``, the cube taken axis-aligned (its half size along x and y)."""
-    return ARENA_HALF_SIZE - CUBE_HALF_SIZE - np.abs(np.asarray(state)[..., 3:5]).max(-1)
+    yaw]`` (:func:`fog_envs.real.cube_scene.cube_wall_gap`)."""
+    return cube_wall_gap(np.asarray(state)[..., 3:5])
 
 
 def reset_states(seeds: list[int]) -> np.ndarray:

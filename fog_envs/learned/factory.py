@@ -88,8 +88,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
             raise ValueError("start_sigma applies to world-model envs, not the toy env")
         if goal_starts or reset_starts or wall_starts:
             raise ValueError("goal_starts, reset_starts and wall_starts apply to world-model envs with "
-                             "forward_model='state', "
-                             "not the toy env")
+                             "forward_model='state', not the toy env")
         if forward_model != "diffusion" or local_model != "rssm":
             raise ValueError(f"forward_model={forward_model!r} / local_model={local_model!r} apply to world-model "
                              "envs; the toy env has one model (its true dynamics) and its own surrogate")
@@ -139,8 +138,7 @@ def make_backend(task: str, num_envs: int, world_model: str | None = None, forwa
 
         if goal_starts or reset_starts or wall_starts:
             raise ValueError("goal_starts, reset_starts and wall_starts apply to forward_model='state'; the "
-                             "reference system "
-                             "starts from its own resets")
+                             "reference system starts from its own resets")
         return ReferenceBackend(model, num_envs, bf16=bf16_on, state_local=state_local)
     return WorldModelBackend(model, num_envs, forward_model=forward_model, denoising_steps=denoising_steps,
                              bf16=bf16_on, state_local=state_local, goal_starts=goal_starts, penalty=penalty,

@@ -33,6 +33,12 @@ CAMERA_PITCH_DEG = 20.0  #: downward tilt of the ego camera
 CAMERA_FOVY_DEG = 75.0
 PHYSICS_TIMESTEP = 0.004  #: seconds per mj_step
 
+def cube_wall_gap(cube_xy: np.ndarray) -> np.ndarray:
+    """Gap (m) between the cube's face and its nearest wall, from its centre's (..., 2) x and y (the cube taken
+    axis-aligned: its half size along both)."""
+    return ARENA_HALF_SIZE - CUBE_HALF_SIZE - np.abs(np.asarray(cube_xy)).max(-1)
+
+
 _WALL_RGBA = {"+x": "0.15 0.25 0.75 1", "-x": "0.75 0.15 0.15 1", "+y": "0.85 0.82 0.7 1", "-y": "0.45 0.2 0.6 1"}
 _POST_RGBA = ("0.1 0.8 0.8 1", "0.9 0.3 0.8 1", "0.95 0.95 0.95 1", "0.1 0.1 0.1 1")
 

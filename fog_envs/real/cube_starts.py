@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-#: candidate draws per round of rejection: the conditions hold for ~80 % of draws, so one round nearly always does
+#: candidate draws per round of rejection: the reset conditions hold for ~80 % of draws, so one round nearly always
+#: does (near-wall draws, ~20 % of those, take one to three rounds)
 _CANDIDATES = 8
 
 
