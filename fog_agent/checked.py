@@ -58,7 +58,8 @@ def recipes() -> dict[str, Recipe]:
     training itself evaluates nothing on the reference system; it judges the policy in its world every 100
     iterations (``imagined.jsonl``, the curve). Push-T's agents are checked in their own world (item 37), the
     cube's in the two shipped cube worlds they never trained in, where their own world does not tell them apart
-    (item 43), at 91 % (item 44)."""
+    (item 43), at 91 % (item 44). The cube's imagined episodes are each dreamt by one of its three state models
+    (``ensemble_forward``, item 45), adopted by the plan written before seeds 16–19 (item 46)."""
     quiet = dict(preset="cpu", forward_model="state", local_model="state", gamma=0.98, threads=1, eval_every=0,
                  final_eval_episodes=0, video_episodes=0, imagined_eval_every=100, imagined_eval_episodes=100)
     return {
@@ -66,7 +67,8 @@ def recipes() -> dict[str, Recipe]:
         "cube": Recipe(AgentTrainConfig(env_id="WMPushCube-v0", iterations=1500, reset_starts=0.5,
                                         state_model="cube_state_agent1",
                                         state_ensemble=("cube_state_agent1_m1", "cube_state_agent1_m2"),
-                                        disagreement_weight=30.0, disagreement_dims=(0, 1, 4, 5), **quiet), "cube",
+                                        disagreement_weight=30.0, disagreement_dims=(0, 1, 4, 5),
+                                        ensemble_forward=True, **quiet), "cube",
                        judge_worlds=("cube_state_walls", "cube_state"), pass_rate=0.91),
     }
 

@@ -125,6 +125,7 @@ def test_the_recipes_are_the_readmes():
     # Push-T's agents are judged in their own world, the cube's in the two shipped worlds they never trained in
     assert pusht.judge_worlds == () and cube.judge_worlds == ("cube_state_walls", "cube_state")
     assert (pusht.pass_rate, cube.pass_rate) == (0.85, 0.91)
+    assert cube.train.ensemble_forward and not pusht.train.ensemble_forward  # README items 45, 46
     assert cube.train.state_model not in cube.judge_worlds
     assert not set(cube.judge_worlds) & set(cube.train.state_ensemble)
 
