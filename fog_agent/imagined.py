@@ -33,6 +33,8 @@ from fog_agent.train import local_model_kwargs
 from fog_envs.wm.tasks import TASKS
 
 STARTS = ("reset", "world", "wall")
+#: the state-world start share each kind of judged start sets to 1 ('world': none, the world's own windows)
+_START_SHARES = {"reset": "reset_starts", "wall": "wall_starts"}
 #: the seed of the imagined starts by default, and of ``fog-train --imagined-eval-every``'s fixed starts
 JUDGE_SEED = 7
 
@@ -131,15 +133,13 @@ def judge_env(env_id: str, forward_model: str, episodes: int, starts: str = "res
     object next to a wall (state worlds only)."""
     if starts not in STARTS:
         raise ValueError(f"unknown starts {starts!r}; choose one of {STARTS}")
-    if starts in ("reset", "wall") and forward_model != "state":
+    if starts in _START_SHARES and forward_model != "state":
         raise ValueError(f"starts={starts!r} needs a state world (forward_model='state'); this agent trained with "
                          f"forward_model={forward_model!r}: use --starts world")
     kwargs: dict[str, Any] = {"world_model": world_model} if world_model else {}
     kwargs.update(local_model_kwargs(local_model, state_model, reward_options))
-    if starts == "reset":
-        kwargs["reset_starts"] = 1.0
-    elif starts == "wall":
-        kwargs["wall_starts"] = 1.0
+    if starts in _START_SHARES:
+        kwargs[_START_SHARES[starts]] = 1.0
     task = next((t for t in TASKS.values() if t.wm_env_id == env_id), None)
     steps = episode_steps or (task.max_episode_steps if task is not None else fallback_steps)
     if steps is None:
