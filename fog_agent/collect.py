@@ -132,6 +132,9 @@ class AgentCollectConfig:
     deployment: str | None = None
     """perceive as this named deployment does (e.g. 'cube': the cube finder and the search turn; one that plans is
     refused)"""
+    wall_start_band_m: float | None = None
+    """RealPushCube-v0: every episode starts with the cube within this of its reset limit, next to a wall
+    (:attr:`fog_envs.data.collect.CollectConfig.wall_start_band_m`)"""
 
 
 def collect_with_agent(cfg: AgentCollectConfig, progress: bool = True, stop_after: int | None = None) -> CollectReport:
@@ -140,7 +143,8 @@ def collect_with_agent(cfg: AgentCollectConfig, progress: bool = True, stop_afte
     env_id = load_agent_policy(policy_config).reference_env_id
     factory = functools.partial(make_agent_policy, config=policy_config)
     collect_cfg = CollectConfig(env_id=env_id, out=Path(cfg.out), num_episodes=cfg.num_episodes, seed=cfg.seed,
-                                workers=cfg.workers, max_episode_steps=cfg.max_episode_steps)
+                                workers=cfg.workers, max_episode_steps=cfg.max_episode_steps,
+                                wall_start_band_m=cfg.wall_start_band_m)
     return collect(collect_cfg, progress=progress, policy_factory=factory, stop_after=stop_after)
 
 

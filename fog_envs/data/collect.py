@@ -78,6 +78,9 @@ class CollectConfig:
     drive_prob: float = 0.0
     """RealPushCube-v0 only: per segment, the chance it is a drive, one command from the whole action box held
     for a few steps (``fog_envs.play.cube.PushCubePlayConfig.p_drive``): full reverse and full turns"""
+    wall_start_band_m: float | None = None
+    """RealPushCube-v0 only: start every episode with the cube within this many metres of its reset limit, next
+    to a wall (the env's ``wall_start_band_m``: its resets kept only there); recorded as the dataset's ``start``"""
 
     def __post_init__(self) -> None:
         if self.num_episodes < 1:
@@ -98,6 +101,16 @@ class CollectConfig:
             raise ValueError(f"wall_prob must be in [0, 1], got {self.wall_prob}")
         if not 0.0 <= self.drive_prob <= 1.0:
             raise ValueError(f"drive_prob must be in [0, 1], got {self.drive_prob}")
+        if self.wall_start_band_m is not None:
+            if not self.wall_start_band_m > 0:
+                raise ValueError(f"wall_start_band_m must be > 0 or None, got {self.wall_start_band_m}")
+            if self.env_id.split(":")[-1] != "RealPushCube-v0":
+                raise ValueError(f"wall_start_band_m is for RealPushCube-v0, not {self.env_id!r}")
+
+    @property
+    def start(self) -> str:
+        """How episodes start: ``reset`` (the env's own resets) or ``near_wall:B`` (see ``wall_start_band_m``)."""
+        return "reset" if self.wall_start_band_m is None else f"near_wall:{self.wall_start_band_m:g}"
 
     @property
     def parts_dir(self) -> Path:
@@ -130,10 +143,25 @@ class _Identity:
     seed: int
     max_episode_steps: int
     collector_policy: str
+    start: str = "reset"
+    """``reset`` or ``near_wall:B`` (:attr:`CollectConfig.start`); files written before it existed hold resets"""
 
     def differences(self, attrs: dict[str, Any]) -> list[str]:
-        return [f"{k}: {attrs.get(k)!r} (existing) vs {v!r} (requested)"
-                for k, v in vars(self).items() if attrs.get(k) != v]
+        have = {"start": "reset", **attrs}
+        return [f"{k}: {have.get(k)!r} (existing) vs {v!r} (requested)"
+                for k, v in vars(self).items() if have.get(k) != v]
+
+    def start_attrs(self) -> dict[str, str]:
+        """The file attribute naming the start (none for resets, so those files stay as they were written)."""
+        return {} if self.start == "reset" else {"start": self.start}
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The ``gym.make`` keywords of this start (none for the env's own resets)."""
+        if self.start == "reset":
+            return {}
+        kind, band = self.start.split(":")
+        assert kind == "near_wall", self.start
+        return {"wall_start_band_m": float(band)}
 
 
 @dataclass(frozen=True)
@@ -159,7 +187,7 @@ def default_reward_definition(env_id: str, env: gym.Env) -> str:
 def _play_and_store(task: _EpisodeTask) -> tuple[int, int]:
     """Play episode ``task.index`` and write its shard atomically; returns (index, frames)."""
     ident = task.identity
-    env = gym.make(ident.env_id, max_episode_steps=ident.max_episode_steps)
+    env = gym.make(ident.env_id, max_episode_steps=ident.max_episode_steps, **ident.env_kwargs())
     try:
         policy = task.policy_factory(ident.env_id)
         rng = np.random.default_rng([ident.seed, task.index])
@@ -168,7 +196,7 @@ def _play_and_store(task: _EpisodeTask) -> tuple[int, int]:
             env_id=ident.env_id, collector_policy=policy_name(policy), seed=ident.seed,
             control_hz=float(env.metadata.get("render_fps") or 0.0),
             reward_definition=task.reward_definition or default_reward_definition(ident.env_id, env),
-            extra={"max_episode_steps": ident.max_episode_steps, "episode_index": task.index},
+            extra={"max_episode_steps": ident.max_episode_steps, "episode_index": task.index, **ident.start_attrs()},
         )
     finally:
         env.close()
@@ -193,7 +221,8 @@ def _identity(config: CollectConfig, policy_factory: PolicyFactory) -> _Identity
     max_steps = config.max_episode_steps or spec.max_episode_steps
     if max_steps is None:
         raise ValueError(f"{config.env_id} has no registered episode length; set max_episode_steps")
-    return _Identity(config.env_id, config.seed, int(max_steps), policy_name(policy_factory(config.env_id)))
+    return _Identity(config.env_id, config.seed, int(max_steps), policy_name(policy_factory(config.env_id)),
+                     config.start)
 
 
 def _check_existing(config: CollectConfig, ident: _Identity) -> bool:
@@ -276,7 +305,8 @@ def _merge(config: CollectConfig, ident: _Identity) -> None:
     meta = DatasetMeta(
         env_id=ident.env_id, collector_policy=ident.collector_policy, seed=ident.seed,
         control_hz=first["control_hz"], reward_definition=first["reward_definition"],
-        extra={"max_episode_steps": ident.max_episode_steps, "episode_seeding": EPISODE_SEEDING},
+        extra={"max_episode_steps": ident.max_episode_steps, "episode_seeding": EPISODE_SEEDING,
+               **ident.start_attrs()},
     )
     with DatasetWriter(config.out, meta, compression=config.compression) as writer:
         for shard in shards:

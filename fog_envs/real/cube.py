@@ -12,6 +12,9 @@ The stand-in for a quadruped under a locomotion controller: the policy commands 
   the current yaw), each followed by 5 physics steps of 4 ms. 200-step episodes (the registered TimeLimit).
 * Reset: robot pose and cube pose drawn from ``self.np_random`` (cube at least 0.3 m from the walls,
   outside the goal by at least 0.3 m, and clear of the robot), or exactly ``options["reset_to_state"]``.
+  ``wall_start_band_m=B`` keeps only the draws whose cube lies within ``B`` of its reset limit (next to a wall):
+  the resets' conditional distribution, as :func:`fog_envs.real.cube_starts.near_wall` draws them for imagined
+  episodes (data where robot, cube and wall meet, README item 47).
 * Reward: :func:`fog_envs.real.cube_reward.reward` (approach + cube-to-goal progress + success bonus).
 * ``info``: ``state`` (float64 ``[robot_x, robot_y, robot_yaw, cube_x, cube_y, cube_yaw]``), ``is_success``
   (cube centre within ``GOAL_RADIUS`` of ``GOAL_CENTER``), ``cube_goal_distance``, ``robot_cube_distance``
@@ -89,11 +92,15 @@ class RealPushCubeEnv(gym.Env[np.ndarray, np.ndarray]):
         render_view: str = "ego",
         render_size: int = 128,
         terminate_on_success: bool = False,
+        wall_start_band_m: float | None = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"{ENV_ID}: render_mode must be 'rgb_array' or None, got {render_mode!r}")
         if render_view not in ("ego", "overview"):
             raise ValueError(f"{ENV_ID}: render_view must be 'ego' or 'overview', got {render_view!r}")
+        if wall_start_band_m is not None and not wall_start_band_m > 0:
+            raise ValueError(f"{ENV_ID}: wall_start_band_m must be > 0 or None, got {wall_start_band_m}")
+        self.wall_start_band_m = wall_start_band_m
         self.render_mode = render_mode
         self.render_view = render_view
         self.obs_size = int(obs_size)
@@ -137,8 +144,9 @@ class RealPushCubeEnv(gym.Env[np.ndarray, np.ndarray]):
         while True:
             robot = rng.uniform(-lim_r, lim_r, size=2)
             cube = rng.uniform(-lim_c, lim_c, size=2)
+            near_wall = self.wall_start_band_m is None or np.abs(cube).max() >= lim_c - self.wall_start_band_m
             if (np.linalg.norm(cube - goal) > MIN_RESET_CUBE_GOAL
-                    and np.linalg.norm(cube - robot) > MIN_RESET_ROBOT_CUBE):
+                    and np.linalg.norm(cube - robot) > MIN_RESET_ROBOT_CUBE and near_wall):
                 break
         yaws = rng.uniform(-np.pi, np.pi, size=2)
         return np.array([robot[0], robot[1], yaws[0], cube[0], cube[1], yaws[1]], dtype=np.float64)
