@@ -1033,3 +1033,23 @@ def test_idle_anchor_keeps_a_scene_at_rest_under_the_idle_command_exactly(tmp_pa
     (plain / "config.json").write_text(json.dumps(header))
     old = StateModel.load(plain)[0]
     assert not old.config.idle_anchor and old.config.rest_gate == () and old.gate is None
+
+
+def test_fine_tuning_starts_from_a_bundle_keeps_its_scales_and_refuses_another_architecture(tiny_dataset, state_bundle,
+                                                                                          tmp_path):
+    """``init_from``: the run starts from the bundle's weights and change scales (a vanishing learning rate leaves
+    them where they were; a fresh model differs), and a bundle of another width is refused by name."""
+    from dataclasses import replace
+
+    base, _ = StateModel.load(state_bundle)
+    slow = dict(lr=1e-12, seed=5)
+    tuned_cfg = replace(_train_cfg(tiny_dataset, tmp_path / "tuned", init_from=str(state_bundle), **slow), steps=20)
+    tuned, card = StateModel.load(train_state_model(tuned_cfg))
+    assert card["train"]["init_from"] == str(state_bundle)
+    for k, v in base.state_dict().items():
+        torch.testing.assert_close(tuned.state_dict()[k], v, atol=1e-8, rtol=0, msg=k)
+    fresh, _ = StateModel.load(train_state_model(replace(_train_cfg(tiny_dataset, tmp_path / "fresh", **slow),
+                                                         steps=20)))
+    assert not torch.allclose(fresh.dynamics[0].weight, base.dynamics[0].weight)
+    with pytest.raises(ValueError, match=r"another architecture \(hidden: 32 \(bundle\) vs 48 \(flags\)\)"):
+        train_state_model(replace(tuned_cfg, out=str(tmp_path / "wide"), hidden=48))

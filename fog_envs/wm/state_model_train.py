@@ -70,6 +70,9 @@ class StateModelTrainConfig:
     still_rows: int | None = None
     """at most this many resting rows of each batch enter the still-Jacobian penalty (None: all; its double
     backward pass is most of a step's cost)"""
+    init_from: str | None = None
+    """start from this state-model bundle (a shipped name or a path) instead of a fresh model: fine-tune it on the
+    data given here, its change scales kept (its architecture must be the one these flags build)"""
     weight_decay: float = 1e-2
     grad_clip: float = 1.0
     final_lr_fraction: float = 0.1
@@ -340,6 +343,18 @@ def open_loop_errors(model: StateModel, episodes: StateEpisodes, spec: TaskSpec,
     return out
 
 
+def start_from(model: StateModel, name_or_path: str, task: str) -> None:
+    """Load the weights and change scales of the bundle ``name_or_path`` into ``model``; ``ValueError`` naming the
+    difference when the bundle's architecture is not ``model``'s."""
+    base, _ = StateModel.load(name_or_path, task=task)
+    if base.config != model.config:
+        diffs = [f"{k}: {getattr(base.config, k)!r} (bundle) vs {v!r} (flags)"
+                 for k, v in vars(model.config).items() if getattr(base.config, k) != v]
+        raise ValueError(f"init_from {name_or_path!r} is another architecture ({'; '.join(diffs)}); "
+                         f"give the flags it was trained with")
+    model.load_state_dict(base.state_dict())
+
+
 def train_state_model(cfg: StateModelTrainConfig) -> Path:
     """Train (or resume) and write ``<out>/bundle``; returns its path."""
     from fog_envs.data.format import dataset_fingerprint
@@ -357,7 +372,10 @@ def train_state_model(cfg: StateModelTrainConfig) -> Path:
                                         rest_gate=spec.passive_dims if cfg.rest_gate else (),
                                         pusher_position=spec.pusher_position if cfg.rest_gate else (),
                                         idle_anchor=cfg.idle_anchor))
-    model.fit_scale(torch.from_numpy(data.next_state - data.state))
+    if cfg.init_from is None:
+        model.fit_scale(torch.from_numpy(data.next_state - data.state))
+    else:
+        start_from(model, cfg.init_from, cfg.task)
     n = len(data.state)
     stage = StageConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(200, cfg.steps),
                         weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
