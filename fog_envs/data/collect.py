@@ -113,6 +113,11 @@ class CollectConfig:
         return "reset" if self.wall_start_band_m is None else f"near_wall:{self.wall_start_band_m:g}"
 
     @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """The ``gym.make`` keywords of :attr:`start` (none for the env's own resets)."""
+        return {} if self.wall_start_band_m is None else {"wall_start_band_m": self.wall_start_band_m}
+
+    @property
     def parts_dir(self) -> Path:
         """Where the per-episode shards live until the merge."""
         return Path(f"{self.out}.parts")
@@ -155,13 +160,6 @@ class _Identity:
         """The file attribute naming the start (none for resets, so those files stay as they were written)."""
         return {} if self.start == "reset" else {"start": self.start}
 
-    def env_kwargs(self) -> dict[str, Any]:
-        """The ``gym.make`` keywords of this start (none for the env's own resets)."""
-        if self.start == "reset":
-            return {}
-        kind, band = self.start.split(":")
-        assert kind == "near_wall", self.start
-        return {"wall_start_band_m": float(band)}
 
 
 @dataclass(frozen=True)
@@ -174,6 +172,8 @@ class _EpisodeTask:
     policy_factory: PolicyFactory
     compression: Compression
     reward_definition: str | None
+    env_kwargs: dict[str, Any]
+    """``gym.make`` keywords of the collection's start (:attr:`CollectConfig.env_kwargs`)"""
 
 
 def default_reward_definition(env_id: str, env: gym.Env) -> str:
@@ -187,7 +187,7 @@ def default_reward_definition(env_id: str, env: gym.Env) -> str:
 def _play_and_store(task: _EpisodeTask) -> tuple[int, int]:
     """Play episode ``task.index`` and write its shard atomically; returns (index, frames)."""
     ident = task.identity
-    env = gym.make(ident.env_id, max_episode_steps=ident.max_episode_steps, **ident.env_kwargs())
+    env = gym.make(ident.env_id, max_episode_steps=ident.max_episode_steps, **task.env_kwargs)
     try:
         policy = task.policy_factory(ident.env_id)
         rng = np.random.default_rng([ident.seed, task.index])
@@ -355,7 +355,7 @@ def collect(config: CollectConfig, progress: bool = False, policy_factory: Polic
     if stop_after is not None:
         todo = todo[:stop_after]
     tasks = [_EpisodeTask(i, ident, config.parts_dir / SHARD_PATTERN.format(i), policy_factory,
-                          config.compression, config.reward_definition) for i in todo]
+                          config.compression, config.reward_definition, config.env_kwargs) for i in todo]
     with tqdm(total=config.num_episodes, initial=len(done), unit="ep", disable=not progress,
               desc=f"collect {config.env_id}") as bar:
         new_frames = _run_tasks(tasks, config.workers, bar, t0)
