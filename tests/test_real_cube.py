@@ -241,3 +241,23 @@ def test_play_policy_is_reproducible(env):
         return np.stack(actions)
 
     assert run(3).tobytes() == run(3).tobytes()
+
+
+def test_advance_on_a_copy_is_the_step_and_leaves_the_episode_alone(env):
+    """A planner's copy advanced with ``advance`` follows the physics ``step`` does, bit for bit, while the episode's
+    own state stays where it was; ``true_state(data)`` reads the copy."""
+    import mujoco
+
+    base = env.unwrapped
+    env.reset(seed=0, options={"reset_to_state": [-0.8, 0.0, 0.0, -0.2, 0.0, 0.0]})
+    before = base.true_state()
+    copy = mujoco.MjData(base.model)
+    mujoco.mj_copyData(copy, base.model, base.data)
+    actions = np.random.default_rng(1).uniform(-1, 1, size=(6, 3)).astype(np.float32)
+    for a in actions:
+        base.advance(a, copy)
+    assert np.array_equal(base.true_state(), before)  # the episode did not move
+    for a in actions:
+        env.step(a)
+    assert np.array_equal(base.true_state(copy), base.true_state())
+    assert not np.allclose(base.true_state(copy), before)

@@ -121,9 +121,10 @@ class RealPushCubeEnv(gym.Env[np.ndarray, np.ndarray]):
         self._has_reset = False
 
     # ---- state -------------------------------------------------------------------------------------
-    def true_state(self) -> np.ndarray:
-        """``[robot_x, robot_y, robot_yaw, cube_x, cube_y, cube_yaw]`` (float64, yaws in [-π, π])."""
-        q = self.data.qpos
+    def true_state(self, data: mujoco.MjData | None = None) -> np.ndarray:
+        """``[robot_x, robot_y, robot_yaw, cube_x, cube_y, cube_yaw]`` (float64, yaws in [-π, π]) of the env's data, or
+        of ``data`` (a copy a planner stepped with :meth:`advance`)."""
+        q = (self.data if data is None else data).qpos
         c = self._qcube
         return np.array([q[self._qx], q[self._qy], _wrap(q[self._qyaw]),
                          q[c], q[c + 1], _yaw_from_quat(q[c + 3:c + 7])], dtype=np.float64)
@@ -210,19 +211,26 @@ class RealPushCubeEnv(gym.Env[np.ndarray, np.ndarray]):
         """Track the body-frame velocity command for 0.2 s (10 inner-controller updates)."""
         if not self._has_reset:
             raise RuntimeError(f"{ENV_ID}: call reset() before step()")
-        act = check_action(action, self.action_space, ENV_ID).astype(np.float64)
+        self.advance(check_action(action, self.action_space, ENV_ID))
+        rew, info = self._info()
+        terminated = bool(self.terminate_on_success and info["is_success"])
+        return self._observe(), rew, terminated, False, info
+
+    def advance(self, action: np.ndarray, data: mujoco.MjData | None = None) -> None:
+        """The physics of one step, nothing observed: track the body-frame velocity command ``action`` (3 numbers in
+        [-1, 1], unchecked) for 0.2 s in ``data`` (the env's own by default; a copy made with ``mujoco.MjData``'s
+        ``mj_copyData`` lets a planner try actions without touching the episode)."""
+        data = self.data if data is None else data
+        act = np.asarray(action, dtype=np.float64)
         vx, vy, wz = act[0] * MAX_VX, act[1] * MAX_VY, act[2] * MAX_YAW_RATE
-        ctrl, qpos = self.data.ctrl, self.data.qpos
+        ctrl, qpos = data.ctrl, data.qpos
         for _ in range(INNER_UPDATES_PER_STEP):
             yaw = qpos[self._qyaw]
             c, s = np.cos(yaw), np.sin(yaw)
             ctrl[0] = c * vx - s * vy
             ctrl[1] = s * vx + c * vy
             ctrl[2] = wz
-            mujoco.mj_step(self.model, self.data, nstep=PHYSICS_STEPS_PER_UPDATE)
-        rew, info = self._info()
-        terminated = bool(self.terminate_on_success and info["is_success"])
-        return self._observe(), rew, terminated, False, info
+            mujoco.mj_step(self.model, data, nstep=PHYSICS_STEPS_PER_UPDATE)
 
     def render(self) -> np.ndarray | None:
         """The ego frame (``render_view="ego"``) or a top-down ``render_size`` view (``"overview"``)."""
