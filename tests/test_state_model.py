@@ -547,6 +547,29 @@ def test_state_guided_world_model_trains_steps_with_the_state_model_and_is_measu
         open_loop(model, data, fcfg)
 
 
+def test_silhouette_guided_renderer_trains_and_steps_in_the_env(tiny_dataset, debug_bundle, state_bundle, tmp_path,
+                                                               one_thread):
+    """--silhouette pusht --withhold-context: the bundle records both, its denoiser sees the drawn objects of the
+    states before and after, and the env steps with it as with any state-guided bundle."""
+    from fog_envs.wm.train import WMTrainConfig, train_world_model
+
+    bundle = train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "sil"),
+                                             preset="debug", threads=1, init_from=str(debug_bundle),
+                                             reuse=("autoencoder", "reward", "rssm", "probe"),
+                                             warm_start=("denoiser",), state_guidance=True, withhold_context=True,
+                                             silhouette="pusht"), progress_bar=False)
+    model = WorldModel.load(bundle)
+    assert (model.config.denoiser.silhouette, model.config.denoiser.withhold_context) == ("pusht", True)
+    backend = make_backend("pusht", 2, world_model=str(bundle), local_model="state", state_model=str(state_bundle),
+                           bf16=False)
+    backend.reset(torch.arange(2), [torch.Generator().manual_seed(i) for i in range(2)])
+    before = backend.ctx[:, -1].clone()
+    out = backend.global_step(torch.tensor([[0.5, -0.5], [0.0, 1.0]]),
+                              [torch.Generator().manual_seed(10 + i) for i in range(2)])
+    assert torch.isfinite(out.next_state).all() and torch.isfinite(backend.ctx).all()
+    assert not torch.allclose(backend.ctx[:, -1], before)
+
+
 def test_cube_reward_in_torch_is_the_reference_reward_on_probe_targets():
     from fog_envs.real import cube_reward
     from fog_envs.real.cube_reward_torch import outcome, reward

@@ -225,6 +225,13 @@ def test_init_from_errors_name_the_problem(tiny_dataset, debug_bundle, tmp_path)
     with pytest.raises(ValueError, match="withhold_context needs state guidance"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "m"), preset="debug",
                                         withhold_context=True), progress_bar=False)
+    with pytest.raises(ValueError, match="silhouette changes the denoiser's inputs"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "n"), preset="debug",
+                                        init_from=str(debug_bundle), reuse=("autoencoder", "denoiser"),
+                                        silhouette="pusht"), progress_bar=False)
+    with pytest.raises(ValueError, match="silhouette needs state guidance"):
+        train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "o"), preset="debug",
+                                        silhouette="pusht"), progress_bar=False)
     with pytest.raises(ValueError, match="predict_delta must be >= 0"):
         train_world_model(WMTrainConfig(task="pusht", data=str(tiny_dataset), out=str(tmp_path / "g"), preset="debug",
                                         predict_delta=-0.4), progress_bar=False)

@@ -54,16 +54,25 @@ def from_frame(v: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
                         cs[..., 1] * v[..., 0] + cs[..., 0] * v[..., 1]], -1)
 
 
-def _cell_fraction_inside(q: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
-    """Fraction (..., K) of the GRID-wide cells centred on block-frame points ``q`` (..., K, 2) that lies inside
-    the union of the (disjoint) boxes: per box the product of the x and y overlaps, summed over boxes."""
-    half = GRID / 2
+def _cell_fraction_inside(q: torch.Tensor, bounds: torch.Tensor, width: float = GRID) -> torch.Tensor:
+    """Fraction (..., K) of the ``width``-wide cells (px) centred on block-frame points ``q`` (..., K, 2) that lies
+    inside the union of the (disjoint) boxes: per box the product of the x and y overlaps, summed over boxes (cells
+    taken square in the block frame)."""
+    half = width / 2
     total = torch.zeros(q.shape[:-1], dtype=q.dtype, device=q.device)
     for x0, x1, y0, y1 in bounds.tolist():
         fx = (torch.clamp(q[..., 0] + half, max=x1) - torch.clamp(q[..., 0] - half, min=x0)).clamp(min=0.0)
         fy = (torch.clamp(q[..., 1] + half, max=y1) - torch.clamp(q[..., 1] - half, min=y0)).clamp(min=0.0)
-        total = total + fx * fy / (GRID * GRID)
+        total = total + fx * fy / (width * width)
     return total.clamp(max=1.0)
+
+
+def tee_cover(points: torch.Tensor, block: torch.Tensor, cs: torch.Tensor, width: float) -> torch.Tensor:
+    """Fraction (..., K) of the ``width``-wide cells (px) centred on world points ``points`` (..., K, 2) that the
+    T of a block at ``block`` (..., 2) px turned by the unit ``cs`` (..., 2) covers (anti-aliased, piecewise linear in
+    the pose)."""
+    q = to_frame(points - block[..., None, :], cs[..., None, :])
+    return _cell_fraction_inside(q, _box_bounds(), width)
 
 
 def distance_to_tee(point: torch.Tensor, block: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,8 @@ probe targets) of the last context frame and of the frame it generates, ``state`
 = frame units / 512), as three planes on the latent grid: the offset of every cell centre from the point in
 cells (x, y) and a Gaussian bump of one cell's width around it. A conv net cannot place an object at a
 coordinate it only gets as a number; with the offsets it reads "where is the block" at every cell.
+``silhouette`` (a task name, :mod:`fog_envs.wm.silhouette`) also draws the objects' silhouettes of both states on a
+``silhouette_size`` grid, folded onto the latent grid by space-to-depth: the shape, not only the position.
 
 Speed choices (measured in ``benchmarks/bench_denoiser.py``): activations are kept channels-last, where
 oneDNN's bf16 3×3 conv runs at about the machine's bf16 matmul peak; normalisation is a per-position
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from fog_envs.wm.silhouette import silhouette_count, silhouettes
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,10 @@ class DenoiserConfig:
     withhold_context: bool = False
     """the network sees zeros in place of the context latents (shapes and API unchanged): it must draw the frame
     from the state guidance alone, a renderer of the state (needs ``state_dim`` > 0)"""
+    silhouette: str = ""
+    """a task whose objects' silhouettes (:mod:`fog_envs.wm.silhouette`) of both states are input planes ("": none;
+    needs ``state_dim`` > 0)"""
+    silhouette_size: int = 32  #: the silhouettes' grid (a multiple of ``latent_size``), folded onto the latent grid
 
     def __post_init__(self) -> None:
         if self.latent_size % self.patch_size:
@@ -71,6 +79,14 @@ class DenoiserConfig:
         if self.withhold_context and not self.state_dim:
             raise ValueError("DenoiserConfig: withhold_context needs state guidance (state_dim > 0): without the "
                              "context the state is all the network has to draw from")
+        if self.silhouette:
+            silhouette_count(self.silhouette)
+            if not self.state_dim:
+                raise ValueError("DenoiserConfig: silhouette needs state guidance (state_dim > 0): the silhouettes "
+                                 "are drawn from the states")
+            if self.silhouette_size < self.latent_size or self.silhouette_size % self.latent_size:
+                raise ValueError(f"DenoiserConfig: silhouette_size {self.silhouette_size} must be a multiple of "
+                                 f"latent_size {self.latent_size}")
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -78,8 +94,13 @@ class DenoiserConfig:
 
     @property
     def state_planes(self) -> int:
-        """Input planes the state guidance adds: 2·S constant planes and 3 per point and state."""
-        return 2 * self.state_dim + 2 * 3 * len(self.state_points) if self.state_dim else 0
+        """Input planes the state guidance adds: 2·S constant planes, 3 per point and state, and the silhouettes
+        (per object and state, (silhouette_size / latent_size)² after space-to-depth)."""
+        if not self.state_dim:
+            return 0
+        sil = (2 * silhouette_count(self.silhouette) * (self.silhouette_size // self.latent_size) ** 2
+               if self.silhouette else 0)
+        return 2 * self.state_dim + 2 * 3 * len(self.state_points) + sil
 
 
 def point_planes(points: Tensor, size: int) -> Tensor:
@@ -250,6 +271,10 @@ class LatentDenoiser(nn.Module):
             if cfg.state_points:
                 pts = st[:, :, [list(p) for p in cfg.state_points]].flatten(1, 2)  # (B, 2K, 2)
                 parts.append(point_planes(pts, h).permute(0, 2, 3, 1))
+            if cfg.silhouette:
+                sil = silhouettes(cfg.silhouette, state.flatten(0, 1), cfg.silhouette_size)  # (2B, K, S, S)
+                sil = F.pixel_unshuffle(sil, cfg.silhouette_size // h).unflatten(0, (b, 2)).flatten(1, 2)
+                parts.append(sil.to(x_in.dtype).permute(0, 2, 3, 1))
         x = torch.cat(parts, dim=3).permute(0, 3, 1, 2)
         if cfg.patch_size > 1:
             x = F.pixel_unshuffle(x, cfg.patch_size).contiguous(memory_format=torch.channels_last)

@@ -110,6 +110,9 @@ class WMTrainConfig:
     withhold_context: bool | None = None
     """the state-guided denoiser sees zeros in place of its context latents and draws the frame from the states
     alone (``DenoiserConfig.withhold_context``; needs state guidance, from this run or the warm-start source)"""
+    silhouette: str | None = None
+    """the state-guided denoiser also sees the task's objects drawn from both states (``DenoiserConfig.silhouette``,
+    :mod:`fog_envs.wm.silhouette`; "pusht"); "" removes them"""
     probe_decoded_fraction: float | None = None
     """override ``ProbeConfig.decoded_fraction``: the fraction of the probe's training frames seen through
     the autoencoder (a reader for the state-space local model; 0: real frames only, the fidelity ruler)"""
@@ -260,6 +263,11 @@ def resolve_model(cfg: WMTrainConfig, preset: Preset, source, others: dict[str, 
             raise ValueError("withhold_context changes what the denoiser reads; this run reuses it (warm-start it or "
                              "train it anew)")
         denoiser_overrides["withhold_context"] = cfg.withhold_context
+    if cfg.silhouette is not None:
+        if "denoiser" in reused:
+            raise ValueError("silhouette changes the denoiser's inputs; this run reuses it (warm-start it or train it "
+                             "anew)")
+        denoiser_overrides["silhouette"] = cfg.silhouette
     rssm_overrides: dict[str, object] = {}
     if cfg.rssm_motion_weight is not None:
         rssm_overrides["motion_weight"] = cfg.rssm_motion_weight
