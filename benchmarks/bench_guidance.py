@@ -5,7 +5,9 @@
 On held-out windows (those of ``bench_fidelity.py``, one step ahead): the denoiser is guided with the true states
 of the last context frame and of the next frame, the latter's block moved along x by each shift (px of 512); the
 probe reads the block in the drawn frame. A denoiser that follows its guidance moves the drawn block by the
-shift (slope 1); one that ignores it does not move it (slope 0). Prints a table and writes JSON.
+shift (slope 1); one that ignores it does not move it (slope 0). Also how far the probe's reading of the frame drawn
+from the true states (shift 0) is from the true next state, next to the same for the true next frame through the
+autoencoder (the floor a drawn latent can reach) and unencoded. Prints tables and writes JSON.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fog_envs.wm.model import WorldModel  # noqa: E402
 from fog_envs.wm.stages import sample_window_starts  # noqa: E402
+from fog_envs.wm.tasks import get_task  # noqa: E402
 from fog_envs.wm.train import load_play_arrays  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,7 +53,7 @@ def main() -> None:
     data = load_play_arrays(args.heldout, "pusht")
     L = model.context_len
     rows = sample_window_starts(data.episode_ends, L + 1, args.windows, 0)[:, None] + np.arange(L + 1)[None]
-    out_rows = []
+    out_rows, drawn_true, errors = [], None, {}
     with torch.no_grad():
         lat = model.autoencoder.encode(torch.from_numpy(data.frames[rows.reshape(-1)])).unflatten(0, rows.shape)
         ctx, act = lat[:, :L], torch.from_numpy(data.actions[rows[:, :L]])
@@ -64,6 +67,15 @@ def main() -> None:
             moved = drawn - data.probe[rows[:, L], BLOCK_X] * 512
             out_rows.append({"shift_px": shift, "drawn_minus_true_median_px": float(np.median(moved)),
                              "drawn_minus_true_mean_px": float(moved.mean())})
+            if shift == 0:
+                drawn_true = model.probe(model.autoencoder.decode(z)).numpy()
+        if drawn_true is not None:
+            truth = data.probe[rows[:, L]]
+            readings = {"drawn from the true states": drawn_true,
+                        "true frame through the autoencoder": model.probe(model.autoencoder.decode(lat[:, L])).numpy(),
+                        "true frame": model.probe(torch.from_numpy(data.frames[rows[:, L]])).numpy()}
+            errors = {name: {k: float(np.median(v)) for k, v in get_task("pusht").probe_errors(r, truth).items()}
+                      for name, r in readings.items()}
     base = out_rows[0]["drawn_minus_true_mean_px"]
     print(f"{len(rows)} held-out windows, NFE {args.nfe}")
     print(f"{'guided shift (px)':>18} | {'drawn block moved (median, px)':>30} | {'slope (mean)':>12}")
@@ -71,7 +83,10 @@ def main() -> None:
         slope = (r["drawn_minus_true_mean_px"] - base) / r["shift_px"] if r["shift_px"] else float("nan")
         r["slope"] = slope
         print(f"{r['shift_px']:>18.0f} | {r['drawn_minus_true_median_px']:>30.1f} | {slope:>12.3f}")
-    result = {"bundle": args.bundle, "probe": args.probe or args.bundle, "heldout": args.heldout, "nfe": args.nfe,
+    print(f"{'frame read (against the true next state, medians)':>52} | agent px | block px | block °")
+    for name, e in errors.items():
+        print(f"{name:>52} | {e['agent_px']:>8.1f} | {e['block_px']:>8.1f} | {e['block_deg']:>7.2f}")
+    result = {"bundle": args.bundle, "render_errors": errors, "probe": args.probe or args.bundle, "heldout": args.heldout, "nfe": args.nfe,
               "windows": int(len(rows)), "rows": out_rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / "guidance_pusht.json"
