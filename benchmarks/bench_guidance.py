@@ -86,8 +86,9 @@ def main() -> None:
     print(f"{'frame read (against the true next state, medians)':>52} | agent px | block px | block °")
     for name, e in errors.items():
         print(f"{name:>52} | {e['agent_px']:>8.1f} | {e['block_px']:>8.1f} | {e['block_deg']:>7.2f}")
-    result = {"bundle": args.bundle, "render_errors": errors, "probe": args.probe or args.bundle, "heldout": args.heldout, "nfe": args.nfe,
-              "windows": int(len(rows)), "rows": out_rows, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    result = {"bundle": args.bundle, "probe": args.probe or args.bundle, "heldout": args.heldout, "nfe": args.nfe,
+              "windows": int(len(rows)), "rows": out_rows, "render_errors": errors,
+              "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)
     path = Path(args.out) if args.out else RESULTS / "guidance_pusht.json"
     tmp = path.with_name(path.name + ".tmp")
